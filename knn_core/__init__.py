@@ -1,0 +1,21 @@
+"""knn_core: k-nearest-neighbours on MNIST, without Streamlit.
+
+>>> from knn_core import load_mnist, KNNClassifier
+>>> ds = load_mnist()
+>>> clf = KNNClassifier(n_neighbors=5).fit(ds.train_images, ds.train_labels)
+"""
+from .classifier import KNNClassifier, VoteExplanation
+from .data import Dataset, load_mnist
+from .errors import DataError, EmptyDrawingError
+from .search import METRICS, ExactSearch
+
+__all__ = [
+    "Dataset",
+    "DataError",
+    "EmptyDrawingError",
+    "ExactSearch",
+    "KNNClassifier",
+    "METRICS",
+    "VoteExplanation",
+    "load_mnist",
+]
