@@ -56,7 +56,7 @@ def knn_core_knn(k: int = 5):
     """knn_core's own classifier (ImportError until it exists)."""
     from knn_core import KNNClassifier  # type: ignore[attr-defined]
 
-    for kwargs in ({"k": k}, {"n_neighbors": k}):
+    for kwargs in ({"n_neighbors": k, "metric": "euclidean"}, {"n_neighbors": k}, {"k": k}):
         try:
             return KNNClassifier(**kwargs)
         except TypeError:
@@ -68,10 +68,10 @@ def pick_classifier(name: str) -> tuple[Callable[[], object], str]:
     if name == "sklearn":
         return sklearn_knn, "sklearn KNeighborsClassifier(n_neighbors=5, algorithm='brute')"
     if name == "knn_core":
-        return knn_core_knn, "knn_core.KNNClassifier(k=5)"
+        return knn_core_knn, "knn_core.KNNClassifier(n_neighbors=5, metric='euclidean')"
     try:
         knn_core_knn()
-        return knn_core_knn, "knn_core.KNNClassifier(k=5)"
+        return knn_core_knn, "knn_core.KNNClassifier(n_neighbors=5, metric='euclidean')"
     except ImportError:
         return sklearn_knn, "sklearn KNeighborsClassifier(n_neighbors=5, algorithm='brute')"
 
