@@ -1,0 +1,223 @@
+"""Command line: python -m knn_core {evaluate,sweep,predict,compare} ...
+
+Every table the app shows has its equivalent here. Errors print one line
+and exit with status 2; long searches show a tqdm progress bar.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+
+from .classifier import TIE_BREAKS, WEIGHTS
+from .errors import DataError, EmptyDrawingError
+from .evaluate import DEFAULT_KS, K_MAX, SPLITS, choose_k, report, size_curve, split_neighbors
+from .search import METRICS
+
+
+def parse_ks(text: str) -> list[int]:
+    """'1,3,5' or '1-50' or a mix: '1-10,15,25'."""
+    ks: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                ks.extend(range(lo, hi + 1))
+            elif part.strip():
+                ks.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of k values: {text!r} (use e.g. 1,3,5 or 1-50)") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"k values must be whole numbers >= 1: {text!r}")
+    return sorted(set(ks))
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of training-set sizes: {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError(f"training-set sizes must be >= 1: {text!r}")
+    return sizes
+
+
+@contextmanager
+def progress_bar(desc: str):
+    """A tqdm bar driven by knn_core's (done, total) progress callbacks."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=desc, unit="digit", leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def add_search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metric", choices=METRICS, default="euclidean", help="distance (default: euclidean)")
+    p.add_argument("--p", type=float, default=3, help="power of the minkowski metric (default: 3)")
+    p.add_argument("--data", metavar="PATH", help="MNIST source (default: the bundled copy); see load_mnist")
+    p.add_argument("--train-size", type=int, metavar="N", help="use a stratified subset of N training digits")
+
+
+def add_vote_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", choices=WEIGHTS, default="uniform", help="vote weights (default: uniform)")
+    p.add_argument("--tie-break", choices=TIE_BREAKS, default="smallest", help="tie rule (default: smallest)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m knn_core",
+        description="k-nearest-neighbours on MNIST: evaluate, sweep k, classify image files.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ev = sub.add_parser("evaluate", help="accuracy, confusion matrix and per-class report on the test set")
+    ev.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    add_search_options(ev)
+    add_vote_options(ev)
+
+    sw = sub.add_parser("sweep", help="accuracy against k; the k chosen on validation and its test accuracy")
+    sw.add_argument("--ks", type=parse_ks, default=list(DEFAULT_KS), help="k values, e.g. 1,3,5 or 1-50 (default: 1,3,5,9,15,25)")
+    sw.add_argument("--split", choices=SPLITS, default="val", help="where to measure: val, test or loo (default: val)")
+    sw.add_argument("--train-sizes", type=parse_sizes, metavar="N,N,...", help="instead: test accuracy against training-set size, e.g. 500,1000,5000,60000")
+    add_search_options(sw)
+    add_vote_options(sw)
+
+    pr = sub.add_parser("predict", help="classify image files (PNG/JPEG photos, drawings or 28x28 MNIST digits)")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    add_search_options(pr)
+    add_vote_options(pr)
+    return parser
+
+
+def _dataset(args):
+    from .data import load_mnist
+
+    return load_mnist(args.data)
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= K_MAX:
+        raise ValueError(f"--k must be between 1 and {K_MAX}; got {k}")
+
+
+def cmd_evaluate(args) -> None:
+    _check_k(args.k)
+    ds = _dataset(args)
+    with progress_bar("searching") as bar:  # K_MAX neighbours: the same cache entry as the app's
+        lists = split_neighbors(ds, "test", metric=args.metric, p=args.p, train_size=args.train_size,
+                                k_max=K_MAX, progress=bar)
+    pred = lists.predict(args.k, weights=args.weights, tie_break=args.tie_break)
+    rep = report(lists.query_labels, pred)
+    print(f"kNN k={args.k} metric={args.metric} weights={args.weights} tie-break={args.tie_break} "
+          f"train={len(lists.train_labels)} test={len(lists.query_labels)}")
+    print(f"accuracy: {rep.accuracy:.4f}  (test error {100 * (1 - rep.accuracy):.2f}%)")
+    print("\nconfusion matrix (rows: true label, columns: predicted)")
+    print(rep.confusion_table())
+    print("\nper-class report")
+    print(rep.table())
+
+
+def cmd_sweep(args) -> None:
+    ds = _dataset(args)
+    vote = dict(weights=args.weights, tie_break=args.tie_break)
+    if args.train_sizes:
+        with progress_bar("training-set sizes") as bar:
+            acc = size_curve(ds, args.train_sizes, args.ks, metric=args.metric, p=args.p, progress=bar, **vote)
+        print("test accuracy against training-set size (stratified subsets)")
+        print(f"{'size':>7} " + " ".join(f"{'k=' + str(k):>7}" for k in args.ks))
+        for n, row in zip(args.train_sizes, acc):
+            print(f"{min(n, len(ds.train_labels)):>7} " + " ".join(f"{a:7.4f}" for a in row))
+        return
+    if max(args.ks) > K_MAX:
+        raise ValueError(f"k values above {K_MAX} are not swept (got {max(args.ks)})")
+    search = dict(metric=args.metric, p=args.p, train_size=args.train_size, k_max=K_MAX)
+    choose_on = "loo" if args.split == "loo" else "val"
+    with progress_bar(f"searching ({choose_on})") as bar:
+        chooser = split_neighbors(ds, choose_on, progress=bar, **search)
+    with progress_bar("searching (test)") as bar:
+        test = split_neighbors(ds, "test", progress=bar, **search)
+    shown = {"val": chooser, "loo": chooser, "test": test}[args.split]
+    acc = shown.sweep(args.ks, **vote)
+    print(f"accuracy against k on the {args.split} split (metric={args.metric}, weights={args.weights})")
+    print(f"{'k':>4} {'accuracy':>9}")
+    for k, a in zip(args.ks, acc):
+        print(f"{k:>4} {a:9.4f}")
+    best = choose_k(chooser, args.ks, **vote)
+    where = "validation" if choose_on == "val" else "leave-one-out"
+    print(f"\nk chosen on {where}: {best} ({where} accuracy {chooser.accuracy(best, **vote):.4f}); "
+          f"test accuracy at k={best}: {test.accuracy(best, **vote):.4f}")
+
+
+def read_image_file(path: str) -> np.ndarray:
+    """A 28x28 grayscale file is taken as an MNIST digit as it is; anything else as a photo or drawing."""
+    import cv2
+
+    from .preprocess import photo_to_mnist
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
+    if img is not None and img.shape == (28, 28):
+        return img if np.median(img) < 128 else 255 - img
+    return photo_to_mnist(data)
+
+
+def cmd_predict(args) -> None:
+    from .classifier import KNNClassifier
+
+    ds = _dataset(args)
+    X, y = ds.train_images, ds.train_labels
+    if args.train_size is not None:
+        from .evaluate import stratified_subset
+
+        keep = stratified_subset(y, args.train_size)
+        X, y = X[keep], y[keep]
+    clf = KNNClassifier(args.k, metric=args.metric, p=args.p, weights=args.weights, tie_break=args.tie_break).fit(X, y)
+    failed = 0
+    for path in args.images:
+        try:
+            digit = read_image_file(path)
+        except (DataError, EmptyDrawingError, ValueError) as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        d, i = clf.kneighbors(digit[None])
+        vote = clf.explain(d[0], i[0])
+        neighbours = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
+        print(f"{path}: {vote.winner}   neighbours: {neighbours}   {vote.describe()}")
+    if failed:
+        raise SystemExit(1)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "predict": cmd_predict}[args.command](args)
+    except (DataError, EmptyDrawingError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Results cached on disk, keyed by everything that determines them.
+
+Entries are .npz files (arrays only, read with allow_pickle=False, so a
+tampered cache cannot run code). Writes go to a temporary file that is
+renamed into place, so a process killed mid-write leaves no entry that reads
+as valid. A corrupt or unreadable entry, or a folder that cannot be written,
+is a warning and a recomputation, never a crash.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+CACHE_ENV = "KNN_DIGIT_LAB_CACHE"
+# Bump when a change to the code changes what a cached result would hold.
+CODE_VERSION = "1"
+
+log = logging.getLogger(__name__)
+_warned: set = set()
+warnings_seen: list = []  # for pages that show them once
+
+
+def cache_dir() -> Path:
+    """$KNN_DIGIT_LAB_CACHE, or ~/.cache/knn-digit-lab."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "knn-digit-lab"
+
+
+def fingerprint(*arrays) -> str:
+    """A short hash of array contents (shape and dtype included)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:20]
+
+
+def cache_key(**parts) -> str:
+    text = json.dumps({"code": CODE_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings_seen.append(message)
+        log.warning(message)
+
+
+def cached_arrays(name: str, parts: dict, compute: Callable[[], dict], *, use_cache: bool = True) -> dict:
+    """`compute()`'s dict of arrays, from the cache when a valid entry exists."""
+    if not use_cache:
+        return compute()
+    key = cache_key(name=name, **parts)
+    path = cache_dir() / f"{name}-{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                stored = {k: f[k] for k in f.files}
+            if str(stored.pop("__key__", "")) == key:
+                return stored
+            _warn_once(f"cache entry {path} does not match its key; recomputing")
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+            _warn_once(f"cache entry {path} is unreadable ({type(exc).__name__}); recomputing")
+    result = compute()
+    _write_atomic(path, {**result, "__key__": np.array(key)})
+    return result
+
+
+def _write_atomic(path: Path, arrays: dict) -> None:
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        _warn_once(f"results cannot be cached in {path.parent} ({exc.strerror or exc}); they will be recomputed")
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
