@@ -7,6 +7,7 @@
 from .classifier import KNNClassifier, VoteExplanation
 from .data import Dataset, load_mnist
 from .errors import DataError, EmptyDrawingError
+from .preprocess import ImageError, canvas_to_mnist, canvas_to_mnist_stages, photo_to_mnist
 from .search import METRICS, ExactSearch
 
 __all__ = [
@@ -14,8 +15,12 @@ __all__ = [
     "DataError",
     "EmptyDrawingError",
     "ExactSearch",
+    "ImageError",
     "KNNClassifier",
     "METRICS",
     "VoteExplanation",
+    "canvas_to_mnist",
+    "canvas_to_mnist_stages",
     "load_mnist",
+    "photo_to_mnist",
 ]
