@@ -23,6 +23,7 @@ METRICS = ("euclidean", "manhattan", "minkowski", "cosine")
 _PRODUCT_METRICS = ("euclidean", "cosine")
 _UNIT_ROUNDOFF_F32 = 2.0**-24
 _BLOCK = 128  # training rows per block when bounding the k-th distance
+_FIT_CHUNK = 8192  # training rows per step when fitting the bound (bounds memory)
 _FAR = 1e30  # padding rows: farther than anything real, finite so products stay finite
 
 ProgressCallback = Callable[[int, int], None]
@@ -108,17 +109,24 @@ class ExactSearch:
         n_components=96: about 45 of 60,000 for k=5), at the cost of a
         matrix product with 97 columns instead of 784.
         """
-        X = _unit_rows(self.X_) if self.metric == "cosine" else self.X_.astype(np.float64)
-        n, dim = X.shape
+        rows = self._rows_for_bound
+        n, dim = self.X_.shape
         self._sq = _row_sq(self.X_)  # exact squared norms of the original rows
-        self._mean = X.mean(axis=0)
-        Xc = X - self._mean
+        # Mean and covariance in chunks: no full float64 copy of the training set.
+        self._mean = sum(rows(s).sum(axis=0) for s in range(0, n, _FIT_CHUNK)) / n
+        cov = np.zeros((dim, dim), dtype=np.float64)
+        for s in range(0, n, _FIT_CHUNK):
+            Xc = (rows(s) - self._mean).astype(np.float32)  # float32 is plenty for the basis
+            cov += Xc.T @ Xc
         n_comp = int(min(self.n_components, dim, max(n - 1, 1)))
-        Xc32 = Xc.astype(np.float32)  # float32 is plenty for the basis; it stays orthonormal
-        _, vecs = np.linalg.eigh((Xc32.T @ Xc32).astype(np.float64))
+        _, vecs = np.linalg.eigh(cov)  # orthonormal whatever the precision of cov
         self._basis = vecs[:, ::-1][:, :n_comp].copy()
-        Z = Xc @ self._basis
-        csq = np.einsum("ij,ij->i", Xc, Xc)
+        Z = np.empty((n, n_comp))
+        csq = np.empty(n)
+        for s in range(0, n, _FIT_CHUNK):
+            Xc = rows(s) - self._mean
+            Z[s : s + _FIT_CHUNK] = Xc @ self._basis
+            csq[s : s + _FIT_CHUNK] = np.einsum("ij,ij->i", Xc, Xc)
         resid = np.sqrt(np.maximum(csq - np.einsum("ij,ij->i", Z, Z), 0.0))
         # Rows [z, r, |x - mean|^2] so that one product gives |y-m|^2 - 2 (z.z' + r r').
         n_pad = -(-n // _BLOCK) * _BLOCK
@@ -127,6 +135,11 @@ class ExactSearch:
         A[n:, n_comp + 1] = _FAR
         self._A, self._n_pad = A, n_pad
         self._max_centred = float(np.sqrt(csq.max()))
+
+    def _rows_for_bound(self, start: int) -> np.ndarray:
+        """A chunk of training rows in float64, as the lower bound sees them."""
+        X = self.X_[start : start + _FIT_CHUNK]
+        return _unit_rows(X) if self.metric == "cosine" else X.astype(np.float64)
 
     # ------------------------------------------------------------- queries
     def kneighbors(

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up (first time) and run the whole test suite, browser tests included.
+# Chromium for the browser tests comes from Debian; it is installed here when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the browser tests..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null
+  else
+    echo "chromium is not installed (and this is not root): the browser tests will be skipped"
+  fi
+fi
+exec .venv/bin/python -m pytest "$@"
