@@ -13,7 +13,8 @@ optimised brute-force backend, then the same (distance, index) ordering.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Optional
 
 import numpy as np
@@ -25,6 +26,7 @@ _UNIT_ROUNDOFF_F32 = 2.0**-24
 _BLOCK = 128  # training rows per block when bounding the k-th distance
 _FIT_CHUNK = 8192  # training rows per step when fitting the bound (bounds memory)
 _FAR = 1e30  # padding rows: farther than anything real, finite so products stay finite
+_BATCH_LOCK = threading.Lock()
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -107,7 +109,7 @@ class ExactSearch:
         |z_x - z_y|^2 + (r_x - r_y)^2 <= |x - y|^2, a lower bound that prunes
         all but a few dozen candidates per query (measured on MNIST with
         n_components=96: about 45 of 60,000 for k=5), at the cost of a
-        matrix product with 97 columns instead of 784.
+        matrix product with 98 columns instead of 784.
         """
         rows = self._rows_for_bound
         n, dim = self.X_.shape
@@ -173,29 +175,31 @@ class ExactSearch:
             return dist, ind
         step = self.chunk_size
         starts = list(range(0, m, step))
-        done = [0]
 
         def run(start):
             sl = slice(start, min(start + step, m))
             ex = None if exclude is None else exclude[sl]
-            if self.metric in _PRODUCT_METRICS:
-                dist[sl], ind[sl] = self._product_chunk(Q[sl], k, ex)
-            else:
-                dist[sl], ind[sl] = self._sklearn_chunk(Q[sl], k, ex)
-            done[0] += sl.stop - sl.start
-            if progress is not None:
-                progress(done[0], m)
+            chunk = self._product_chunk if self.metric in _PRODUCT_METRICS else self._sklearn_chunk
+            dist[sl], ind[sl] = chunk(Q[sl], k, ex)
+            return sl.stop - sl.start
 
+        done = 0
         workers = max(1, min(self.n_jobs or 1, len(starts)))
         if workers == 1 or self.metric not in _PRODUCT_METRICS:
             for s in starts:
-                run(s)
+                done += run(s)
+                if progress is not None:
+                    progress(done, m)
         else:
             # One BLAS thread per worker: the workers keep both cores busy,
-            # including during the (single-threaded) selection steps.
-            with threadpool_limits(limits=1, user_api="blas"):
+            # including during the (single-threaded) selection steps. The BLAS
+            # limit is process-wide, so batch searches take turns.
+            with _BATCH_LOCK, threadpool_limits(limits=1, user_api="blas"):
                 with ThreadPoolExecutor(workers) as pool:
-                    list(pool.map(run, starts))
+                    for fut in as_completed([pool.submit(run, s) for s in starts]):
+                        done += fut.result()
+                        if progress is not None:  # from the caller's thread (Streamlit needs that)
+                            progress(done, m)
         return dist, ind
 
     def _product_chunk(self, Q, k, exclude):
