@@ -1,0 +1,19 @@
+"""kNN Digit Lab: the entry point (`streamlit run app.py`). Wiring only.
+
+To add a page, add one line to PAGES; page code lives in pages/.
+"""
+import streamlit as st
+
+import ui
+
+st.set_page_config(page_title="kNN Digit Lab", page_icon="🔢", layout="wide")
+
+# ---- The pages, one per line, in menu order. ---------------------------------
+PAGES = [
+    st.Page("pages/draw.py", title="Draw", icon="✏️", default=True),
+]
+# ------------------------------------------------------------------------------
+
+page = st.navigation(PAGES)
+with ui.shared_sidebar():  # the shared settings; pages read them with ui.current_settings()
+    page.run()

@@ -1,0 +1,272 @@
+"""The Draw page: draw (or upload) a digit, see what the kNN classifier makes of it and why.
+
+Everything is in :func:`draw_page`; tests call it with a drawing or an upload
+instead of the canvas (the canvas only exists in a browser).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import streamlit as st
+
+import ui
+from knn_core import EmptyDrawingError
+from knn_core.preprocess import ImageError, Stages, canvas_to_mnist_stages, photo_to_mnist_stages
+
+CANVAS_SIZE = 280
+PEN_DEFAULT = 18
+STAGE_SIDE = 112  # px of each preprocessing-stage picture (28 x 4)
+WINNER_COLOUR = "#2E7D32"
+TIED_COLOUR = "#F39C12"
+OTHER_COLOUR = "#B0BEC5"
+PAGE_COLOUR = (241, 245, 242)  # the theme's secondaryBackgroundColor
+
+
+def draw_page(image: np.ndarray | None = None, upload=None) -> None:
+    """Render the page.
+
+    image: an RGBA/RGB/grey drawing to classify instead of the canvas (tests).
+    upload: PNG/JPEG bytes (or a file-like with getvalue()) instead of the
+    file uploader (tests).  An upload, when present, is classified instead of
+    the drawing.
+    """
+    settings = ui.current_settings()
+    st.title("✏️ Draw a digit")
+
+    left, right = st.columns([4, 7], gap="large")
+    with left:
+        st.caption("Draw one digit, big, in the black box. The prediction updates when you lift the "
+                   "pen. Undo and clear are in the toolbar above the box.")
+        st.write("")  # room for the canvas' floating toolbar, which sits above the canvas
+        if image is None:
+            with st.container(key="canvas_box"):
+                image = _canvas()
+        st.slider("Pen width", 6, 40, PEN_DEFAULT, key="pen_width",
+                  help="Stroke width in canvas pixels (the box is 280 x 280).")
+        if upload is None:
+            upload = st.file_uploader(
+                "…or upload a photo or scan of a digit on paper", type=["png", "jpg", "jpeg"],
+                help="Dark ink on light paper (or the reverse), one digit, PNG or JPEG up to 5 MB.",
+            )
+
+    with right:
+        stages = _preprocess(image, upload)
+        if stages is not None:
+            _show_result(stages, settings)
+
+
+# Two small fixes to the canvas component, from the page (its code is in a shadow root):
+# 1. With update_streamlit=True it shows its toolbar (undo, redo, clear) only while the
+#    pointer is over it; one CSS rule in its shadow root keeps the toolbar visible.
+# 2. It sends a finished stroke to Python only after a 200 ms debounce.  When a stroke
+#    ends (pointer up after a pointer down on the drawing surface) we press the
+#    toolbar's own "Update the app with this drawing" button, which sends the same
+#    drawing at once and cancels the pending send.
+# Both degrade gracefully: if the component changes, nothing matches, the toolbar
+# still shows on hover and strokes still arrive after the debounce.
+_CANVAS_TWEAKS = """<script>
+(function () {
+  if (window.__knnCanvasTweaks) return;
+  window.__knnCanvasTweaks = true;
+  const HOSTS = '.st-key-canvas_box [data-testid="stBidiComponentIsolated"]';
+  const CSS = ".dc-toolbar{opacity:1 !important;top:-2.65rem !important}";
+  function pin() {
+    document.querySelectorAll(HOSTS).forEach(function (host) {
+      const root = host.shadowRoot;
+      if (root && !root.querySelector("style[data-knn-pin]")) {
+        const s = document.createElement("style");
+        s.setAttribute("data-knn-pin", "1");
+        s.textContent = CSS;
+        root.appendChild(s);
+      }
+    });
+  }
+  pin();
+  setInterval(pin, 400);
+  let stroke = null;
+  document.addEventListener("pointerdown", function (ev) {
+    stroke = null;
+    const path = ev.composedPath();
+    const surface = path.find(function (el) {
+      return el.classList && el.classList.contains("upper-canvas");
+    });
+    if (!surface) return;
+    const host = path.find(function (el) { return el.matches && el.matches(HOSTS); });
+    if (host) stroke = host;
+  }, true);
+  window.addEventListener("pointerup", function () {
+    const host = stroke;
+    stroke = null;
+    if (!host || !host.shadowRoot) return;
+    setTimeout(function () {  // after the canvas has added the stroke
+      const send = host.shadowRoot.querySelector(
+        'button[aria-label="Update the app with this drawing"]');
+      if (send && !send.disabled) send.click();
+    }, 0);
+  });
+})();
+</script>"""
+
+
+def _canvas() -> np.ndarray | None:
+    from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
+
+    st.html(_CANVAS_TWEAKS, unsafe_allow_javascript=True)
+
+    result = st_canvas(
+        fill_color="rgba(0, 0, 0, 0)",
+        stroke_width=int(st.session_state.get("pen_width", PEN_DEFAULT)),
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_SIZE,
+        width=CANVAS_SIZE,
+        drawing_mode="freedraw",
+        update_streamlit=True,
+        return_image_data=True,
+        key="canvas",
+    )
+    return result.image_data
+
+
+def _preprocess(image, upload) -> Stages | None:
+    """The picture -> MNIST stages, or None after showing why there is nothing to classify."""
+    if upload is not None:
+        data = upload.getvalue() if hasattr(upload, "getvalue") else upload
+        name = getattr(upload, "name", "the upload")
+        st.caption(f"Classifying **{name}**. Remove it (✕ next to its name) to classify your drawing.")
+        try:
+            return photo_to_mnist_stages(data)
+        except ImageError as exc:
+            st.error(f"Can't read {name} as a picture of a digit: {exc}. "
+                     "Upload a PNG or JPEG photo or scan of one digit.", icon="🚫")
+        except EmptyDrawingError:
+            st.info(f"No ink found in {name}. Is there a dark digit on light paper in it, "
+                    "reasonably sharp and well lit?", icon="🔍")
+        return None
+    if image is None:
+        st.info("Draw a digit in the box.", icon="✏️")
+        return None
+    try:
+        return canvas_to_mnist_stages(image)
+    except EmptyDrawingError:
+        st.info("Draw a digit in the box.", icon="✏️")
+    except ImageError as exc:
+        st.error(f"Can't use this drawing: {exc}", icon="🚫")
+    return None
+
+
+def _show_result(stages: Stages, settings: ui.Settings) -> None:
+    digit = stages.centred
+    clf = ui.classifier(settings)
+    dist, ind = clf.kneighbors(digit[None])
+    dist, ind = dist[0], ind[0]
+    vote = clf.explain(dist, ind)
+
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        st.metric("Prediction", vote.winner)
+        st.caption(f"k={settings.k}, {ui.SPECS['metric'].format_func(settings.metric)}, "
+                   f"{settings.weights} votes, {settings.size:,} training digits")
+    with c2:
+        st.image(ui.digit_tile(digit, 5), caption="What the model sees (28×28)", output_format="PNG")
+
+    if vote.was_tied:
+        st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
+    else:
+        st.caption(vote.describe())
+    st.plotly_chart(_vote_figure(vote, clf.classes_, settings.weights), config={"displayModeBar": False},
+                    key="votes")
+
+    _show_neighbours(clf, dist, ind, vote.winner, settings)
+
+    with st.expander("Preprocessing stages"):
+        _show_stages(stages)
+
+
+def _vote_figure(vote, classes, weights: str) -> dict:
+    """The vote of each class as a bar chart (a plain dict: no plotly validation on the hot path)."""
+    colours = [
+        WINNER_COLOUR if c == vote.winner else TIED_COLOUR if c in vote.tied_classes else OTHER_COLOUR
+        for c in classes.tolist()
+    ]
+    weighted = weights == "distance"
+    title = "Vote per class (sum of 1/distance)" if weighted else "Votes per class"
+    text = [f"{s:.3g}" if s else "" for s in vote.scores]
+    return {
+        "data": [{
+            "type": "bar", "x": [str(c) for c in classes.tolist()], "y": vote.scores.tolist(),
+            "marker": {"color": colours}, "text": text, "textposition": "outside",
+            "hovertemplate": "digit %{x}: %{y:.3g}<extra></extra>",
+        }],
+        "layout": {
+            "title": {"text": title, "font": {"size": 14}},
+            "height": 230, "margin": {"l": 40, "r": 10, "t": 40, "b": 30},
+            "xaxis": {"type": "category", "title": {"text": "digit"}},
+            "yaxis": {"title": {"text": "weight" if weighted else "votes"}, "rangemode": "tozero"},
+            "showlegend": False,
+        },
+    }
+
+
+def _show_neighbours(clf, dist, ind, winner, settings: ui.Settings) -> None:
+    ds = ui.get_dataset()
+    rows = ui.get_subset(settings.size)[ind]
+    labels = ds.train_labels[rows]
+    voted = labels == winner
+    st.subheader(f"The {len(ind)} nearest training digits")
+    st.caption(f"Nearest first. Framed in green with ✓: the neighbours that voted for {winner}.")
+    captions = [
+        f"#{r} {'✓ ' if v else ''}**{lab}** · d={d:.4g}"
+        for r, (lab, d, v) in enumerate(zip(labels.tolist(), dist.tolist(), voted.tolist()), start=1)
+    ]
+    borders = [ui.GREEN if v else None for v in voted.tolist()]
+    with st.container(key="neighbours"):
+        ui.digit_grid(ds.train_images[rows], captions, scale=3, borders=borders)
+
+
+def _stage_tile(a: np.ndarray, side: int = STAGE_SIDE) -> np.ndarray:
+    """A stage picture on a side x side RGB tile: small ones enlarged by whole pixels (crisp),
+    big ones shrunk smoothly, centred on the page colour (st.image gives every picture of a
+    list the same width, so the tiles must share one size)."""
+    a = ui.to_uint8(a)
+    h, w = a.shape[:2]
+    if max(h, w) <= side:
+        a = ui.enlarge(a, max(1, side // max(h, w)))
+    else:
+        s = side / max(h, w)
+        a = cv2.resize(a, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    tile = np.empty((side, side, 3), np.uint8)
+    tile[:] = PAGE_COLOUR
+    h, w = a.shape[:2]
+    y, x = (side - h) // 2, (side - w) // 2
+    tile[y : y + h, x : x + w] = a
+    return tile
+
+
+def _show_stages(stages: Stages) -> None:
+    top, bottom, left, right = stages.bbox
+    ink = ui.to_uint8(stages.ink)
+    ink_rgb = np.repeat(ink[:, :, None], 3, axis=2)
+    t = max(1, max(ink.shape) // 140)
+    cv2.rectangle(ink_rgb, (left, top), (right - 1, bottom - 1), (231, 76, 60), t)
+    tiles = [_stage_tile(ink_rgb), _stage_tile(stages.cropped), _stage_tile(stages.boxed),
+             _stage_tile(stages.centred)]
+    h, w = ink.shape
+    ch, cw = stages.cropped.shape
+    bh, bw = stages.boxed.shape
+    captions = [
+        f"1. ink ({w}×{h}) and its box",
+        f"2. cropped to the box ({cw}×{ch})",
+        f"3. scaled so the longer side is 20 px ({bw}×{bh})",
+        "4. centre of mass moved to (14, 14) of 28×28",
+    ]
+    for col, tile, caption in zip(st.columns(len(tiles)), tiles, captions):
+        col.image(tile, caption=caption, width=STAGE_SIDE, output_format="PNG")
+    st.caption("Like MNIST: the ink's box is scaled so its longer side is 20 px, then placed so "
+               "its centre of mass is at the centre of a 28×28 field.")
+
+
+if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
+    draw_page()

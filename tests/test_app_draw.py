@@ -1,0 +1,357 @@
+"""The Draw page and the shared settings, through Streamlit's AppTest (no browser).
+
+The canvas only exists in a browser (in AppTest it is an unknown element whose
+value stays None), so drawings and uploads are handed to
+``pages.draw.draw_page(image=..., upload=...)`` by a small script function.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+from knn_core import KNNClassifier, load_mnist
+from knn_core.preprocess import canvas_to_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 60
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def draw_script(image=None, upload=None):
+    """The Draw page on its own (it renders the shared sidebar itself); runs as an AppTest script."""
+    from pages.draw import draw_page
+
+    draw_page(image=image, upload=upload)
+
+
+def run_draw(image=None, upload=None, params: dict | None = None) -> AppTest:
+    at = AppTest.from_function(draw_script, default_timeout=TIMEOUT,
+                               kwargs={"image": image, "upload": upload})
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def on_canvas(digit28: np.ndarray, size: int = 200, at: tuple[int, int] = (40, 40)) -> np.ndarray:
+    """An MNIST digit blown up (cv2.resize) onto a black 280x280 RGBA canvas, like a drawing."""
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[:, :, 3] = 255
+    big = cv2.resize(digit28, (size, size), interpolation=cv2.INTER_LINEAR)
+    y, x = at
+    rgba[y : y + size, x : x + size, :3] = big[:, :, None]
+    return rgba
+
+
+def png_bytes(grey: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", grey)
+    assert ok
+    return buf.tobytes()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk claiming a huge image (no pixel data)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)))
+
+
+def texts(elements) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def neighbour_images(at: AppTest) -> list:
+    """The protos of the st.image elements (each holds .imgs: url and caption per picture)."""
+    return [e.proto for e in at.get("image")]
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def reference_clf(mnist):
+    """knn_core's own classifier with the page's defaults (k=5, euclidean, all 60,000 digits)."""
+    return KNNClassifier(n_neighbors=5).fit(mnist.train_images, mnist.train_labels)
+
+
+# ------------------------------------------------------------------------- the Draw page
+
+
+@pytest.mark.parametrize("i", [0, 1, 2, 3])
+def test_drawn_digit_is_predicted_like_knn_core(mnist, reference_clf, i):
+    image = on_canvas(mnist.test_images[i])
+    expected = int(reference_clf.predict(canvas_to_mnist(image)[None])[0])
+    assert expected == mnist.test_labels[i]  # these four are easy digits
+
+    at = run_draw(image=image)
+
+    assert [m.label for m in at.metric] == ["Prediction"]
+    assert int(at.metric[0].value) == expected
+    assert not at.error and not at.warning
+    # the neighbour grid: k images, nearest first, with label, distance and rank
+    grids = [p for p in neighbour_images(at) if len(p.imgs) == 5 and p.imgs[0].caption.startswith("#1")]
+    assert len(grids) == 1
+    dist, ind = reference_clf.kneighbors(canvas_to_mnist(image)[None])
+    captions = [img.caption for img in grids[0].imgs]
+    for rank, (cap, d, j) in enumerate(zip(captions, dist[0], ind[0]), start=1):
+        assert cap.startswith(f"#{rank} ")
+        assert f"**{mnist.train_labels[j]}**" in cap
+        assert f"d={d:.4g}" in cap
+        assert ("✓" in cap) == (mnist.train_labels[j] == expected)
+    # the vote chart and the preprocessing expander are there
+    assert at.get("plotly_chart")
+    assert any(e.label == "Preprocessing stages" for e in at.expander)
+
+
+def test_digit_off_centre_and_small_is_still_read(mnist, reference_clf):
+    image = on_canvas(mnist.test_images[0], size=90, at=(180, 10))
+    at = run_draw(image=image)
+    assert int(at.metric[0].value) == int(reference_clf.predict(canvas_to_mnist(image)[None])[0]) == 7
+
+
+@pytest.mark.parametrize("image", [None, "blank"], ids=["no-drawing-yet", "cleared-canvas"])
+def test_empty_canvas_is_a_friendly_info(image):
+    if image == "blank":
+        image = np.zeros((280, 280, 4), np.uint8)
+        image[:, :, 3] = 255
+    at = run_draw(image=image)
+    assert not at.metric
+    assert not at.error
+    assert any("Draw a digit in the box" in t for t in texts(at.info))
+
+
+@pytest.mark.parametrize(
+    "upload, needle",
+    [
+        (b"this is not an image, just text", "not a PNG or JPEG"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "PNG"),
+        (png_header_only(100_000, 100_000), "more than the limit"),
+    ],
+    ids=["text-file", "corrupt-png", "too-many-pixels"],
+)
+def test_bad_upload_is_an_error_message_not_a_crash(upload, needle):
+    at = run_draw(upload=upload)
+    assert not at.metric
+    errors = texts(at.error)
+    assert len(errors) == 1 and needle in errors[0], errors
+
+
+def test_blank_paper_upload_says_no_ink():
+    paper = np.full((300, 400), 235, np.uint8)
+    at = run_draw(upload=png_bytes(paper))
+    assert not at.metric and not at.error
+    assert any("No ink" in t for t in texts(at.info))
+
+
+def test_photo_upload_is_classified(mnist):
+    """Dark ink on light, slightly uneven paper, as a PNG upload."""
+    digit = cv2.resize(mnist.test_images[0], (180, 180), interpolation=cv2.INTER_LINEAR)
+    paper = np.tile(np.linspace(215, 245, 320, dtype=np.float32), (300, 1))
+    paper[60:240, 70:250] -= digit.astype(np.float32) * 0.7
+    at = run_draw(upload=png_bytes(np.clip(paper, 0, 255).astype(np.uint8)))
+    assert not at.error
+    assert int(at.metric[0].value) == 7
+
+
+def test_upload_wins_over_the_drawing(mnist):
+    image = on_canvas(mnist.test_images[2])  # a 1
+    paper = 255 - cv2.resize(mnist.test_images[0], (200, 200))  # a 7, black on white
+    at = run_draw(image=image, upload=png_bytes(paper))
+    assert int(at.metric[0].value) == 7
+
+
+@pytest.fixture(scope="module")
+def tied_drawing(mnist, reference_clf):
+    """A drawn test digit whose 2 nearest training digits have different labels."""
+    n = 1000
+    queries = np.stack([canvas_to_mnist(on_canvas(mnist.test_images[i])) for i in range(n)])
+    _, ind = reference_clf.kneighbors(queries, n_neighbors=2)
+    labels = mnist.train_labels[ind]
+    i = int(np.flatnonzero(labels[:, 0] != labels[:, 1])[0])
+    return on_canvas(mnist.test_images[i]), tuple(sorted(labels[i].tolist())), int(labels[i, 0])
+
+
+@pytest.mark.parametrize("tie", ["smallest", "nearest"])
+def test_tie_is_explained(tied_drawing, tie):
+    image, classes, nearest_label = tied_drawing
+    at = run_draw(image=image, params={"k": "2", "tie": tie})
+    assert at.sidebar.slider[0].value == 2
+    winner = min(classes) if tie == "smallest" else nearest_label
+    assert int(at.metric[0].value) == winner
+    warnings = texts(at.warning)
+    assert len(warnings) == 1
+    assert f"Tie between {classes[0]}, {classes[1]}" in warnings[0]
+    rule = "smallest label wins" if tie == "smallest" else "nearest tied neighbour wins"
+    assert rule in warnings[0] and f"so {winner}" in warnings[0]
+
+
+def test_settings_change_the_view_but_not_the_shared_classifier(mnist):
+    image = on_canvas(mnist.test_images[1])
+    at = run_draw(image=image, params={"k": "7", "weights": "distance", "size": "2000"})
+    assert (at.sidebar.slider[0].value, at.sidebar.selectbox[1].value) == (7, "distance")
+    assert at.sidebar.select_slider[0].value == 2000
+    grids = [p for p in neighbour_images(at) if len(p.imgs) == 7]
+    assert len(grids) == 1
+    assert "2,000 training digits" in " ".join(texts(at.caption))
+    fitted = ui.get_fitted("euclidean", 2000)
+    assert (fitted.n_neighbors, fitted.weights, fitted.tie_break) == (5, "uniform", "smallest")
+    assert fitted.n_samples_fit_ == 2000
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "minkowski", "cosine"])
+def test_every_metric_works_on_a_subset(mnist, metric):
+    from knn_core.evaluate import stratified_subset
+
+    image = on_canvas(mnist.test_images[3])
+    idx = stratified_subset(mnist.train_labels, 1000, random_state=0)
+    ref = KNNClassifier(n_neighbors=3, metric=metric, p=3, weights="distance").fit(
+        mnist.train_images[idx], mnist.train_labels[idx])
+    at = run_draw(image=image, params={"metric": metric, "size": "1000", "k": "3", "weights": "distance"})
+    assert int(at.metric[0].value) == int(ref.predict(canvas_to_mnist(image)[None])[0])
+    dist, _ = ref.kneighbors(canvas_to_mnist(image)[None])
+    grid = [p for p in neighbour_images(at) if len(p.imgs) == 3][0]
+    assert [f"d={d:.4g}" in img.caption for img, d in zip(grid.imgs, dist[0])] == [True] * 3
+
+
+# -------------------------------------------------------------------- the app and the URL
+
+
+@pytest.fixture
+def navigation_mode(monkeypatch):
+    """Run app.py the way a server does after its first run.
+
+    With a pages/ folder next to app.py, Streamlit starts in its legacy
+    multipage mode and leaves it for good at the first st.navigation call.
+    AppTest resets that flag before every run, so from the second run on it
+    would run pages/draw.py without app.py (the page then renders the sidebar
+    itself, see ui.current_settings).  Keep the flag off, as on a server.
+    """
+    from streamlit.runtime import pages_manager
+
+    original = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        pages_manager.PagesManager.uses_pages_directory = False
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+def test_app_entry_point_runs_and_shows_the_draw_page(navigation_mode):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["✏️ Draw a digit"]
+    assert any("Draw a digit in the box" in t for t in texts(at.info))
+    assert [s.label for s in at.sidebar.slider] == ["k (neighbours)"]
+    assert dict(at.query_params) == {"k": "5", "metric": "euclidean", "weights": "uniform",
+                                     "tie": "smallest", "size": "60000"}
+
+
+def test_bad_query_params_warn_and_fall_back_to_defaults(navigation_mode):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"k": "1000000000", "metric": "bogus", "size": "abc", "weights": "distance"})
+    at.run()
+    assert not at.exception
+    warnings = texts(at.warning)
+    assert len(warnings) == 3, warnings
+    for name in ("**k**", "**metric**", "**size**"):
+        assert sum(name in w for w in warnings) == 1, (name, warnings)
+    assert at.sidebar.slider[0].value == 5
+    assert at.sidebar.selectbox[0].value == "euclidean"
+    assert at.sidebar.selectbox[1].value == "distance"  # the valid one is kept
+    assert at.sidebar.select_slider[0].value == 60000
+    # the URL now holds the values in use, so the warnings do not come back
+    assert at.query_params["k"] == "5" and at.query_params["metric"] == "euclidean"
+    at.run()
+    assert not at.warning
+
+
+def test_widget_changes_go_into_the_url_and_survive_reruns(navigation_mode):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["k"] = "9"
+    at.run()
+    assert at.sidebar.slider[0].value == 9
+    at.sidebar.slider[0].set_value(3).run()
+    at.sidebar.selectbox[0].set_value("manhattan").run()
+    assert at.query_params["k"] == "3" and at.query_params["metric"] == "manhattan"
+    at.run()
+    assert at.sidebar.slider[0].value == 3 and at.sidebar.selectbox[0].value == "manhattan"
+
+
+# ------------------------------------------------------------ settings validation (pure)
+
+
+def test_settings_spec_matches_the_dataclass():
+    assert [s.key for s in ui.SETTINGS] == list(ui.Settings.__dataclass_fields__)
+    defaults = ui.Settings()
+    assert all(getattr(defaults, s.key) == s.default for s in ui.SETTINGS)
+    assert defaults.as_query() == {"k": "5", "metric": "euclidean", "weights": "uniform",
+                                   "tie": "smallest", "size": "60000"}
+    with pytest.raises(Exception):
+        defaults.k = 3  # frozen
+
+
+def test_valid_query_values_are_parsed():
+    values, warnings = ui.settings_from_query(
+        {"k": " 50 ", "metric": "Minkowski", "weights": "distance", "tie": "random",
+         "size": "500", "other": "ignored"})
+    assert warnings == []
+    assert values == {"k": 50, "metric": "minkowski", "weights": "distance", "tie": "random", "size": 500}
+    assert ui.settings_from_query({}) == ({}, [])
+    assert ui.settings_from_query({"k": ["3", "4"]}) == ({"k": 4}, [])  # repeated: the last one
+
+
+@pytest.mark.parametrize(
+    "key, raw, problem",
+    [
+        ("k", "1000000000", "outside 1..50"),
+        ("k", "0", "outside 1..50"),
+        ("k", "-3", "outside 1..50"),
+        ("k", "2.5", "not a whole number"),
+        ("k", "", "not a whole number"),
+        ("k", "1e9", "not a whole number"),
+        ("metric", "bogus", "not one of euclidean, manhattan, minkowski, cosine"),
+        ("weights", "heavy", "not one of uniform, distance"),
+        ("tie", "coin", "not one of smallest, nearest, random"),
+        ("size", "abc", "not one of 500, 1000"),
+        ("size", "3000", "not one of"),
+        ("size", "99999999999999999999999", "not one of"),
+    ],
+)
+def test_invalid_query_values_warn_naming_the_parameter(key, raw, problem):
+    values, warnings = ui.settings_from_query({key: raw})
+    assert values == {}
+    assert len(warnings) == 1
+    assert f"**{key}**" in warnings[0] and problem in warnings[0]
+    assert f"default {key}=" in warnings[0]
+
+
+def test_one_bad_parameter_does_not_spoil_the_others():
+    values, warnings = ui.settings_from_query({"k": "7", "metric": "bogus", "size": "1000"})
+    assert values == {"k": 7, "size": 1000}
+    assert len(warnings) == 1 and "**metric**" in warnings[0]
+
+
+def test_enlarge_keeps_pixels_crisp():
+    img = np.array([[0, 255], [128, 7]], np.uint8)
+    big = ui.enlarge(img, 3)
+    assert big.shape == (6, 6) and big.dtype == np.uint8
+    assert set(np.unique(big)) == {0, 7, 128, 255}
+    assert (big[:3, 3:] == 255).all() and (big[3:, :3] == 128).all()
+    tile = ui.digit_tile(img, 2, border=ui.GREEN, width=1)
+    assert tile.shape == (6, 6, 3)
+    assert tuple(tile[0, 0]) == ui.GREEN and tuple(tile[1, 3]) == (255, 255, 255)
