@@ -22,16 +22,20 @@
 
 - **Digit pictures**: :func:`enlarge` (nearest-neighbour upscaling, so pixels
   stay crisp), :func:`digit_tile` (optionally with a coloured frame) and
-  :func:`digit_grid` (many digits with captions in one ``st.image`` call).
+  :func:`digit_grid` (many digits with captions in one inline-HTML element).
 """
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
+import html
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import cv2
 import numpy as np
 import streamlit as st
 
@@ -321,23 +325,67 @@ def digit_tile(image: np.ndarray, scale: int = 4, border: tuple | None = None, w
     return rgb
 
 
+def png_data_uri(image: np.ndarray) -> str:
+    """A grey (H, W) or RGB (H, W, 3) image as an inline PNG data URI."""
+    a = to_uint8(image)
+    if a.ndim == 3:
+        a = np.ascontiguousarray(a[:, :, ::-1])  # OpenCV writes BGR
+    ok, buf = cv2.imencode(".png", a, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise ValueError(f"cannot encode an image of shape {a.shape} as PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def _rgb_css(colour: tuple) -> str:
+    return "rgb({}, {}, {})".format(*colour)
+
+
+def _caption_html(text: str) -> str:
+    """Plain text, with **bold** and line breaks (\n), as safe HTML."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return out.replace("\n", "<br>")
+
+
+def digit_grid_html(images: Sequence[np.ndarray], captions: Sequence[str] | None = None,
+                    scale: int = 3, borders: Sequence[tuple | None] | None = None,
+                    alts: Sequence[str] | None = None) -> str:
+    """The HTML of a wrapping row of digits with captions (see digit_grid)."""
+    n = len(images)
+    captions = list(captions) if captions is not None else [""] * n
+    borders = list(borders) if borders is not None else [None] * n
+    alts = list(alts) if alts is not None else [c.replace("**", "") for c in captions]
+    framed = any(b is not None for b in borders)
+    figures = []
+    for img, cap, border, alt in zip(images, captions, borders, alts):
+        big = enlarge(to_uint8(img), scale)
+        h, w = big.shape[:2]
+        frame = f"border:3px solid {_rgb_css(border if border is not None else GREY)};" if framed else ""
+        figures.append(
+            f'<figure class="digit" style="margin:0;width:{w + (6 if framed else 0)}px">'
+            f'<img src="{png_data_uri(big)}" alt="{html.escape(alt)}" width="{w}" height="{h}" '
+            f'style="display:block;width:{w}px;height:{h}px;image-rendering:pixelated;{frame}">'
+            + (f'<figcaption style="font-size:0.75rem;line-height:1.25;text-align:center;'
+               f'opacity:0.75;margin-top:3px">{_caption_html(cap)}</figcaption>' if cap else "")
+            + "</figure>"
+        )
+    return ('<div class="digit-grid" style="display:flex;flex-wrap:wrap;gap:10px 8px;'
+            'align-items:flex-start">' + "".join(figures) + "</div>")
+
+
 def digit_grid(images: Sequence[np.ndarray], captions: Sequence[str] | None = None,
                scale: int = 3, borders: Sequence[tuple | None] | None = None,
-               width: int | None = None) -> None:
-    """Show digits in a wrapping row with captions: one st.image call, crisp pixels.
+               alts: Sequence[str] | None = None) -> None:
+    """Show digits (or any small pictures) in a wrapping row with captions.
 
-    borders: one colour (RGB tuple) or None per image; when any image has a
-    frame, the others get a grey one so the tiles line up.  width: display
-    width in px of each picture (default: the tile's own, so pixels stay crisp;
-    captions wrap).
+    Each picture is enlarged by whole pixels (``scale``; crisp, no smoothing)
+    and sent inline as a tiny PNG inside one st.html element: no media files
+    for the browser to fetch, so the grid appears together with the rest of
+    the page.  captions: plain text, ``**bold**`` and ``\n`` allowed.
+    borders: a frame colour (RGB tuple) or None per picture; when any picture
+    has a frame, the others get a grey one so the tiles line up.  alts: the
+    pictures' alt texts (default: the captions).
     """
     if len(images) == 0:
         return
-    framed = borders is not None and any(b is not None for b in borders)
-    tiles = [
-        digit_tile(img, scale, (b if b is not None else GREY) if framed else None)
-        for img, b in zip(images, borders if borders is not None else [None] * len(images))
-    ]
-    # A fixed width: st.image otherwise widens a picture to its caption, blurring it.
-    st.image(tiles, caption=list(captions) if captions is not None else None,
-             width=width if width is not None else tiles[0].shape[1], output_format="PNG")
+    st.html(digit_grid_html(images, captions, scale, borders, alts))

@@ -168,7 +168,7 @@ def _show_result(stages: Stages, settings: ui.Settings) -> None:
         st.caption(f"k={settings.k}, {ui.SPECS['metric'].format_func(settings.metric)}, "
                    f"{settings.weights} votes, {settings.size:,} training digits")
     with c2:
-        st.image(ui.digit_tile(digit, 5), caption="What the model sees (28×28)", output_format="PNG")
+        ui.digit_grid([digit], ["What the model sees (28×28)"], scale=6)
 
     if vote.was_tied:
         st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
@@ -215,19 +215,18 @@ def _show_neighbours(clf, dist, ind, winner, settings: ui.Settings) -> None:
     voted = labels == winner
     st.subheader(f"The {len(ind)} nearest training digits")
     st.caption(f"Nearest first. Framed in green with ✓: the neighbours that voted for {winner}.")
-    captions = [
-        f"#{r} {'✓ ' if v else ''}**{lab}** · d={d:.4g}"
-        for r, (lab, d, v) in enumerate(zip(labels.tolist(), dist.tolist(), voted.tolist()), start=1)
-    ]
+    rows_ = list(enumerate(zip(labels.tolist(), dist.tolist(), voted.tolist()), start=1))
+    captions = [f"#{r} {'✓ ' if v else ''}**{lab}**\nd={d:.4g}" for r, (lab, d, v) in rows_]
+    alts = [f"rank {r}: a training {lab} at distance {d:.4g}{', voted for the winner' if v else ''}"
+            for r, (lab, d, v) in rows_]
     borders = [ui.GREEN if v else None for v in voted.tolist()]
     with st.container(key="neighbours"):
-        ui.digit_grid(ds.train_images[rows], captions, scale=3, borders=borders)
+        ui.digit_grid(ds.train_images[rows], captions, scale=3, borders=borders, alts=alts)
 
 
 def _stage_tile(a: np.ndarray, side: int = STAGE_SIDE) -> np.ndarray:
     """A stage picture on a side x side RGB tile: small ones enlarged by whole pixels (crisp),
-    big ones shrunk smoothly, centred on the page colour (st.image gives every picture of a
-    list the same width, so the tiles must share one size)."""
+    big ones shrunk smoothly, centred on the page colour (so the stages line up)."""
     a = ui.to_uint8(a)
     h, w = a.shape[:2]
     if max(h, w) <= side:
@@ -262,8 +261,7 @@ def _show_stages(stages: Stages) -> None:
         f"3. scaled so the longer side is 20 px ({bw}×{bh})",
         "4. centre of mass moved to (14, 14) of 28×28",
     ]
-    for col, tile, caption in zip(st.columns(len(tiles)), tiles, captions):
-        col.image(tile, caption=caption, width=STAGE_SIDE, output_format="PNG")
+    ui.digit_grid(tiles, captions, scale=1)
     st.caption("Like MNIST: the ink's box is scaled so its longer side is 20 px, then placed so "
                "its centre of mass is at the centre of a 28×28 field.")
 

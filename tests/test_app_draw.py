@@ -6,6 +6,9 @@ value stays None), so drawings and uploads are handed to
 """
 from __future__ import annotations
 
+import base64
+import html
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -71,9 +74,15 @@ def texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
-def neighbour_images(at: AppTest) -> list:
-    """The protos of the st.image elements (each holds .imgs: url and caption per picture)."""
-    return [e.proto for e in at.get("image")]
+def digit_grids(at: AppTest) -> list[list[tuple[str, str]]]:
+    """Each ui.digit_grid on the page, as a list of (alt text, caption HTML) per picture."""
+    grids = []
+    for e in at.get("html"):
+        body = e.proto.body
+        if 'class="digit-grid"' in body:
+            figures = re.findall(r'<img [^>]*alt="([^"]*)"[^>]*>(?:<figcaption[^>]*>(.*?)</figcaption>)?', body)
+            grids.append([(html.unescape(alt), caption) for alt, caption in figures])
+    return grids
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +111,17 @@ def test_drawn_digit_is_predicted_like_knn_core(mnist, reference_clf, i):
     assert int(at.metric[0].value) == expected
     assert not at.error and not at.warning
     # the neighbour grid: k images, nearest first, with label, distance and rank
-    grids = [p for p in neighbour_images(at) if len(p.imgs) == 5 and p.imgs[0].caption.startswith("#1")]
+    grids = [g for g in digit_grids(at) if len(g) == 5 and g[0][1].startswith("#1")]
     assert len(grids) == 1
     dist, ind = reference_clf.kneighbors(canvas_to_mnist(image)[None])
-    captions = [img.caption for img in grids[0].imgs]
-    for rank, (cap, d, j) in enumerate(zip(captions, dist[0], ind[0]), start=1):
+    for rank, ((alt, cap), d, j) in enumerate(zip(grids[0], dist[0], ind[0]), start=1):
         assert cap.startswith(f"#{rank} ")
-        assert f"**{mnist.train_labels[j]}**" in cap
+        assert f"<b>{mnist.train_labels[j]}</b>" in cap
         assert f"d={d:.4g}" in cap
         assert ("✓" in cap) == (mnist.train_labels[j] == expected)
+        assert alt.startswith(f"rank {rank}: a training {mnist.train_labels[j]}")
+    # the digit as the model sees it
+    assert any(g[0][1] == "What the model sees (28×28)" for g in digit_grids(at) if len(g) == 1)
     # the vote chart and the preprocessing expander are there
     assert at.get("plotly_chart")
     assert any(e.label == "Preprocessing stages" for e in at.expander)
@@ -203,7 +214,7 @@ def test_settings_change_the_view_but_not_the_shared_classifier(mnist):
     at = run_draw(image=image, params={"k": "7", "weights": "distance", "size": "2000"})
     assert (at.sidebar.slider[0].value, at.sidebar.selectbox[1].value) == (7, "distance")
     assert at.sidebar.select_slider[0].value == 2000
-    grids = [p for p in neighbour_images(at) if len(p.imgs) == 7]
+    grids = [g for g in digit_grids(at) if len(g) == 7]
     assert len(grids) == 1
     assert "2,000 training digits" in " ".join(texts(at.caption))
     fitted = ui.get_fitted("euclidean", 2000)
@@ -222,8 +233,8 @@ def test_every_metric_works_on_a_subset(mnist, metric):
     at = run_draw(image=image, params={"metric": metric, "size": "1000", "k": "3", "weights": "distance"})
     assert int(at.metric[0].value) == int(ref.predict(canvas_to_mnist(image)[None])[0])
     dist, _ = ref.kneighbors(canvas_to_mnist(image)[None])
-    grid = [p for p in neighbour_images(at) if len(p.imgs) == 3][0]
-    assert [f"d={d:.4g}" in img.caption for img, d in zip(grid.imgs, dist[0])] == [True] * 3
+    grid = [g for g in digit_grids(at) if len(g) == 3][0]
+    assert [f"d={d:.4g}" in cap for (_, cap), d in zip(grid, dist[0])] == [True] * 3
 
 
 # -------------------------------------------------------------------- the app and the URL
@@ -344,6 +355,21 @@ def test_one_bad_parameter_does_not_spoil_the_others():
     values, warnings = ui.settings_from_query({"k": "7", "metric": "bogus", "size": "1000"})
     assert values == {"k": 7, "size": 1000}
     assert len(warnings) == 1 and "**metric**" in warnings[0]
+
+
+def test_digit_grid_html_is_crisp_and_escaped():
+    img = np.zeros((28, 28), np.uint8)
+    img[5:20, 10:14] = 200
+    body = ui.digit_grid_html([img, img], ["#1 ✓ **7**\nd=12", "<script>x</script>"], scale=3,
+                              borders=[ui.GREEN, None])
+    assert body.count("<img ") == 2 and "<script>" not in body and "&lt;script&gt;" in body
+    assert "<b>7</b><br>d=12" in body
+    assert "border:3px solid rgb(46, 204, 64)" in body and "rgb(90, 90, 90)" in body
+    uri = re.search(r'src="data:image/png;base64,([^"]+)"', body).group(1)
+    decoded = cv2.imdecode(np.frombuffer(base64.b64decode(uri), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert decoded.shape == (84, 84)
+    assert set(np.unique(decoded)) == {0, 200}  # whole-pixel enlargement: no new grey levels
+    assert (decoded == ui.enlarge(img, 3)).all()
 
 
 def test_enlarge_keeps_pixels_crisp():
