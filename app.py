@@ -11,6 +11,7 @@ st.set_page_config(page_title="kNN Digit Lab", page_icon="🔢", layout="wide")
 # ---- The pages, one per line, in menu order. ---------------------------------
 PAGES = [
     st.Page("pages/draw.py", title="Draw", icon="✏️", default=True),
+    st.Page("pages/neighbour_vote.py", title="Neighbour vote", icon="🗳️"),
 ]
 # ------------------------------------------------------------------------------
 

@@ -389,3 +389,391 @@ def digit_grid(images: Sequence[np.ndarray], captions: Sequence[str] | None = No
     if len(images) == 0:
         return
     st.html(digit_grid_html(images, captions, scale, borders, alts))
+
+
+# ---------------------------------------------------------------------- the drawing canvas
+# Shared by the pages that draw (lifted from pages/draw.py).
+
+CANVAS_SIZE = 280
+PEN_DEFAULT = 18
+MAX_DRAWING_PIXELS = 4_000_000  # a canvas sends 280 x 280; anything near this is not a drawing
+
+# Two small fixes to the canvas component, from the page (its code is in a shadow root):
+# 1. With update_streamlit=True it shows its toolbar (undo, redo, clear) only while the
+#    pointer is over it; one CSS rule in its shadow root keeps the toolbar visible.
+# 2. It sends a finished stroke to Python only after a 200 ms debounce.  When a stroke
+#    ends (pointer up after a pointer down on the drawing surface) we press the
+#    toolbar's own "Update the app with this drawing" button, which sends the same
+#    drawing at once and cancels the pending send.
+# Both degrade gracefully: if the component changes, nothing matches, the toolbar
+# still shows on hover and strokes still arrive after the debounce.  They apply to
+# every canvas inside a container whose key ends in "canvas_box" (see drawing_canvas).
+_CANVAS_TWEAKS = """<script>
+(function () {
+  if (window.__knnCanvasTweaks) return;
+  window.__knnCanvasTweaks = true;
+  const HOSTS = '[class*="st-key-"][class*="canvas_box"] [data-testid="stBidiComponentIsolated"]';
+  const CSS = ".dc-toolbar{opacity:1 !important;top:-2.65rem !important}";
+  function pin() {
+    document.querySelectorAll(HOSTS).forEach(function (host) {
+      const root = host.shadowRoot;
+      if (root && !root.querySelector("style[data-knn-pin]")) {
+        const s = document.createElement("style");
+        s.setAttribute("data-knn-pin", "1");
+        s.textContent = CSS;
+        root.appendChild(s);
+      }
+    });
+  }
+  pin();
+  setInterval(pin, 400);
+  let stroke = null;
+  document.addEventListener("pointerdown", function (ev) {
+    stroke = null;
+    const path = ev.composedPath();
+    const surface = path.find(function (el) {
+      return el.classList && el.classList.contains("upper-canvas");
+    });
+    if (!surface) return;
+    const host = path.find(function (el) { return el.matches && el.matches(HOSTS); });
+    if (host) stroke = host;
+  }, true);
+  window.addEventListener("pointerup", function () {
+    const host = stroke;
+    stroke = null;
+    if (!host || !host.shadowRoot) return;
+    setTimeout(function () {  // after the canvas has added the stroke
+      const send = host.shadowRoot.querySelector(
+        'button[aria-label="Update the app with this drawing"]');
+      if (send && !send.disabled) send.click();
+    }, 0);
+  });
+})();
+</script>"""
+
+
+class DrawingError(ValueError):
+    """What the browser sent as the canvas' drawing is not a usable picture."""
+
+
+def drawing_canvas(key: str = "canvas", pen_width: int = PEN_DEFAULT) -> np.ndarray | None:
+    """The black 280 x 280 drawing canvas, in a container keyed ``f"{key}_box"``.
+
+    Returns the drawing as a (280, 280, 4) uint8 RGBA array (white ink on
+    black), or None before the first stroke.  Whatever a client sends as the
+    canvas' value (not a PNG, an enormous picture, a malformed drawing)
+    becomes an ``st.error`` and None, never an exception.
+    """
+    from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
+
+    with st.container(key=f"{key}_box"):
+        st.html(_CANVAS_TWEAKS, unsafe_allow_javascript=True)
+        try:
+            result = st_canvas(
+                fill_color="rgba(0, 0, 0, 0)",
+                stroke_width=int(pen_width),
+                stroke_color="#FFFFFF",
+                background_color="#000000",
+                height=CANVAS_SIZE,
+                width=CANVAS_SIZE,
+                drawing_mode="freedraw",
+                update_streamlit=True,
+                return_image_data=True,
+                key=key,
+            )
+            return drawing_from_bytes(result.image_bytes)
+        except (DrawingError, AttributeError, TypeError, KeyError, ValueError) as exc:
+            reason = exc if isinstance(exc, DrawingError) else "it is not a drawing from this canvas"
+            st.error(f"Can't read this drawing: {reason}. Clear the canvas (🗑 in its toolbar) "
+                     "and draw again.", icon="🚫")
+            return None
+
+
+def drawing_from_bytes(data: bytes | None, max_pixels: int = MAX_DRAWING_PIXELS) -> np.ndarray | None:
+    """The canvas' PNG -> an array; DrawingError for anything that is not a reasonably sized picture.
+
+    The size is read from the header before anything is decoded, so an
+    enormous picture costs nothing.
+    """
+    if data is None:
+        return None
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # the size is checked below, before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise DrawingError("it is not a PNG picture") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DrawingError(f"the picture is damaged ({type(exc).__name__})") from exc
+    with img:
+        w, h = img.size
+        if w * h > max_pixels:
+            raise DrawingError(f"it is {w:,}x{h:,} pixels, the canvas sends {CANVAS_SIZE}x{CANVAS_SIZE}")
+        try:
+            img.load()
+            return np.asarray(img)
+        except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
+            raise DrawingError(f"the picture is damaged ({type(exc).__name__})") from exc
+
+
+# --------------------------------------------------------------------- on-disk cache problems
+
+
+def show_cache_warnings() -> None:
+    """Show each problem of the on-disk cache (knn_core.cache.warnings_seen) once per session.
+
+    The cache logs each problem once per process; a page that relies on
+    cached results calls this so the person in front of it learns why it was
+    slow (e.g. a read-only or corrupt cache folder), once.
+    """
+    from knn_core import cache
+
+    shown = st.session_state.setdefault("_cache_warnings_shown", [])
+    for message in list(cache.warnings_seen):
+        if message not in shown:
+            shown.append(message)
+            st.warning(f"On-disk cache: {message}.", icon="💾")
+
+
+# ------------------------------------------- long searches, neighbours and votes (analysis pages)
+# Imports of this section are kept here so it stays one block.
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from knn_core.evaluate import K_MAX as SEARCH_K  # noqa: E402
+from knn_core.evaluate import estimate_search_seconds, neighbors_cached, split_neighbors  # noqa: E402
+
+CONFIRM_SECONDS = 60.0  # a search estimated to take longer waits for a button press
+KEEP_SEARCHES = 24  # finished neighbour lists kept in memory; older ones reload from the disk cache
+
+
+def fmt_seconds(seconds: float) -> str:
+    """A duration for people: '5 s', '3 min', '1.2 h'."""
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(eq=False)
+class _Search:
+    """One split_neighbors call, run in a background thread of this server process."""
+
+    request: tuple  # (split, metric, training size)
+    estimate: float  # seconds; 0 when it is read from the disk cache
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    done: int = 0
+    total: int = 0
+    finished: float | None = None
+    result: Any = None
+    error: BaseException | None = None
+    used: float = 0.0
+
+    def progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.finished else self.done / self.total if self.total else 0.0
+
+
+@st.cache_resource(show_spinner=False)
+def _searches() -> tuple[dict, threading.Lock]:
+    """Process-wide: (request -> _Search, its lock). Shared by every session."""
+    return {}, threading.Lock()
+
+
+def _start_search(ds, request: tuple, estimate: float) -> _Search:
+    split, metric, size = request
+    job = _Search(request, estimate)
+
+    def run():
+        try:
+            job.result = split_neighbors(ds, split, metric=metric, p=MINKOWSKI_P, train_size=size,
+                                         k_max=SEARCH_K, progress=job.progress)
+        except BaseException as exc:  # shown by the page that waits for it
+            job.error = exc
+        finally:
+            job.finished = time.monotonic()
+
+    threading.Thread(target=run, name=f"knn-search-{split}-{metric}-{size}", daemon=True).start()
+    return job
+
+
+def describe_search(ds, request: tuple) -> str:
+    split, metric, size = request
+    name = SPECS["metric"].format_func(metric)
+    if split == "test":
+        return f"{len(ds.test_labels):,} test digits vs {min(size, len(ds.train_labels)):,} training digits, {name}"
+    if split == "val":
+        return (f"{len(ds.val_labels):,} validation digits vs {min(size, len(ds.fit_labels)):,} "
+                f"training digits, {name}")
+    return f"leave-one-out on {min(size, len(ds.train_labels)):,} training digits, {name}"
+
+
+def neighbor_lists(requests: Sequence[tuple], *, key: str) -> list | None:
+    """knn_core neighbour lists (SEARCH_K neighbours) for each (split, metric, training size).
+
+    From memory after the first time (one copy per server process), else from
+    the disk cache, else searched in a background thread while this shows the
+    progress and the time estimate (st.status).  A search estimated to take
+    longer than CONFIRM_SECONDS starts only after a press of the button shown
+    here (key: its widget key).  Returns None while waiting for that press or
+    after a failed search (shown as st.error): draw nothing that needs them.
+    A started search goes on when the page reruns or the user leaves it.
+    """
+    ds = get_dataset()
+    table, lock = _searches()
+    requests = [(split, metric, int(size)) for split, metric, size in requests]
+    with lock:
+        missing = [r for r in dict.fromkeys(requests) if r not in table]
+    if missing:
+        plan = [(r, neighbors_cached(ds, r[0], metric=r[1], p=MINKOWSKI_P, train_size=r[2])) for r in missing]
+        estimates = {r: 0.0 if cached else estimate_search_seconds(ds, r[0], r[1], r[2]) for r, cached in plan}
+        total = sum(estimates.values())
+        if total > CONFIRM_SECONDS:
+            slow = "; ".join(describe_search(ds, r) for r, s in estimates.items() if s)
+            st.warning(f"**This takes about {fmt_seconds(total)}** on this machine ({slow}). The search runs "
+                       "in the background: you can use other pages meanwhile, and the result is kept "
+                       "on disk for next time.", icon="⏳")
+            if not st.button(f"Start the search (about {fmt_seconds(total)})", key=key, type="primary"):
+                return None
+        with lock:
+            for r in missing:
+                if r not in table:
+                    table[r] = _start_search(ds, r, estimates[r])
+            kept = sorted((j for j in table.values() if j.finished and not j.error), key=lambda j: j.used)
+            for j in kept[: max(0, len(kept) - KEEP_SEARCHES)]:
+                if j.request not in requests:
+                    del table[j.request]
+    jobs = [table[r] if r in table else None for r in requests]
+    jobs = [j if j is not None else _start_search(ds, r, 0.0) for j, r in zip(jobs, requests)]
+    if any(j.finished is None for j in jobs):
+        _wait(ds, jobs)
+    failed = [j for j in jobs if j.error is not None]
+    for j in failed:
+        st.error(f"The search ({describe_search(ds, j.request)}) failed: {j.error}", icon="🚫")
+        with lock:
+            table.pop(j.request, None)  # the next run tries again
+    if failed:
+        return None
+    now = time.monotonic()
+    for j in jobs:
+        j.used = now
+    return [j.result for j in jobs]
+
+
+def _wait(ds, jobs: list) -> None:
+    """Show the progress of running searches until they end (from this script's thread)."""
+    searching = [j for j in jobs if j.finished is None and j.estimate > 0]
+    if searching:
+        est = sum(j.estimate for j in searching)
+        label = f"Searching ({fmt_seconds(est)} estimated): " + "; ".join(describe_search(ds, j.request)
+                                                                          for j in searching)
+    else:
+        label = "Loading neighbour lists from the disk cache…"
+    t0 = min(j.started for j in jobs)
+    weight = [max(j.estimate, 0.5) for j in jobs]
+    with st.status(label, expanded=bool(searching)) as status:
+        bar = st.progress(0.0)
+        while True:
+            running = [j for j in jobs if j.finished is None]
+            frac = sum(w * j.fraction for w, j in zip(weight, jobs)) / sum(weight)
+            now = running[0] if running else None
+            text = (f"{describe_search(ds, now.request)}: {now.done:,} of {now.total or '…'} digits"
+                    if now else "done")
+            bar.progress(min(frac, 1.0), text=f"{text} · {time.monotonic() - t0:.0f} s")
+            if not running:
+                break
+            time.sleep(0.2)
+        bad = any(j.error is not None for j in jobs)
+        status.update(label=f"{'Failed' if bad else 'Done'} after {time.monotonic() - t0:.1f} s",
+                      state="error" if bad else "complete", expanded=False)
+
+
+WINNER_COLOUR, TIED_COLOUR, OTHER_COLOUR = "#2E7D32", "#F39C12", "#B0BEC5"
+WRONG_COLOUR, TRUE_COLOUR = "#C62828", "#1565C0"
+RED = (198, 40, 40)
+
+
+def neighbour_captions(labels, distances, winner) -> tuple[list[str], list[tuple | None]]:
+    """Captions and frames for neighbours listed nearest first: rank, **label**, distance; a ✓ and
+    a green frame for those whose label is the winner's (they voted for it)."""
+    labels, distances = np.asarray(labels).tolist(), np.asarray(distances).tolist()
+    voted = [lab == winner for lab in labels]
+    captions = [f"#{r} {'✓ ' if v else ''}**{lab}**\nd={d:.4g}"
+                for r, (lab, d, v) in enumerate(zip(labels, distances, voted), start=1)]
+    return captions, [GREEN if v else None for v in voted]
+
+
+def neighbour_grid(images, labels, distances, winner, scale: int = 3) -> None:
+    """A digit's nearest training digits, nearest first, captioned by neighbour_captions."""
+    captions, borders = neighbour_captions(labels, distances, winner)
+    digit_grid(images, captions, scale=scale, borders=borders)
+
+
+def digit_with_neighbours(image, caption: str, nb_images, nb_labels, nb_distances, winner,
+                          frame: tuple | None = None, scale: int = 3) -> None:
+    """A digit (framed in `frame`), and beside it its nearest training digits (neighbour_grid)."""
+    left, right = st.columns([1, 8])
+    with left:
+        digit_grid([image], [caption], scale=scale + 1, borders=[frame] if frame else None)
+    with right:
+        neighbour_grid(nb_images, nb_labels, nb_distances, winner, scale=scale)
+
+
+def vote_figure(scores, classes, winner, *, tied=(), weights: str = "uniform", true_label=None,
+                height: int = 230) -> dict:
+    """One vote as a bar chart per class (a plain plotly dict): the winner green (red when
+    true_label is given and differs), tied classes orange, the true class blue."""
+    classes = np.asarray(classes).tolist()
+    scores = np.asarray(scores, dtype=float).tolist()
+    wrong = true_label is not None and winner != true_label
+    colours = [(WRONG_COLOUR if wrong else WINNER_COLOUR) if c == winner else TRUE_COLOUR if c == true_label
+               else TIED_COLOUR if c in tied else OTHER_COLOUR for c in classes]
+    weighted = weights == "distance"
+    return {
+        "data": [{
+            "type": "bar", "x": [str(c) for c in classes], "y": scores, "marker": {"color": colours},
+            "text": [f"{s:.3g}" if s else "" for s in scores], "textposition": "outside",
+            "hovertemplate": "digit %{x}: %{y:.3g}<extra></extra>",
+        }],
+        "layout": {
+            "title": {"text": "Vote per class (sum of 1/distance)" if weighted else "Votes per class",
+                      "font": {"size": 14}},
+            "height": height, "margin": {"l": 40, "r": 10, "t": 40, "b": 30},
+            "xaxis": {"type": "category", "title": {"text": "digit"}},
+            "yaxis": {"title": {"text": "weight" if weighted else "votes"}, "rangemode": "tozero"},
+            "showlegend": False,
+        },
+    }
+
+
+def cli_command(command: str, settings: Settings, *, k: bool = True, vote: bool = True, **options) -> str:
+    """The `python -m knn_core` line that prints the numbers of a view with these settings."""
+    parts = ["python -m knn_core", command]
+    if k:
+        parts += ["--k", str(settings.k)]
+    if settings.metric != "euclidean":
+        parts += ["--metric", settings.metric]
+    if settings.size != max(TRAIN_SIZES):
+        parts += ["--train-size", str(settings.size)]
+    if vote and settings.weights != "uniform":
+        parts += ["--weights", settings.weights]
+    if vote and settings.tie != "smallest":
+        parts += ["--tie-break", settings.tie]
+    for name, value in options.items():
+        parts += [f"--{name.replace('_', '-')}", str(value)]
+    return " ".join(parts)
+
+
+def settings_caption(settings: Settings) -> str:
+    """The settings a view was computed with, in one line."""
+    return (f"k={settings.k}, {SPECS['metric'].format_func(settings.metric)}, {settings.weights} votes, "
+            f"tie rule {settings.tie}, {settings.size:,} training digits")

@@ -39,8 +39,7 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
                    "pen. Undo and clear are in the toolbar above the box.")
         st.write("")  # room for the canvas' floating toolbar, which sits above the canvas
         if image is None:
-            with st.container(key="canvas_box"):
-                image = _canvas()
+            image = _canvas()  # in a container keyed "canvas_box"
         st.slider("Pen width", 6, 40, PEN_DEFAULT, key="pen_width",
                   help="Stroke width in canvas pixels (the box is 280 x 280).")
         if upload is None:
@@ -55,77 +54,9 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
             _show_result(stages, settings)
 
 
-# Two small fixes to the canvas component, from the page (its code is in a shadow root):
-# 1. With update_streamlit=True it shows its toolbar (undo, redo, clear) only while the
-#    pointer is over it; one CSS rule in its shadow root keeps the toolbar visible.
-# 2. It sends a finished stroke to Python only after a 200 ms debounce.  When a stroke
-#    ends (pointer up after a pointer down on the drawing surface) we press the
-#    toolbar's own "Update the app with this drawing" button, which sends the same
-#    drawing at once and cancels the pending send.
-# Both degrade gracefully: if the component changes, nothing matches, the toolbar
-# still shows on hover and strokes still arrive after the debounce.
-_CANVAS_TWEAKS = """<script>
-(function () {
-  if (window.__knnCanvasTweaks) return;
-  window.__knnCanvasTweaks = true;
-  const HOSTS = '.st-key-canvas_box [data-testid="stBidiComponentIsolated"]';
-  const CSS = ".dc-toolbar{opacity:1 !important;top:-2.65rem !important}";
-  function pin() {
-    document.querySelectorAll(HOSTS).forEach(function (host) {
-      const root = host.shadowRoot;
-      if (root && !root.querySelector("style[data-knn-pin]")) {
-        const s = document.createElement("style");
-        s.setAttribute("data-knn-pin", "1");
-        s.textContent = CSS;
-        root.appendChild(s);
-      }
-    });
-  }
-  pin();
-  setInterval(pin, 400);
-  let stroke = null;
-  document.addEventListener("pointerdown", function (ev) {
-    stroke = null;
-    const path = ev.composedPath();
-    const surface = path.find(function (el) {
-      return el.classList && el.classList.contains("upper-canvas");
-    });
-    if (!surface) return;
-    const host = path.find(function (el) { return el.matches && el.matches(HOSTS); });
-    if (host) stroke = host;
-  }, true);
-  window.addEventListener("pointerup", function () {
-    const host = stroke;
-    stroke = null;
-    if (!host || !host.shadowRoot) return;
-    setTimeout(function () {  // after the canvas has added the stroke
-      const send = host.shadowRoot.querySelector(
-        'button[aria-label="Update the app with this drawing"]');
-      if (send && !send.disabled) send.click();
-    }, 0);
-  });
-})();
-</script>"""
-
-
 def _canvas() -> np.ndarray | None:
-    from streamlit_drawable_canvas import st_canvas  # needs a running Streamlit
-
-    st.html(_CANVAS_TWEAKS, unsafe_allow_javascript=True)
-
-    result = st_canvas(
-        fill_color="rgba(0, 0, 0, 0)",
-        stroke_width=int(st.session_state.get("pen_width", PEN_DEFAULT)),
-        stroke_color="#FFFFFF",
-        background_color="#000000",
-        height=CANVAS_SIZE,
-        width=CANVAS_SIZE,
-        drawing_mode="freedraw",
-        update_streamlit=True,
-        return_image_data=True,
-        key="canvas",
-    )
-    return result.image_data
+    """The shared drawing canvas (ui.drawing_canvas: it also turns a garbage drawing into a message)."""
+    return ui.drawing_canvas(key="canvas", pen_width=int(st.session_state.get("pen_width", PEN_DEFAULT)))
 
 
 def _preprocess(image, upload) -> Stages | None:

@@ -1,0 +1,343 @@
+"""The Neighbour vote page (AppTest, drawings handed in) and the map it shows (knn_core.embedding)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+from knn_core import KNNClassifier, load_mnist
+from knn_core.embedding import SHIPPED, DigitMap, compute_map, load_map, place, read_map, write_map
+from knn_core.preprocess import canvas_to_mnist
+from test_app_draw import navigation_mode, on_canvas, texts  # noqa: F401  (a fixture and helpers)
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 60
+
+
+def vote_script(image=None):
+    from pages.neighbour_vote import neighbour_vote_page
+
+    neighbour_vote_page(image=image)
+
+
+def run_vote(image=None, params: dict | None = None) -> AppTest:
+    at = AppTest.from_function(vote_script, default_timeout=TIMEOUT, kwargs={"image": image})
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figures(at: AppTest) -> dict:
+    """The page's plotly figures by element key (radial, tally, map), as parsed JSON."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        key = chart.proto.id.rsplit("-", 1)[-1] if chart.proto.id else ""
+        out[key] = spec
+    return out
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def reference(mnist):
+    return KNNClassifier(n_neighbors=5).fit(mnist.train_images, mnist.train_labels)
+
+
+@pytest.fixture(scope="module")
+def k_changes_the_vote(mnist, reference):
+    """A drawn test digit whose prediction with k=1 differs from the one with k=15."""
+    for i in range(300):
+        image = on_canvas(mnist.test_images[i])
+        _, ind = reference.kneighbors(canvas_to_mnist(image)[None], n_neighbors=15)
+        labels = mnist.train_labels[ind[0]]
+        p1 = int(labels[0])
+        p15 = int(np.bincount(labels, minlength=10).argmax())
+        if p1 != p15 and np.bincount(labels, minlength=10).max() > np.sort(np.bincount(labels, minlength=10))[-2]:
+            return image, p1, p15
+    pytest.skip("no test digit among the first 300 changes its vote between k=1 and k=15")
+
+
+# ---------------------------------------------------------------------------------- the page
+
+
+def test_the_vote_is_drawn_around_the_digit(mnist, reference):
+    image = on_canvas(mnist.test_images[0])
+    digit = canvas_to_mnist(image)
+    dist, ind = reference.kneighbors(digit[None], n_neighbors=10)
+    at = run_vote(image)
+
+    assert [m.label for m in at.metric] == ["Prediction"]
+    assert int(at.metric[0].value) == int(reference.predict(digit[None])[0]) == 7
+    figs = figures(at)
+    assert set(figs) == {"radial", "tally", "map"}
+
+    radial = figs["radial"]["layout"]
+    # k + 5 neighbours and the drawing in the centre, each a picture in a frame
+    assert len(radial["images"]) == 5 + 5 + 1
+    voters = [im for im in radial["images"][:-1] if im.get("opacity", 1) == 1]
+    assert len(voters) == 5
+    centre = radial["images"][-1]
+    assert (centre["x"], centre["y"]) == (0, 0)
+    # each neighbour sits at its distance from the centre
+    r = [np.hypot(im["x"], im["y"]) for im in radial["images"][:-1]]
+    np.testing.assert_allclose(r, dist[0], rtol=1e-6)
+    # the voting circle separates the 5 nearest from the rest
+    circle = [s for s in radial["shapes"] if s["type"] == "circle"]
+    assert len(circle) == 1
+    r_vote = circle[0]["x1"]
+    assert dist[0][4] <= r_vote <= dist[0][5]
+    # hover text names label, distance and training index
+    hover = figs["radial"]["data"][0]["text"]
+    assert hover[0].startswith(f"#1 · digit {mnist.train_labels[ind[0][0]]} · distance {dist[0][0]:.4g}")
+
+    tally = figs["tally"]["data"][0]
+    assert tally["y"][7] == 5 and sum(tally["y"]) == 5
+    assert "5 neighbours vote (one vote each): 7×5 → **7**." in texts(at.caption)
+
+
+def test_k_slider_changes_who_votes_and_the_result(k_changes_the_vote):
+    image, p1, p15 = k_changes_the_vote
+    at = run_vote(image, params={"k": "1"})
+    assert at.slider(key="vote_k").value == 1
+    assert int(at.metric[0].value) == p1
+
+    at.slider(key="vote_k").set_value(15).run()
+    assert not at.exception
+    assert int(at.metric[0].value) == p15
+    # the shared setting and the link follow the page's slider
+    assert at.sidebar.slider[0].value == 15
+    assert at.query_params["k"] == "15"
+    radial = figures(at)["radial"]["layout"]
+    assert sum(im.get("opacity", 1) == 1 for im in radial["images"][:-1]) == 15
+    assert "k = 15" in radial["annotations"][0]["text"]
+
+    # and the other way round: the sidebar moves the page's slider
+    at.sidebar.slider[0].set_value(3).run()
+    assert at.slider(key="vote_k").value == 3
+    assert at.query_params["k"] == "3"
+
+
+def test_distance_weights_show_in_the_tally(mnist):
+    at = run_vote(on_canvas(mnist.test_images[1]), params={"weights": "distance", "k": "7"})
+    tally = figures(at)["tally"]
+    assert tally["layout"]["title"]["text"] == "Tally (sum of 1/distance)"
+    assert "each weighs 1/distance" in " ".join(texts(at.caption))
+
+
+def test_presentation_mode_is_in_the_link(mnist):
+    image = on_canvas(mnist.test_images[2])
+    normal = run_vote(image)
+    assert normal.toggle(key="present").value is False
+    assert normal.query_params["present"] == "0"
+
+    at = run_vote(image, params={"present": "1", "k": "4"})
+    assert at.toggle(key="present").value is True
+    assert any("font-size: 24px" in str(md.value) for md in at.markdown)  # the large-type style
+    big, small = figures(at), figures(normal)
+    assert big["radial"]["layout"]["height"] > small["radial"]["layout"]["height"]
+    assert big["map"]["layout"]["height"] > small["map"]["layout"]["height"]
+    assert at.slider(key="vote_k").value == 4
+
+    at.toggle(key="present").set_value(False).run()
+    assert at.query_params["present"] == "0"
+    assert not any("font-size: 24px" in str(md.value) for md in at.markdown)
+
+
+def test_bad_values_in_the_link_are_warnings(mnist):
+    at = run_vote(on_canvas(mnist.test_images[0]),
+                  params={"k": "1000000000", "metric": "bogus", "present": "maybe"})
+    warnings = texts(at.warning)
+    assert len(warnings) == 3, warnings
+    for name in ("**k**", "**metric**", "**present**"):
+        assert sum(name in w for w in warnings) == 1, (name, warnings)
+    assert at.slider(key="vote_k").value == 5
+    assert int(at.metric[0].value) == 7  # the page works with the defaults
+
+
+@pytest.mark.parametrize("image", [None, "blank"], ids=["nothing-drawn", "cleared"])
+def test_nothing_drawn_shows_the_map_alone(image):
+    if image == "blank":
+        image = np.zeros((280, 280, 4), np.uint8)
+        image[:, :, 3] = 255
+    at = run_vote(image)
+    assert not at.metric and not at.error
+    assert any("Draw a digit in the box" in t for t in texts(at.info))
+    figs = figures(at)
+    assert set(figs) == {"map"}
+    assert sum(len(_decode(t["x"])) for t in figs["map"]["data"]) == 5000
+
+
+def test_the_digit_lands_among_its_neighbours_on_the_map(mnist):
+    from pages.neighbour_vote import MAP_NEIGHBOURS
+
+    image = on_canvas(mnist.test_images[0])
+    at = run_vote(image)
+    data = figures(at)["map"]["data"]
+    star = [t for t in data if t.get("name") == "your digit"]
+    near = [t for t in data if t.get("name") == "its neighbours"]
+    assert len(star) == 1 and len(near) == 1
+    assert len(_decode(near[0]["x"])) == MAP_NEIGHBOURS
+
+    # the same placement, computed here: the 10 nearest mapped digits, weights 1/d
+    m = load_map(mnist.train_images, mnist.train_labels)
+    X = mnist.train_images[m.indices].reshape(len(m), -1).astype(np.float64)
+    d = np.linalg.norm(X - canvas_to_mnist(image).reshape(-1), axis=1)
+    nearest = np.argsort(d, kind="stable")[:MAP_NEIGHBOURS]
+    w = 1 / d[nearest]
+    expected = (w[:, None] * m.coords[nearest]).sum(0) / w.sum()
+    np.testing.assert_allclose([_decode(star[0]["x"])[0], _decode(star[0]["y"])[0]], expected, rtol=1e-5)
+    # it lands in the 7s: most of its map neighbours are 7s
+    assert np.mean(m.labels[nearest] == 7) > 0.5
+
+
+def test_a_clicked_dot_is_shown():
+    from pages.neighbour_vote import _clicked_row
+
+    event = SimpleNamespace(selection=SimpleNamespace(points=[{"x": 0.1, "y": 0.2, "customdata": [1234, 5]}]))
+    assert _clicked_row(event) == 1234
+    assert _clicked_row(SimpleNamespace(selection=SimpleNamespace(points=[]))) is None
+    assert _clicked_row(None) is None
+
+
+def test_the_app_lists_the_page_and_opens_it(navigation_mode):  # noqa: F811
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"k": "7", "present": "1"})
+    at.run()
+    at.switch_page("pages/neighbour_vote.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["🗳️ Neighbour vote"]
+    assert at.slider(key="vote_k").value == 7 and at.toggle(key="present").value is True
+    assert any("Draw a digit in the box" in t for t in texts(at.info))
+
+
+def _decode(arr):
+    """A plotly JSON array: a list, or a typed array {"dtype", "bdata", "shape"}."""
+    if isinstance(arr, dict) and "bdata" in arr:
+        import base64
+
+        a = np.frombuffer(base64.b64decode(arr["bdata"]), dtype=np.dtype(arr["dtype"]))
+        return a.reshape([int(s) for s in str(arr.get("shape", len(a))).split(",")]) if "shape" in arr else a
+    return np.asarray(arr)
+
+
+# ------------------------------------------------------------------------------- the map itself
+
+
+def test_the_shipped_map_belongs_to_the_bundled_training_set(mnist):
+    m = read_map(SHIPPED)
+    assert m.method == "tsne" and len(m) == 5000
+    assert SHIPPED.stat().st_size < 1_000_000
+    assert (np.bincount(m.labels, minlength=10) >= 400).all()  # class-balanced
+    np.testing.assert_array_equal(m.labels, mnist.train_labels[m.indices])
+    loaded = load_map(mnist.train_images, mnist.train_labels)
+    assert loaded.method == "tsne" and not loaded.note
+    # a good map keeps classes together: the 5 nearest on the map mostly share the label
+    from sklearn.neighbors import KNeighborsClassifier
+
+    knn2d = KNeighborsClassifier(6).fit(m.coords, m.labels)
+    _, idx = knn2d.kneighbors(m.coords)
+    assert np.mean(m.labels[idx[:, 1:]] == m.labels[:, None]) > 0.85
+
+
+@pytest.fixture
+def small():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10), 30).astype(np.uint8)
+    return images, labels
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    from knn_core import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "_warned", set())
+    monkeypatch.setattr(cache, "warnings_seen", [])
+    return tmp_path / "cache"
+
+
+def test_map_round_trip(tmp_path, small):
+    m = compute_map(*small, n=100, method="pca")
+    write_map(m, tmp_path / "m.npz")
+    back = read_map(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.indices, m.indices)
+    np.testing.assert_allclose(back.coords, m.coords)
+    assert back.method == "pca" and back.digits_fingerprint == m.digits_fingerprint
+    assert len(back) == 100 and np.bincount(back.labels, minlength=10).tolist() == [10] * 10
+
+
+def test_tsne_map_of_a_small_sample(small):
+    m = compute_map(*small, n=60, method="tsne")
+    assert m.coords.shape == (60, 2) and np.isfinite(m.coords).all()
+
+
+@pytest.mark.parametrize("shipped", ["missing", "garbage", "other-data", "not-a-map"])
+def test_a_bad_shipped_map_falls_back_to_pca_cached_on_disk(tmp_path, tmp_cache, small, shipped):
+    images, labels = small
+    path = tmp_path / "shipped.npz"
+    if shipped == "garbage":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    elif shipped == "other-data":
+        write_map(compute_map(255 - images, labels, n=100, method="pca"), path)
+    elif shipped == "not-a-map":
+        np.savez(path, something=np.arange(3))
+    m = load_map(images, labels, shipped=path, n=100)
+    assert m.method == "pca" and len(m) == 100
+    assert "PCA map instead" in m.note and "shipped map" in m.note
+    assert len(list(tmp_cache.glob("map-*.npz"))) == 1  # computed once, kept
+    again = load_map(images, labels, shipped=path, n=100)
+    np.testing.assert_array_equal(again.coords, m.coords)
+
+
+def test_place_is_the_weighted_mean_of_the_neighbours():
+    m = DigitMap(indices=np.arange(3), coords=np.array([[0, 0], [1, 0], [0, 1]], np.float32),
+                 labels=np.zeros(3, np.uint8), method="pca", digits_fingerprint="")
+    np.testing.assert_allclose(place(m, [1.0, 1.0], [1, 2]), [0.5, 0.5])
+    np.testing.assert_allclose(place(m, [1.0, 3.0], [1, 2]), [0.75, 0.25])
+    np.testing.assert_allclose(place(m, [0.0, 2.0], [2, 1]), [0, 1])  # a digit on the map itself
+    with pytest.raises(ValueError):
+        place(m, [], [])
+
+
+# --------------------------------------------------------------------- garbage from the canvas
+
+
+@pytest.mark.parametrize("data, needle", [
+    (b"this is not a picture", "not a PNG picture"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a PNG picture"),
+], ids=["text", "broken-png"])
+def test_a_drawing_that_is_not_a_picture_is_refused(data, needle):
+    with pytest.raises(ui.DrawingError, match=needle):
+        ui.drawing_from_bytes(data)
+
+
+def test_an_enormous_drawing_is_refused_before_decoding():
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from loadtest.payloads import huge_png
+
+    with pytest.raises(ui.DrawingError, match="12,000x12,000 pixels"):
+        ui.drawing_from_bytes(huge_png())
+
+
+def test_a_real_drawing_is_read():
+    import cv2
+
+    rgba = on_canvas(np.full((28, 28), 200, np.uint8))
+    ok, buf = cv2.imencode(".png", rgba)
+    out = ui.drawing_from_bytes(buf.tobytes())
+    assert out.shape == (280, 280, 4) and out[100, 100, 0] == 200
+    assert ui.drawing_from_bytes(None) is None
