@@ -187,7 +187,9 @@ def sidebar_settings() -> Settings:
     the URL is updated to match.
     """
     state = st.session_state
-    values: dict[str, Any] = state.get(_STATE) or {s.key: s.default for s in SETTINGS}
+    stored = state.get(_STATE, {})
+    # Defaults first, so a setting added while a session is open gets its default.
+    values: dict[str, Any] = {s.key: stored.get(s.key, s.default) for s in SETTINGS}
     written: dict[str, str] = state.get(_URL_STATE, {})
     fresh = _STATE not in state
 
