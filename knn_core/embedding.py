@@ -138,12 +138,14 @@ def _matches(m: DigitMap, train_images, train_labels) -> bool:
     return _digits_fingerprint(train_images[m.indices], train_labels[m.indices]) == m.digits_fingerprint
 
 
-def load_map(train_images, train_labels, *, shipped=SHIPPED, n: int = SAMPLE_SIZE) -> DigitMap:
+def load_map(train_images, train_labels, *, shipped=None, n: int = SAMPLE_SIZE) -> DigitMap:
     """The shipped t-SNE map if it belongs to this training set; otherwise a PCA map, cached on disk.
 
+    shipped: the map file (default: SHIPPED, looked up at call time).
     Never raises for a missing, corrupt or foreign shipped file: the
     returned map's ``note`` says what happened.
     """
+    shipped = SHIPPED if shipped is None else shipped
     train_images = np.asarray(train_images)
     train_labels = np.asarray(train_labels)
     try:
