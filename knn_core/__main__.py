@@ -1,4 +1,4 @@
-"""Command line: python -m knn_core {evaluate,sweep,predict,compare} ...
+"""Command line: python -m knn_core {evaluate,sweep,predict,misclassified,suspicious} ...
 
 Every table the app shows has its equivalent here. Errors print one line
 and exit with status 2; long searches show a tqdm progress bar.
@@ -100,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
     add_search_options(pr)
     add_vote_options(pr)
+
+    mc = sub.add_parser("misclassified", help="the test digits classified wrongly, most confidently wrong first")
+    mc.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    mc.add_argument("--true", type=int, metavar="LABEL", help="only digits with this true label")
+    mc.add_argument("--predicted", type=int, metavar="LABEL", help="only digits predicted as this label")
+    mc.add_argument("--limit", type=int, metavar="N", help="print the first N only")
+    add_search_options(mc)
+    add_vote_options(mc)
+
+    su = sub.add_parser("suspicious", help="digits whose label most of their k nearest neighbours disagree with")
+    su.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    su.add_argument("--set", choices=("train", "test"), default="train", dest="digits",
+                    help="training digits (leave-one-out neighbours) or test digits (default: train)")
+    su.add_argument("--limit", type=int, metavar="N", help="print the first N only")
+    add_search_options(su)
+    add_vote_options(su)
     return parser
 
 
@@ -206,10 +222,67 @@ def cmd_predict(args) -> None:
         raise SystemExit(1)
 
 
+def _neighbour_labels(lists, k: int, queries) -> list[str]:
+    return [" ".join(str(v) for v in row) for row in lists.neighbor_labels(k)[queries].tolist()]
+
+
+def cmd_misclassified(args) -> None:
+    """The table of the app's Misclassified page (and of a cell of its confusion matrix)."""
+    from .evaluate import wrong_votes
+
+    _check_k(args.k)
+    ds = _dataset(args)
+    with progress_bar("searching") as bar:
+        lists = split_neighbors(ds, "test", metric=args.metric, p=args.p, train_size=args.train_size,
+                                k_max=K_MAX, progress=bar)
+    wrong = wrong_votes(lists, args.k, weights=args.weights, tie_break=args.tie_break)
+    keep = np.ones(len(wrong["index"]), bool)
+    if args.true is not None:
+        keep &= wrong["true"] == args.true
+    if args.predicted is not None:
+        keep &= wrong["predicted"] == args.predicted
+    rank = np.flatnonzero(keep)[: args.limit]
+    print(f"kNN k={args.k} metric={args.metric} weights={args.weights} tie-break={args.tie_break} "
+          f"train={len(lists.train_labels)} test={len(lists.query_labels)}")
+    print(f"{len(wrong['index'])} misclassified test digits, {int(keep.sum())} shown by the filter; "
+          "most confidently wrong first")
+    print(f"{'rank':>5} {'test':>5} {'true':>4} {'pred':>4} {'confidence':>10}  neighbours (nearest first)")
+    neighbours = _neighbour_labels(lists, args.k, wrong["index"][rank])
+    for r, nb in zip(rank.tolist(), neighbours):
+        print(f"{r + 1:>5} {wrong['index'][r]:>5} {wrong['true'][r]:>4} {wrong['predicted'][r]:>4} "
+              f"{wrong['confidence'][r]:>10.4f}  {nb}")
+
+
+def cmd_suspicious(args) -> None:
+    """The table of the app's Suspicious labels page."""
+    from .evaluate import label_doubts, train_rows
+
+    _check_k(args.k)
+    ds = _dataset(args)
+    split = "loo" if args.digits == "train" else "test"
+    with progress_bar("searching") as bar:
+        lists = split_neighbors(ds, split, metric=args.metric, p=args.p, train_size=args.train_size,
+                                k_max=K_MAX, progress=bar)
+    doubts = label_doubts(lists, args.k, weights=args.weights, tie_break=args.tie_break)
+    rows = train_rows(ds, "loo", args.train_size) if split == "loo" else np.arange(len(ds.test_labels))
+    shown = np.arange(len(doubts["index"]))[: args.limit]
+    where = "leave-one-out neighbours" if split == "loo" else "nearest training digits"
+    print(f"kNN k={args.k} metric={args.metric} weights={args.weights} tie-break={args.tie_break} "
+          f"train={len(lists.train_labels)}")
+    print(f"{len(doubts['index'])} {args.digits} digits whose label most of their {args.k} {where} "
+          "disagree with; most disagreement first")
+    print(f"{'rank':>5} {args.digits:>5} {'label':>5} {'kNN':>4} {'disagree':>8}  neighbours (nearest first)")
+    neighbours = _neighbour_labels(lists, args.k, doubts["index"][shown])
+    for r, nb in zip(shown.tolist(), neighbours):
+        print(f"{r + 1:>5} {rows[doubts['index'][r]]:>5} {doubts['label'][r]:>5} {doubts['predicted'][r]:>4} "
+              f"{doubts['disagreement'][r]:>8.2f}  {nb}")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "predict": cmd_predict}[args.command](args)
+        {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "predict": cmd_predict,
+         "misclassified": cmd_misclassified, "suspicious": cmd_suspicious}[args.command](args)
     except (DataError, EmptyDrawingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
