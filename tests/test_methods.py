@@ -1,0 +1,344 @@
+"""knn_core.methods: recipes, shifted copies without copies, two-stage L3, IDM re-ranking."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from knn_core import KNNClassifier, load_mnist
+from knn_core.data import Dataset
+from knn_core.methods import (
+    PRESETS,
+    MethodClassifier,
+    MethodSearch,
+    Recipe,
+    brute_force_neighbors,
+    idm_distances,
+    pad_frame,
+    recipe_neighbors,
+    resolve_recipe,
+    shift_offsets,
+    sobel_gradients,
+    translate,
+)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    """400 training digits, 25 test digits."""
+    return (mnist.train_images[:400], mnist.train_labels[:400], mnist.test_images[:25], mnist.test_labels[:25])
+
+
+def materialised_neighbors(train, queries, s, k, p=2.0, one_vote=False):
+    """Brute force over explicitly built shifted copies: (dist, train index, (dy, dx))."""
+    offs = shift_offsets(s)
+    T = pad_frame(train, s).astype(np.float64)
+    Qp = pad_frame(queries, s).reshape(len(queries), -1).astype(np.float64)
+    copies = np.stack([translate(T, int(dy), int(dx)) for dy, dx in offs], axis=1)  # (n, S, H, W)
+    n, S = copies.shape[:2]
+    flat = copies.reshape(n * S, -1)  # augmented index = train index * S + shift id
+    out_d, out_i, out_s = [], [], []
+    for q in Qp:
+        d = (np.abs(flat - q) ** p).sum(axis=1) ** (1 / p)
+        order = np.lexsort((np.arange(n * S), d))  # (distance, train index, shift id)
+        if one_vote:
+            seen, keep = set(), []
+            for j in order:
+                if j // S not in seen:
+                    seen.add(j // S)
+                    keep.append(j)
+            order = np.array(keep)
+        order = order[:k]
+        out_d.append(d[order])
+        out_i.append(order // S)
+        out_s.append(offs[order % S])
+    return np.array(out_d), np.array(out_i), np.array(out_s)
+
+
+# ------------------------------------------------------------------ shifts
+
+
+def test_shift_offsets_start_unshifted_and_nest():
+    o2 = shift_offsets(2)
+    assert len(o2) == 25 and tuple(o2[0]) == (0, 0)
+    assert np.array_equal(shift_offsets(1), o2[:9])
+    assert len({tuple(v) for v in o2}) == 25
+
+
+def test_translate_padded_frame_identity(small):
+    """|shift(q, -d) - y| == |q - shift(y, d)| in the padded frame."""
+    X = pad_frame(small[0][:5].astype(np.int64), 2)
+    q = pad_frame(small[2][:1].astype(np.int64), 2)[0]
+    for dy, dx in shift_offsets(2):
+        a = ((translate(q, -dy, -dx) - X) ** 2).sum(axis=(1, 2))
+        b = ((q - translate(X, dy, dx)) ** 2).sum(axis=(1, 2))
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("s", [1, 2])
+@pytest.mark.parametrize("one_vote", [False, True])
+def test_shift_search_equals_materialised_copies(small, s, one_vote):
+    X, y, Q, _ = small
+    k = 12
+    want_d, want_i, want_s = materialised_neighbors(X, Q, s, k, one_vote=one_vote)
+    nb = MethodSearch(Recipe(shifts=s, one_vote_per_digit=one_vote)).fit(X).kneighbors(Q, k)
+    assert np.array_equal(nb.indices, want_i)
+    assert np.array_equal(nb.shifts, want_s)
+    np.testing.assert_allclose(nb.distances, want_d, rtol=1e-12)
+    if not one_vote:
+        assert (np.diff(np.sort(nb.indices, axis=1), axis=1) == 0).any()  # a digit can come back at several shifts
+    else:
+        assert all(len(set(r)) == k for r in nb.indices)
+
+
+def test_l3_two_stage_is_exact_when_all_digits_are_candidates(small):
+    X, y, Q, _ = small
+    r = Recipe(metric="minkowski", p=3, shifts=1, candidates=len(X))
+    search = MethodSearch(r).fit(X)
+    nb = search.kneighbors(Q[:8], 6)
+    want_d, want_i, want_s = materialised_neighbors(X, Q[:8], 1, 6, p=3)
+    assert np.array_equal(nb.indices, want_i) and np.array_equal(nb.shifts, want_s)
+    np.testing.assert_allclose(nb.distances, want_d, rtol=1e-12)
+    bf = brute_force_neighbors(search, Q[:8], 6)
+    assert np.array_equal(bf.indices, want_i) and np.array_equal(bf.shifts, want_s)
+    np.testing.assert_allclose(bf.distances, want_d, rtol=1e-12)
+
+
+def test_l3_two_stage_ranks_by_exact_l3(small):
+    X, y, Q, _ = small
+    nb = MethodSearch(Recipe(metric="minkowski", p=3, candidates=30)).fit(X).kneighbors(Q, 5)
+    d3 = (np.abs(Q.reshape(len(Q), 1, -1).astype(np.float64) - X[nb.indices].reshape(len(Q), 5, -1)) ** 3).sum(-1) ** (1 / 3)
+    np.testing.assert_allclose(nb.distances, d3, rtol=1e-12)
+    assert np.all(np.diff(nb.distances, axis=1) >= 0)
+
+
+def test_reported_distance_is_that_of_the_shown_images(small):
+    X, y, Q, _ = small
+    clf = MethodClassifier(Recipe(deskew=True, blur_sigma=1.0, metric="minkowski", p=3, shifts=2), 5).fit(X, y)
+    nb = clf.kneighbors_detail(Q[:3])
+    q = clf.transform(Q[:3]).astype(np.float64)
+    for j in range(3):
+        for d, i, sh in zip(nb.distances[j], nb.indices[j], nb.shifts[j]):
+            img = clf.training_image(i, sh).astype(np.float64)
+            assert img.shape == q[j].shape == (32, 32)
+            assert d == pytest.approx((np.abs(q[j] - img) ** 3).sum() ** (1 / 3), rel=1e-12)
+
+
+# ------------------------------------------------------------------ preprocessing, presets
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_training_digit_finds_itself_at_distance_zero(small, name):
+    X, y, _, _ = small
+    clf = MethodClassifier(name, 3).fit(X[:150], y[:150])
+    d, i = clf.kneighbors(X[:4])
+    assert np.all(d[:, 0] == 0)
+    nb = clf.kneighbors_detail(X[:4])
+    for j in range(4):
+        zero = nb.indices[j][nb.distances[j] == 0]
+        assert j in zero
+        assert tuple(nb.shifts[j][list(nb.indices[j]).index(j)]) == (0, 0)
+
+
+def test_plain_matches_knnclassifier_exactly(small):
+    X, y, Q, qy = small
+    a = KNNClassifier(7, weights="distance", tie_break="nearest").fit(X, y)
+    b = MethodClassifier("plain", 7, weights="distance", tie_break="nearest").fit(X, y)
+    for got, want in zip(b.kneighbors(Q), a.kneighbors(Q)):
+        assert np.array_equal(got, want)
+    for got, want in zip(b.kneighbors(), a.kneighbors()):  # leave-one-out
+        assert np.array_equal(got, want)
+    assert np.array_equal(b.predict(Q), a.predict(Q))
+    assert np.array_equal(b.predict_proba(Q), a.predict_proba(Q))
+    assert b.score(Q, qy) == a.score(Q, qy)
+    d, i = b.kneighbors(Q[:1])
+    eb, ea = b.explain(d[0], i[0]), a.explain(d[0], i[0])
+    assert np.array_equal(eb.scores, ea.scores)
+    assert (eb.winner, eb.tied_classes, eb.describe()) == (ea.winner, ea.tied_classes, ea.describe())
+
+
+def test_sklearn_clone_and_params():
+    clf = MethodClassifier("deskew+blur", 3, weights="distance")
+    params = clf.get_params()
+    assert params["recipe"] == "deskew+blur" and params["n_neighbors"] == 3
+    c2 = clone(clf)
+    assert c2.get_params() == params
+    r = Recipe(shifts=1)
+    assert clone(MethodClassifier(r)).get_params()["recipe"] == r
+    clf.set_params(n_neighbors=9, recipe=r)
+    assert clf.n_neighbors == 9 and clf.recipe == r
+
+
+def test_recipe_serialises():
+    for p in PRESETS.values():
+        assert Recipe.from_json(p.recipe.to_json()) == p.recipe
+        assert resolve_recipe(p.name) == p.recipe
+        assert p.recipe.describe()
+    assert resolve_recipe({"deskew": True}) == Recipe(deskew=True)
+    assert Recipe(blur_sigma=1).to_json() == Recipe(blur_sigma=1.0).to_json()
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(metric="chebyshev"), "unknown metric"),
+        (dict(shifts=-1), "shifts"),
+        (dict(shifts=1.5), "shifts"),
+        (dict(metric="minkowski", p=0.5), "p >= 1"),
+        (dict(blur_sigma=-1), "blur_sigma"),
+        (dict(pca=0), "pca"),
+        (dict(pca=20, shifts=1), "pca cannot be combined with shifts"),
+        (dict(rerank="tangent"), "unknown rerank"),
+        (dict(rerank="idm", shifts=1), "idm"),
+        (dict(candidates=0), "candidates"),
+        (dict(idm_window=-1), "idm_window"),
+    ],
+)
+def test_bad_recipe_raises(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        Recipe(**kwargs)
+
+
+def test_pca_larger_than_the_pixels_raises(small):
+    X, y, _, _ = small
+    with pytest.raises(ValueError, match="pca=785 is more than the 784 features"):
+        MethodClassifier(Recipe(pca=785)).fit(X, y)
+    with pytest.raises(ValueError, match="pca=101 is more than the 100 features"):
+        MethodClassifier(Recipe(pca=101, downsample=True)).fit(X, y)
+    with pytest.raises(ValueError, match="unknown method"):
+        MethodClassifier("best-ever").fit(X, y)
+    with pytest.raises(ValueError, match="unknown recipe fields"):
+        Recipe.from_dict({"deskw": True})
+
+
+def test_pca_recipe_is_euclidean_on_projection(small):
+    X, y, Q, _ = small
+    s = MethodSearch(Recipe(pca=30)).fit(X)
+    nb = s.kneighbors(Q, 4)
+    Z = s._rows(X)
+    zq = s._rows(Q)
+    d = np.sqrt(((zq[:, None, :] - Z[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(nb.distances, np.sort(d, axis=1)[:, :4], rtol=1e-9)
+
+
+# ------------------------------------------------------------------ IDM
+
+
+def context_features(img, c=1):
+    """Reference: per pixel, the (2c+1)^2 patch of the two Sobel gradients (loops, obviously right)."""
+    g = sobel_gradients(img[None], c)[0].astype(np.float64)  # (2, H+2c, W+2c)
+    H, W = img.shape
+    F = np.zeros((H, W, 2 * (2 * c + 1) ** 2))
+    for y in range(H):
+        for x in range(W):
+            F[y, x] = g[:, y : y + 2 * c + 1, x : x + 2 * c + 1].ravel()
+    return F
+
+
+def test_sobel_gradients_are_shift_covariant(small):
+    img = small[0][0]
+    g = sobel_gradients(img[None], 3)[0]
+    g_moved = sobel_gradients(translate(img, 1, -2)[None], 3)[0]
+    assert np.array_equal(translate(g, 1, -2), g_moved)
+
+
+def test_idm_self_zero_and_w0_is_euclidean_on_features(small):
+    X = small[0][:6]
+    q = X[0]
+    assert idm_distances(q, X[:1], 2)[0] == 0
+    d0 = idm_distances(q, X, window=0)
+    Fq = context_features(q)
+    want = np.array([np.sqrt(((Fq - context_features(y)) ** 2).sum()) for y in X])
+    np.testing.assert_allclose(d0, want, rtol=1e-12)
+    d1, d2 = idm_distances(q, X, window=1), idm_distances(q, X, window=2)
+    assert np.all(d2 <= d1) and np.all(d1 <= d0)
+    assert np.all(d1[1:] > 0)
+
+
+def test_idm_matches_loop_reference_with_window(small):
+    X = small[0][10:13]
+    q = small[2][0]
+    w = 1
+    Fq = context_features(q)
+    H, W = q.shape
+    want = []
+    for y in X:
+        g = sobel_gradients(y[None], 1 + w)[0].astype(np.float64)
+        total = 0.0
+        for py in range(H):
+            for px in range(W):
+                best = np.inf
+                for dy in range(-w, w + 1):
+                    for dx in range(-w, w + 1):
+                        cy, cx = py + dy + w, px + dx + w  # top-left of the patch in the padded frame
+                        f = g[:, cy : cy + 3, cx : cx + 3].ravel()
+                        best = min(best, ((Fq[py, px] - f) ** 2).sum())
+                total += best
+        want.append(np.sqrt(total))
+    np.testing.assert_allclose(idm_distances(q, X, window=w), want, rtol=1e-12)
+
+
+def test_idm_tolerates_one_pixel_shifts(small):
+    digit = small[0][3]
+    assert digit[:3].max() == 0 and digit[-3:].max() == 0 and digit[:, :3].max() == 0 and digit[:, -3:].max() == 0
+    for dy, dx in [(1, 0), (0, -1), (1, 1), (-1, 1)]:
+        moved = translate(digit, dy, dx)
+        assert idm_distances(moved, digit[None], window=1)[0] == 0
+        assert idm_distances(moved, digit[None], window=0)[0] > 0
+    assert idm_distances(translate(digit, 2, 0), digit[None], window=1)[0] > 0
+    assert idm_distances(translate(digit, 2, 0), digit[None], window=2)[0] == 0
+
+
+def test_idm_classifier_neighbours_sorted_by_idm(small):
+    X, y, Q, qy = small
+    r = Recipe(rerank="idm", candidates=40, idm_window=1)
+    clf = MethodClassifier(r, 3).fit(X, y)
+    nb = clf.kneighbors_detail(Q[:6], 10)
+    assert np.all(np.diff(nb.distances, axis=1) >= 0)
+    for j in range(6):
+        np.testing.assert_allclose(nb.distances[j], idm_distances(Q[j], X[nb.indices[j]], 1), rtol=1e-12)
+        # the neighbours are the IDM-best of the 40 euclidean candidates
+        l2 = np.sqrt(((X.reshape(len(X), -1).astype(np.float64) - Q[j].reshape(-1)) ** 2).sum(1))
+        cand = np.lexsort((np.arange(len(X)), l2))[:40]
+        all_idm = idm_distances(Q[j], X[cand], 1)
+        best = cand[np.lexsort((cand, all_idm))[:10]]
+        assert np.array_equal(nb.indices[j], best)
+    assert clf.distance_name == "IDM distance"
+    assert clf.score(Q, qy) >= 0.9
+
+
+def test_idm_float_images_agree_with_uint8(small):
+    X, _, Q, _ = small
+    a = idm_distances(Q[0], X[:5], 1)
+    b = idm_distances(Q[0].astype(np.float32), X[:5].astype(np.float32), 1)
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ cached lists
+
+
+def test_recipe_neighbors_cached_and_original_indices(small, tmp_path, monkeypatch):
+    monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
+    X, y, Q, qy = small
+    ds = Dataset(X[:300], y[:300], Q, qy, n_val=100)
+    r = Recipe(deskew=True, shifts=1)
+    lists = recipe_neighbors(ds, r, "test", k_max=8)
+    assert lists.indices.shape == (len(Q), 8) and lists.shifts.shape == (len(Q), 8, 2)
+    assert lists.seconds > 0
+    want = MethodSearch(r).fit(X[:300]).kneighbors(Q, 8)
+    assert np.array_equal(lists.indices, want.indices) and np.array_equal(lists.shifts, want.shifts)
+    val = recipe_neighbors(ds, r, "val", k_max=8)
+    assert val.indices.max() < 200 and len(val.query_labels) == 100
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed instead of read from the cache")
+
+    monkeypatch.setattr(MethodSearch, "fit", boom)
+    again = recipe_neighbors(ds, r, "test", k_max=8)
+    assert np.array_equal(again.indices, lists.indices) and again.seconds == lists.seconds
+    assert 0 <= again.accuracy(3) <= 1
