@@ -12,6 +12,10 @@ st.set_page_config(page_title="kNN Digit Lab", page_icon="🔢", layout="wide")
 PAGES = [
     st.Page("pages/draw.py", title="Draw", icon="✏️", default=True),
     st.Page("pages/neighbour_vote.py", title="Neighbour vote", icon="🗳️"),
+    st.Page("pages/confusion.py", title="Confusion matrix", icon="🎯"),
+    st.Page("pages/k_sweep.py", title="Choosing k", icon="📈"),
+    st.Page("pages/misclassified.py", title="Misclassified", icon="❌"),
+    st.Page("pages/suspicious.py", title="Suspicious labels", icon="🏷️"),
 ]
 # ------------------------------------------------------------------------------
 

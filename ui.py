@@ -680,7 +680,7 @@ def _wait(ds, jobs: list) -> None:
                                                                           for j in searching)
     else:
         label = "Loading neighbour lists from the disk cache…"
-    t0 = min(j.started for j in jobs)
+    t0 = min([j.started for j in jobs if j.finished is None], default=time.monotonic())
     weight = [max(j.estimate, 0.5) for j in jobs]
     with st.status(label, expanded=bool(searching)) as status:
         bar = st.progress(0.0)
@@ -695,8 +695,9 @@ def _wait(ds, jobs: list) -> None:
                 break
             time.sleep(0.2)
         bad = any(j.error is not None for j in jobs)
-        status.update(label=f"{'Failed' if bad else 'Done'} after {time.monotonic() - t0:.1f} s",
-                      state="error" if bad else "complete", expanded=False)
+        what = "Failed" if bad else "Searched" if searching else "Loaded from the disk cache"
+        status.update(label=f"{what} in {time.monotonic() - t0:.1f} s", state="error" if bad else "complete",
+                      expanded=False)
 
 
 WINNER_COLOUR, TIED_COLOUR, OTHER_COLOUR = "#2E7D32", "#F39C12", "#B0BEC5"
@@ -722,12 +723,13 @@ def neighbour_grid(images, labels, distances, winner, scale: int = 3) -> None:
 
 def digit_with_neighbours(image, caption: str, nb_images, nb_labels, nb_distances, winner,
                           frame: tuple | None = None, scale: int = 3) -> None:
-    """A digit (framed in `frame`), and beside it its nearest training digits (neighbour_grid)."""
-    left, right = st.columns([1, 8])
-    with left:
-        digit_grid([image], [caption], scale=scale + 1, borders=[frame] if frame else None)
-    with right:
-        neighbour_grid(nb_images, nb_labels, nb_distances, winner, scale=scale)
+    """A digit (framed in `frame`), and beside it its nearest training digits captioned by
+    neighbour_captions: one row, one st.html element."""
+    captions, borders = neighbour_captions(nb_labels, nb_distances, winner)
+    st.html('<div class="digit-with-neighbours" style="display:flex;gap:12px;align-items:flex-start">'
+            + digit_grid_html([image], [caption], scale + 1, [frame] if frame else None)
+            + '<div style="border-left:2px solid rgba(128,128,128,0.3);padding-left:12px">'
+            + digit_grid_html(nb_images, captions, scale, borders) + "</div></div>")
 
 
 def vote_figure(scores, classes, winner, *, tied=(), weights: str = "uniform", true_label=None,

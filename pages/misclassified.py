@@ -1,0 +1,131 @@
+"""The Misclassified page: every test digit kNN gets wrong, and why, in pictures.
+
+The wrong ones (knn_core.evaluate.wrong_votes: most confidently wrong first),
+filterable by true and predicted label; opening one shows the digit, its k
+nearest training digits with labels and distances (those that voted for the
+wrong answer marked) and the vote.  Everything is in :func:`misclassified_page`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from knn_core import VoteExplanation
+from knn_core.evaluate import wrong_votes
+
+ANY = "any"
+GALLERY = 48  # thumbnails shown at once
+TABLE_KEY, OPEN_KEY = "wrong_table", "wrong_open"
+
+
+def misclassified_page() -> None:
+    settings = ui.current_settings()
+    st.title("❌ Misclassified test digits")
+    st.caption(f"{ui.settings_caption(settings)}")
+    got = ui.neighbor_lists([("test", settings.metric, settings.size)], key="misclassified_start")
+    if got is None:
+        return
+    (lists,) = got
+    vote = dict(weights=settings.weights, tie_break=settings.tie)
+    wrong = wrong_votes(lists, settings.k, **vote)
+    n_wrong, n = len(wrong["index"]), len(lists.query_labels)
+
+    labels = [ANY] + [int(c) for c in lists.classes]
+    c1, c2, c3 = st.columns([1, 1, 2])
+    true = c1.selectbox("True label", labels, key="wrong_true")
+    said = c2.selectbox("Predicted label", labels, key="wrong_pred")
+    keep = np.ones(n_wrong, bool)
+    if true != ANY:
+        keep &= wrong["true"] == true
+    if said != ANY:
+        keep &= wrong["predicted"] == said
+    rank = np.flatnonzero(keep)
+    c3.metric("Wrong", f"{n_wrong:,} of {n:,} test digits")
+    c3.caption(f"{len(rank):,} with this filter")
+    st.code(ui.cli_command("misclassified", settings,
+                           **({"true": true} if true != ANY else {}), **({"predicted": said} if said != ANY else {})),
+            language="bash")
+    if len(rank) == 0:
+        st.info("No misclassified test digit matches this filter.", icon="✅")
+        return
+
+    table = wrong_table(wrong, rank, lists, settings.k)
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.caption("Most confidently wrong first. Select a row (or use the box below) to open a digit.")
+        st.dataframe(table, hide_index=True, height=420, key=TABLE_KEY, on_select=_row_selected,
+                     selection_mode="single-row",
+                     column_config={"confidence": st.column_config.ProgressColumn(
+                         "confidence", help="the wrong winner's share of the vote", format="%.2f",
+                         min_value=0.0, max_value=1.0)})
+        st.download_button("Table as CSV", table.to_csv(index=False), "misclassified.csv", "text/csv",
+                           on_click="ignore", key="wrong_csv")
+    options = wrong["index"][rank].tolist()
+    picked = st.session_state.pop("_wrong_row", None)  # a row selected in the table
+    if picked is not None and picked < len(options):
+        st.session_state[OPEN_KEY] = options[picked]
+    if st.session_state.get(OPEN_KEY) not in options:
+        st.session_state[OPEN_KEY] = options[0]
+    row_of = {q: r for r, q in zip(rank.tolist(), options)}
+    with right:
+        q = st.selectbox("Open test digit", options, key=OPEN_KEY,
+                         format_func=lambda q: (f"#{q}: a {wrong['true'][row_of[q]]} taken for a "
+                                                f"{wrong['predicted'][row_of[q]]}"))
+        _explain(lists, q, settings)
+
+    st.subheader("At a glance")
+    shown = rank[:GALLERY]
+    st.caption(f"The first {len(shown)} of {len(rank):,}: test number, then true → said.")
+    ds = ui.get_dataset()
+    ui.digit_grid(ds.test_images[wrong["index"][shown]],
+                  [f"#{wrong['index'][r]}\n{wrong['true'][r]} → **{wrong['predicted'][r]}**" for r in shown.tolist()],
+                  scale=2)
+
+
+def wrong_table(wrong: dict, rank: np.ndarray, lists, k: int) -> pd.DataFrame:
+    """The rows `rank` of wrong_votes() as the page's table (the CLI prints the same columns)."""
+    idx = wrong["index"][rank]
+    return pd.DataFrame({
+        "rank": rank + 1, "test digit": idx, "true": wrong["true"][rank], "predicted": wrong["predicted"][rank],
+        "confidence": wrong["confidence"][rank],
+        "neighbours": [" ".join(map(str, row)) for row in lists.neighbor_labels(k)[idx].tolist()],
+    })
+
+
+def _row_selected() -> None:
+    """A row picked in the table: open that digit."""
+    rows = (st.session_state.get(TABLE_KEY) or {}).get("selection", {}).get("rows", [])
+    if rows:
+        st.session_state["_wrong_row"] = rows[0]
+
+
+def _explain(lists, q: int, settings: ui.Settings) -> None:
+    """One test digit: the picture, the vote, and its k nearest training digits."""
+    k = settings.k
+    scores, pred, tied = lists.vote(k, weights=settings.weights, tie_break=settings.tie)
+    vote = VoteExplanation(scores[q], int(pred[q]), tuple(int(c) for c in lists.classes[tied[q]]), settings.tie)
+    true = int(lists.query_labels[q])
+    nb = lists.indices[q, :k]
+    nb_labels = lists.train_labels[nb]
+    n_for = int(np.sum(nb_labels == vote.winner))
+    share = scores[q].max() / scores[q].sum()
+    why = (f"**{n_for} of its {k}** nearest training digits are {vote.winner}s"
+           + (f" (and {vote.winner} got {share:.0%} of the 1/distance weight)" if settings.weights == "distance" else ""))
+    st.markdown(f"Test digit **#{q}** is labelled **{true}**; kNN said **{vote.winner}**: {why}. "
+                + ("" if not vote.was_tied else vote.describe()))
+    c1, c2 = st.columns([1, 3])
+    with c1:
+        ui.digit_grid([ui.get_dataset().test_images[q]], [f"test #{q}\nlabel **{true}**"], scale=4, borders=[ui.RED])
+    with c2:
+        st.plotly_chart(ui.vote_figure(vote.scores, lists.classes, vote.winner, tied=vote.tied_classes,
+                                       weights=settings.weights, true_label=true, height=210),
+                        key="wrong_vote", config={"displayModeBar": False})
+    st.caption(f"Its {k} nearest training digits, nearest first (✓ and green: voted for {vote.winner}):")
+    rows = ui.get_subset(settings.size)
+    ui.neighbour_grid(ui.get_dataset().train_images[rows[nb]], nb_labels, lists.distances[q, :k], vote.winner)
+
+
+if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
+    misclassified_page()

@@ -1,0 +1,464 @@
+"""The analysis pages (Confusion matrix, Choosing k, Misclassified, Suspicious labels) under AppTest.
+
+Each page is rendered by a small script function (the page function of
+pages/<name>.py) with its settings in the query string, as a link would carry
+them; the figures, tables and numbers it shows are compared with what knn_core
+computes for the same settings.  Most tests use small training subsets (fast
+searches); one checks the full data set (k=5 euclidean: accuracy 0.9688).
+The knn_core additions these pages rely on (accuracy_by_k, wrong_votes,
+label_doubts, neighbors_cached, estimate_search_seconds, train_rows) and the
+`misclassified` / `suspicious` commands are tested here too.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+from knn_core import cache, load_mnist
+from knn_core.__main__ import main as cli_main
+from knn_core.data import Dataset
+from knn_core.evaluate import (
+    K_MAX, NeighborLists, accuracy_by_k, choose_k, estimate_search_seconds, label_doubts, misclassified,
+    neighbors_cached, report, size_curve, split_neighbors, suspicious_labels, train_rows, wrong_votes,
+)
+
+TIMEOUT = 900  # a first search on a busy machine; cached runs take well under a second
+SMALL = 1000  # training digits for most tests
+KS = list(range(1, K_MAX + 1))
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def page_script(name: str):
+    """Run one page on its own (it renders the shared sidebar itself)."""
+    import importlib
+
+    getattr(importlib.import_module(f"pages.{name}"), f"{name}_page")()
+
+
+def run_page(name: str, params: dict | None = None, state: dict | None = None) -> AppTest:
+    at = AppTest.from_function(page_script, default_timeout=TIMEOUT, kwargs={"name": name})
+    for key, value in (params or {}).items():
+        at.query_params[key] = str(value)
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The plotly figure (as sent to the browser) of the chart with this widget key."""
+    found = [json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
+    assert len(found) == 1, f"no single chart {key!r}"
+    return found[0]
+
+
+def trace(fig: dict, name: str) -> dict:
+    found = [t for t in fig["data"] if t.get("name") == name]
+    assert len(found) == 1, [t.get("name") for t in fig["data"]]
+    return found[0]
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def table_with(at: AppTest, column: str) -> pd.DataFrame:
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
+    return found[0]
+
+
+def download(at: AppTest, label: str) -> list:
+    found = [b for b in at.download_button if b.label == label]
+    assert found, [b.label for b in at.download_button]
+    return found
+
+
+def _captions(body: str) -> list[str]:
+    caps = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", body, re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", c.replace("<br>", "\n"))) for c in caps]
+
+
+def grids(at: AppTest) -> list[list[str]]:
+    """The captions of each plain digit grid (ui.digit_grid, ui.neighbour_grid), in page order."""
+    return [_captions(h.proto.body) for h in at.get("html")
+            if "digit-grid" in h.proto.body and "digit-with-neighbours" not in h.proto.body]
+
+
+def with_neighbours(at: AppTest) -> list[tuple[str, list[str]]]:
+    """(the digit's caption, its neighbours' captions) of each ui.digit_with_neighbours, in page order."""
+    out = []
+    for h in at.get("html"):
+        if "digit-with-neighbours" in h.proto.body:
+            caps = _captions(h.proto.body)
+            out.append((caps[0], caps[1:]))
+    return out
+
+
+def codes(at: AppTest) -> list[str]:
+    return [c.value for c in at.code]
+
+
+def cli(capsys, *argv) -> str:
+    capsys.readouterr()
+    assert cli_main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def neighbour_caption_check(captions: list[str], lists: NeighborLists, q: int, k: int, winner: int) -> None:
+    """The captions of query q's neighbour grid: rank, label, distance, ✓ for those that voted for winner."""
+    assert len(captions) == k
+    for rank, cap in enumerate(captions, start=1):
+        label = int(lists.train_labels[lists.indices[q, rank - 1]])
+        assert cap.startswith(f"#{rank} ")
+        assert f"{label}\nd={lists.distances[q, rank - 1]:.4g}" in cap
+        assert ("✓" in cap) == (label == winner)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+def lists_for(ds, split, size=SMALL, metric="euclidean") -> NeighborLists:
+    """knn_core's own neighbour lists for these settings (the disk cache the page filled)."""
+    return split_neighbors(ds, split, metric=metric, p=ui.MINKOWSKI_P, train_size=size, k_max=K_MAX)
+
+
+# ----------------------------------------------------------------------- Confusion matrix
+
+
+def test_confusion_full_data_default_settings(mnist):
+    at = run_page("confusion")
+    assert metrics(at)["Accuracy"] == "0.9688"
+    lists = lists_for(mnist, "test", size=60000)
+    rep = report(lists.query_labels, lists.predict(5))
+    fig = chart(at, "confusion_chart")
+    assert np.array_equal(np.array(fig["data"][0]["z"]), rep.confusion)
+    assert metrics(at)["Misclassified"] == f"{int(rep.confusion.sum() - np.trace(rep.confusion)):,} of 10,000"
+    assert "python -m knn_core evaluate --k 5" in codes(at)
+    assert not at.warning and not at.error
+
+
+def test_confusion_matches_knn_core_on_a_subset(mnist):
+    params = {"size": SMALL, "k": 3, "weights": "distance", "tie": "nearest"}
+    at = run_page("confusion", params)
+    lists = lists_for(mnist, "test")
+    vote = dict(weights="distance", tie_break="nearest")
+    pred = lists.predict(3, **vote)
+    rep = report(lists.query_labels, pred)
+    assert metrics(at)["Accuracy"] == f"{rep.accuracy:.4f}"
+    fig = chart(at, "confusion_chart")
+    assert np.array_equal(np.array(fig["data"][0]["z"]), rep.confusion)
+    assert [int(v) for v in fig["data"][1]["customdata"]] == rep.confusion.ravel().tolist()  # the click targets
+    per_class = table_with(at, "precision")
+    assert np.array_equal(per_class["test digits"], rep.support)
+    for col, want in (("precision", rep.precision), ("recall", rep.recall), ("F1", rep.f1)):
+        assert np.allclose(per_class[col], want, rtol=0, atol=1e-12), col
+    assert np.allclose(chart(at, "class_accuracy")["data"][0]["y"], rep.recall)
+    assert codes(at)[0] == ("python -m knn_core evaluate --k 3 --train-size 1000 --weights distance "
+                            "--tie-break nearest")
+
+    # Rows normalised: each row sums to 1.
+    at.radio[0].set_value("rows normalised").run()
+    z = np.array(chart(at, "confusion_chart")["data"][0]["z"])
+    assert np.allclose(z, rep.confusion / rep.confusion.sum(axis=1, keepdims=True))
+
+    # A cell picked in the select boxes: its digits, most confidently wrong first, each with its neighbours.
+    at.selectbox(key="cell_true").set_value(4)
+    at.selectbox(key="cell_pred").set_value(9).run()
+    wrong = wrong_votes(lists, 3, **vote)
+    cell = wrong["index"][(wrong["true"] == 4) & (wrong["predicted"] == 9)]
+    assert len(cell) == rep.confusion[4, 9] > 0
+    shown = with_neighbours(at)
+    assert [digit.split("\n")[0] for digit, _ in shown] == [f"test #{q}" for q in cell[:12]]
+    for q, (_, captions) in zip(cell[:12], shown):
+        neighbour_caption_check(captions, lists, q, 3, 9)
+    assert f"python -m knn_core misclassified --k 3 --train-size 1000 --weights distance --tie-break nearest " \
+           f"--true 4 --predicted 9" in codes(at)
+
+
+def test_confusion_diagonal_cell(mnist):
+    at = run_page("confusion", {"size": SMALL}, state={"cell_true": 1, "cell_pred": 1})
+    lists = lists_for(mnist, "test")
+    right = np.flatnonzero((lists.query_labels == 1) & (lists.predict(5) == 1))
+    assert any(f"{len(right):,} test digits labelled **1**" in c.value for c in at.caption)
+    assert [digit.split("\n")[0] for digit, _ in with_neighbours(at)] == [f"test #{q}" for q in right[:12]]
+
+
+def test_slow_search_asks_first_with_an_estimate(mnist, monkeypatch, tmp_path):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "empty-cache"))
+    ui._searches.clear()
+    at = run_page("confusion", {"metric": "minkowski"})  # minkowski p=3 on all 60,000: about 50 minutes
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and "This takes about 50 min" in warnings[0], warnings
+    assert [b.label for b in at.button] == ["Start the search (about 50 min)"]
+    assert not at.get("plotly_chart") and not at.status
+    table, _ = ui._searches()
+    assert ("test", "minkowski", 60000) not in table  # nothing started
+    ui._searches.clear()
+
+
+def test_first_search_shows_progress_then_comes_from_the_cache(mnist, monkeypatch, tmp_path):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    ui._searches.clear()
+    params = {"size": 500}
+    at = run_page("suspicious", params)  # leave-one-out on 500 training digits: a quick first search
+    assert len(at.status) == 1 and at.status[0].label.startswith("Searched in ")
+    assert at.get("progress")
+    ui._searches.clear()  # a new server process: the lists are on disk now
+    at = run_page("suspicious", params)
+    assert len(at.status) == 1 and at.status[0].label.startswith("Loaded from the disk cache in ")
+    times = []
+    for _ in range(3):  # then from memory: no status, and quick
+        t0 = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - t0)
+        assert not at.status and not at.exception
+    assert min(times) < 1.0, times
+    ui._searches.clear()
+
+
+# --------------------------------------------------------------------------- Choosing k
+
+
+def test_k_sweep_matches_knn_core(mnist):
+    at = run_page("k_sweep", {"size": SMALL})
+    val, test, loo = (lists_for(mnist, s) for s in ("val", "test", "loo"))
+    val_acc, test_acc, loo_acc = val.sweep(KS), test.sweep(KS), loo.sweep(KS)
+
+    fig = chart(at, "sweep_chart")
+    assert np.array_equal(trace(fig, "validation")["y"], val_acc)
+    assert np.array_equal(trace(fig, "test")["y"], test_acc)
+    k = choose_k(val, KS)
+    m = metrics(at)
+    assert m["k chosen on validation"] == str(k)
+    assert m["its test accuracy"] == f"{test.accuracy(k):.4f}"
+    assert trace(fig, f"test accuracy at k={k}")["x"] == [k]
+    table = table_with(at, "validation")
+    assert np.array_equal(table["validation"], val_acc) and np.array_equal(table["test"], test_acc)
+
+    fig = chart(at, "loo_chart")
+    assert np.array_equal(trace(fig, "leave-one-out")["y"], loo_acc)
+    k_loo = choose_k(loo, KS)
+    assert m["k chosen by leave-one-out"] == str(k_loo)
+    assert m["test accuracy at this k"] == f"{test.accuracy(k_loo):.4f}"
+
+    sizes = [500, 1000]  # the sizes up to the one set
+    from pages.k_sweep import SIZE_KS
+
+    want = size_curve(mnist, sizes, SIZE_KS)
+    fig = chart(at, "size_chart")
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    for j, kk in enumerate(SIZE_KS):
+        assert np.array_equal(trace(fig, f"k={kk}")["y"], want[:, j])
+    assert np.array_equal(table_with(at, "training digits").iloc[:, 1:].to_numpy(), want)
+
+    # Metrics and weightings: euclidean and cosine by default, both weightings.
+    assert at.multiselect(key="compare_metrics").value == ["euclidean", "cosine"]
+    summary = table_with(at, "k chosen on validation")
+    assert len(summary) == 4
+    for row in summary.itertuples(index=False):
+        metric = row.distance.split(" ")[0]
+        v, t = lists_for(mnist, "val", metric=metric), lists_for(mnist, "test", metric=metric)
+        best = choose_k(v, KS, weights=row.weights)
+        assert row[2] == best and row[3] == v.accuracy(best, weights=row.weights)
+        assert row[4] == t.accuracy(best, weights=row.weights)
+
+    # Every chart has a CSV download of its numbers.
+    assert len(download(at, "Download as CSV")) == 4
+    assert any("python -m knn_core sweep --train-size 1000 --ks 1-50 --split val" in c for c in codes(at))
+    assert "python -m knn_core sweep --ks 1,3,5,10,25,50 --train-sizes 500,1000" in codes(at)
+
+
+def test_k_sweep_slow_metric_in_the_comparison_asks_first(mnist):
+    if neighbors_cached(mnist, "val", metric="minkowski", train_size=SMALL):
+        pytest.skip("minkowski lists for this size are cached already: nothing to ask")
+    at = run_page("k_sweep", {"size": SMALL}, state={"compare_metrics": ["euclidean", "minkowski"]})
+    # 2 x 10,000 digits vs 1,000 with minkowski p=3: estimated about 2 minutes -> asked first
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and "This takes about 2 min" in warnings[0] and "minkowski" in warnings[0]
+    assert [b.label for b in at.button] == ["Start the search (about 2 min)"]
+    assert not [d for d in at.dataframe if "k chosen on validation" in d.value.columns]
+    for key in ("sweep_chart", "loo_chart", "size_chart"):  # the rest of the page is there
+        chart(at, key)
+    table, _ = ui._searches()
+    assert ("val", "minkowski", SMALL) not in table
+
+
+def test_accuracy_by_k_is_sweep_in_one_pass():
+    rng = np.random.default_rng(1)
+    m, K = 400, 12
+    dist = np.sort(rng.integers(0, 6, (m, K)).astype(float), axis=1)  # many equal distances and zeros
+    lists = NeighborLists(dist, rng.integers(0, 50, (m, K)), rng.integers(0, 4, 50), rng.integers(0, 4, m))
+    ks = [1, 2, 3, 4, 6, 7, 12, 5]
+    for weights in ("uniform", "distance"):
+        for tie in ("smallest", "nearest", "random"):
+            assert np.array_equal(accuracy_by_k(lists, ks, weights=weights, tie_break=tie),
+                                  lists.sweep(ks, weights=weights, tie_break=tie)), (weights, tie)
+    with pytest.raises(ValueError):
+        accuracy_by_k(lists, [13])
+
+
+# --------------------------------------------------------------------------- Misclassified
+
+
+def test_misclassified_matches_knn_core(mnist, capsys):
+    at = run_page("misclassified", {"size": SMALL, "k": 3})
+    lists = lists_for(mnist, "test")
+    order = misclassified(lists, 3)
+    table = table_with(at, "confidence")
+    assert np.array_equal(table["test digit"], order)
+    scores, pred, _ = lists.vote(3)
+    assert np.array_equal(table["predicted"], pred[order])
+    assert np.allclose(table["confidence"], scores[order].max(axis=1) / 3)
+    assert metrics(at)["Wrong"] == f"{len(order):,} of 10,000 test digits"
+
+    # The CLI prints the same table.
+    out = cli(capsys, "misclassified", "--k", "3", "--train-size", str(SMALL))
+    rows = [line.split() for line in out.splitlines()[3:]]
+    assert [int(r[1]) for r in rows] == order.tolist()
+    assert [float(r[4]) for r in rows] == [round(v, 4) for v in table["confidence"]]
+
+    # The first (most confidently wrong) digit is open: the vote and its neighbours.
+    q = int(order[0])
+    assert at.selectbox(key="wrong_open").value == q
+    fig = chart(at, "wrong_vote")
+    assert np.array_equal(fig["data"][0]["y"], scores[q])
+    neighbour_caption_check(grids(at)[1], lists, q, 3, int(pred[q]))
+    text = " ".join(m.value for m in at.markdown)
+    assert f"Test digit **#{q}** is labelled **{lists.query_labels[q]}**; kNN said **{pred[q]}**" in text
+
+    # Filtered by true and predicted label; the CLI filter agrees.
+    at.selectbox(key="wrong_true").set_value(4)
+    at.selectbox(key="wrong_pred").set_value(9).run()
+    want = order[(lists.query_labels[order] == 4) & (pred[order] == 9)]
+    assert np.array_equal(table_with(at, "confidence")["test digit"], want)
+    out = cli(capsys, "misclassified", "--k", "3", "--train-size", str(SMALL), "--true", "4", "--predicted", "9")
+    assert [int(line.split()[1]) for line in out.splitlines()[3:]] == want.tolist()
+    # Opening another digit of the filter.
+    if len(want) > 1:
+        at.selectbox(key="wrong_open").set_value(int(want[1])).run()
+        assert np.array_equal(chart(at, "wrong_vote")["data"][0]["y"], scores[want[1]])
+
+
+def test_misclassified_filter_with_no_digit(mnist):
+    at = run_page("misclassified", {"size": SMALL}, state={"wrong_true": 3, "wrong_pred": 3})
+    assert any("No misclassified test digit matches" in i.value for i in at.info)
+
+
+# ------------------------------------------------------------------------- Suspicious labels
+
+
+def test_suspicious_training_digits_match_knn_core(mnist, capsys):
+    at = run_page("suspicious", {"size": SMALL, "k": 7})
+    loo = lists_for(mnist, "loo")
+    idx, frac = suspicious_labels(loo, 7)
+    rows = train_rows(mnist, "loo", SMALL)
+    table = table_with(at, "disagreement")
+    assert np.array_equal(table["train digit"], rows[idx])
+    assert np.array_equal(table["disagreement"], frac)
+    assert np.array_equal(table["label"], mnist.train_labels[rows[idx]])  # dataset numbers, true labels
+    assert np.array_equal(table["kNN says"], loo.predict(7)[idx])
+    # The first page of pictures: each digit, then its leave-one-out neighbours.
+    shown = with_neighbours(at)
+    assert len(shown) == min(10, len(idx))
+    assert shown[0][0].startswith(f"#1 train {rows[idx[0]]}\n")
+    neighbour_caption_check(shown[0][1], loo, int(idx[0]), 7, int(loo.predict(7)[idx[0]]))
+    assert int(idx[0]) not in loo.indices[idx[0], :7]  # never its own neighbour
+    # The CLI prints the same ranking.
+    out = cli(capsys, "suspicious", "--k", "7", "--train-size", str(SMALL))
+    assert [int(line.split()[1]) for line in out.splitlines()[3:]] == rows[idx].tolist()
+    assert "python -m knn_core suspicious --k 7 --train-size 1000 --set train" in codes(at)
+
+
+def test_suspicious_test_digits_use_their_training_neighbours(mnist, capsys):
+    at = run_page("suspicious", {"size": SMALL}, state={"suspicious_set": "test"})
+    test = lists_for(mnist, "test")
+    d = label_doubts(test, 5)
+    table = table_with(at, "disagreement")
+    assert np.array_equal(table["test digit"], d["index"])
+    assert np.array_equal(table["label"], mnist.test_labels[d["index"]])
+    out = cli(capsys, "suspicious", "--k", "5", "--train-size", str(SMALL), "--set", "test", "--limit", "20")
+    assert [int(line.split()[1]) for line in out.splitlines()[3:]] == d["index"][:20].tolist()
+    # page 2 of the pictures
+    at.number_input(key="suspicious_page").set_value(2).run()
+    assert with_neighbours(at)[0][0].startswith(f"#11 test {d['index'][10]}\n")
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "manhattan", "minkowski"])
+def test_every_metric_on_a_small_training_set(mnist, metric):
+    at = run_page("suspicious", {"size": 500, "metric": metric, "k": 9})
+    loo = lists_for(mnist, "loo", size=500, metric=metric)
+    idx, _ = suspicious_labels(loo, 9)
+    assert np.array_equal(table_with(at, "disagreement")["train digit"], train_rows(mnist, "loo", 500)[idx])
+    assert not at.error
+
+
+# ------------------------------------------------------------------- knn_core additions
+
+
+def tiny_dataset(seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    return Dataset(rng.integers(0, 256, (60, 4, 4), dtype=np.uint8), rng.integers(0, 3, 60),
+                   rng.integers(0, 256, (20, 4, 4), dtype=np.uint8), rng.integers(0, 3, 20), n_val=10)
+
+
+@pytest.mark.parametrize("split", ["test", "val", "loo"])
+@pytest.mark.parametrize("size", [None, 30])
+def test_neighbors_cached_knows_the_cache_entry(monkeypatch, tmp_path, split, size):
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    ds = tiny_dataset()
+    assert not neighbors_cached(ds, split, train_size=size)
+    split_neighbors(ds, split, train_size=size, k_max=K_MAX)
+    assert neighbors_cached(ds, split, train_size=size)
+    assert not neighbors_cached(ds, split, train_size=size, metric="cosine")
+    assert not neighbors_cached(tiny_dataset(1), split, train_size=size)
+
+
+def test_train_rows_are_the_pages_subset(mnist):
+    for size in (500, SMALL, 60000):
+        assert np.array_equal(train_rows(mnist, "test", size), ui.get_subset(size))
+        assert np.array_equal(train_rows(mnist, "loo", size), ui.get_subset(size))
+    val_rows = train_rows(mnist, "val", SMALL)
+    assert len(val_rows) == SMALL and val_rows.max() < len(mnist.fit_labels)
+
+
+def test_search_estimates_grow_with_size_and_slow_metrics(mnist):
+    est = {m: estimate_search_seconds(mnist, "test", m) for m in ("euclidean", "cosine", "manhattan", "minkowski")}
+    assert 2 < est["euclidean"] < 15 and est["minkowski"] > 30 * 60 and est["manhattan"] > 60
+    assert 10 < estimate_search_seconds(mnist, "loo") < 60
+    assert estimate_search_seconds(mnist, "test", "minkowski", 500) < ui.CONFIRM_SECONDS
+    assert estimate_search_seconds(mnist, "test", "manhattan", 60000) > ui.CONFIRM_SECONDS
+
+
+def test_wrong_votes_and_label_doubts_on_synthetic_lists():
+    d = np.array([[1., 2, 3], [1, 1, 2], [0, 4, 5], [2, 3, 4]])
+    ind = np.array([[0, 1, 2], [1, 2, 3], [3, 0, 1], [2, 3, 0]])
+    train_y = np.array([0, 1, 1, 1])
+    lists = NeighborLists(d, ind, train_y, np.array([1, 0, 0, 1]))
+    w = wrong_votes(lists, 3)
+    assert w["index"].tolist() == [1, 2]  # query 1: all three say 1 (confidence 1); query 2: 2 of 3 say 1
+    assert w["predicted"].tolist() == [1, 1] and np.allclose(w["confidence"], [1, 2 / 3])
+    doubts = label_doubts(lists, 3)
+    assert doubts["index"].tolist() == [1, 2] and np.allclose(doubts["disagreement"], [1, 2 / 3])
+    assert doubts["predicted"].tolist() == [1, 1]
+
+
+def test_cli_evaluate_is_the_confusion_page(mnist, capsys):
+    out = cli(capsys, "evaluate", "--k", "3", "--train-size", str(SMALL), "--weights", "distance")
+    lists = lists_for(mnist, "test")
+    rep = report(lists.query_labels, lists.predict(3, weights="distance"))
+    assert f"accuracy: {rep.accuracy:.4f}" in out
+    assert rep.confusion_table() in out
