@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
 from .search import METRICS, ExactSearch, as_rows
 
@@ -175,6 +176,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         With X=None, each training digit's neighbours other than itself
         (leave-one-out), as scikit-learn does.
         """
+        check_is_fitted(self, "n_samples_fit_")
         k = self.n_neighbors if n_neighbors is None else n_neighbors
         if X is None:
             self._check_k(k, self.n_samples_fit_ - 1)

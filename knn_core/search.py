@@ -116,9 +116,13 @@ class ExactSearch:
         self._sq = _row_sq(self.X_)  # exact squared norms of the original rows
         # Mean and covariance in chunks: no full float64 copy of the training set.
         self._mean = sum(rows(s).sum(axis=0) for s in range(0, n, _FIT_CHUNK)) / n
+        # Work in units of the largest centred coordinate, so that neither the
+        # float32 products nor the padding sentinel depend on the data's scale.
+        scale = max(float(np.abs(rows(s) - self._mean).max()) for s in range(0, n, _FIT_CHUNK))
+        self._scale = scale if scale > 0 else 1.0
         cov = np.zeros((dim, dim), dtype=np.float64)
         for s in range(0, n, _FIT_CHUNK):
-            Xc = (rows(s) - self._mean).astype(np.float32)  # float32 is plenty for the basis
+            Xc = ((rows(s) - self._mean) / self._scale).astype(np.float32)  # float32 is plenty for the basis
             cov += Xc.T @ Xc
         n_comp = int(min(self.n_components, dim, max(n - 1, 1)))
         _, vecs = np.linalg.eigh(cov)  # orthonormal whatever the precision of cov
@@ -126,7 +130,7 @@ class ExactSearch:
         Z = np.empty((n, n_comp))
         csq = np.empty(n)
         for s in range(0, n, _FIT_CHUNK):
-            Xc = rows(s) - self._mean
+            Xc = (rows(s) - self._mean) / self._scale
             Z[s : s + _FIT_CHUNK] = Xc @ self._basis
             csq[s : s + _FIT_CHUNK] = np.einsum("ij,ij->i", Xc, Xc)
         resid = np.sqrt(np.maximum(csq - np.einsum("ij,ij->i", Z, Z), 0.0))
@@ -206,7 +210,7 @@ class ExactSearch:
         """Lower bounds for all, exact distances for the few that could win."""
         c = len(Q)
         X = _unit_rows(Q) if self.metric == "cosine" else Q.astype(np.float64)
-        Xc = X - self._mean
+        Xc = (X - self._mean) / self._scale
         Z = Xc @ self._basis
         csq = np.einsum("ij,ij->i", Xc, Xc)
         resid = np.sqrt(np.maximum(csq - np.einsum("ij,ij->i", Z, Z), 0.0))
@@ -233,7 +237,7 @@ class ExactSearch:
         d0[real] = self._sq_distances(Q, rows0[real], cols0[real])
         kth = np.partition(d0.reshape(c, n_first), k - 1, axis=1)[:, k - 1]
         # (With fewer real blocks than k, kth is inf: then every real row is a candidate.)
-        limit = np.minimum(kth - csq + slack, _FAR / 2).astype(np.float32)
+        limit = np.minimum(kth / self._scale**2 - csq + slack, _FAR / 2).astype(np.float32)
         # Every row whose lower bound is within the limit is measured exactly.
         rb, bb = np.nonzero(block_min <= limit[:, None])
         vals = Lb[rb, bb]
@@ -244,7 +248,7 @@ class ExactSearch:
         dist = np.sqrt(d2) if self.metric == "euclidean" else d2 / 2.0
         return _select_k(rows, cols, dist, c, k)
 
-    def _sq_distances(self, Q, rows, cols, batch: int = 16384) -> np.ndarray:
+    def _sq_distances(self, Q, rows, cols, batch: int = 2048) -> np.ndarray:
         """Squared euclidean distances of candidate pairs (for cosine: of the unit rows).
 
         Exact on uint8 images (integer arithmetic); float64 otherwise.
