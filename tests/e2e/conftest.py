@@ -43,15 +43,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _skip_or_fail(reason: str) -> None:
+    """Skip locally; fail where a browser is required (CI sets KNN_REQUIRE_BROWSER=1)."""
+    if os.environ.get("KNN_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = _chromium()
     if path is None:
-        pytest.skip("chromium not found on PATH (Debian: apt-get install chromium); browser tests need it")
+        _skip_or_fail("chromium not found on PATH (Debian: apt-get install chromium); browser tests need it")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("the playwright Python package is not installed (requirements-dev.txt)")
+        _skip_or_fail("the playwright Python package is not installed (requirements-dev.txt)")
     return path
 
 
