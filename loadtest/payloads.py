@@ -1,0 +1,58 @@
+"""What the load test sends: real MNIST test digits as canvas drawings, and garbage."""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+
+CANVAS = 280
+
+
+def canvas_png(digit28: np.ndarray, size: int = 200, at: tuple[int, int] = (40, 40)) -> bytes:
+    """An MNIST digit blown up onto a black 280 x 280 RGBA canvas, as the canvas' PNG."""
+    rgba = np.zeros((CANVAS, CANVAS, 4), np.uint8)
+    rgba[:, :, 3] = 255
+    big = cv2.resize(np.asarray(digit28, np.uint8), (size, size), interpolation=cv2.INTER_LINEAR)
+    y, x = at
+    rgba[y:y + size, x:x + size, :3] = big[:, :, None]
+    ok, buf = cv2.imencode(".png", rgba)
+    assert ok
+    return buf.tobytes()
+
+
+def drawings(n: int = 200, seed: int = 0) -> list[tuple[bytes, int]]:
+    """n test digits, varied in size and position, as (canvas PNG, true label)."""
+    from knn_core import load_mnist
+
+    ds = load_mnist()
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in rng.choice(len(ds.test_labels), n, replace=False):
+        size = int(rng.integers(150, 230))
+        y, x = (int(v) for v in rng.integers(0, CANVAS - size, 2))
+        out.append((canvas_png(ds.test_images[i], size, (y, x)), int(ds.test_labels[i])))
+    return out
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def huge_png(side: int = 12_000) -> bytes:
+    """A valid, all-black grey PNG of side x side pixels (144 Mpx by default) that compresses to ~150 kB."""
+    comp = zlib.compressobj(9)
+    row = b"\x00" * (side + 1)  # filter byte + pixels
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR claiming a huge image, no pixel data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+
+
+NOT_AN_IMAGE = b"this is not an image, just a few words of text\n" * 20

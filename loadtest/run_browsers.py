@@ -1,0 +1,187 @@
+"""The real-browser run: a few headless Chromium pages drawing on the app, and on a bare canvas page.
+
+    .venv/bin/python -m loadtest.run_browsers                 # 6 pages, 2 rounds of 30 s + 30 s
+    .venv/bin/python -m loadtest.run_browsers --pages 3 --seconds 10 --rounds 1
+
+Real browsers are heavy: a handful of headless Chromium pages saturate two
+cores by themselves, so their latency says as much about the browsers as
+about the server.  Hence the comparison: the same number of pages, drawing
+the same strokes at the same pace, once against the Draw page of the app and
+once against loadtest/bare_canvas.py (the same canvas and a fixed answer,
+nothing else).  Rounds alternate bare / app so that a slow spell of the
+machine hits both.  Each page draws a stroke with the mouse, waits until the
+Prediction is on the page, clears the canvas, waits a moment and draws
+again; latency is measured inside the page, from pointerup to the
+Prediction metric appearing in the DOM.  Target: p95(app) <= 2 x p95(bare).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+
+from .server import Server
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+METRIC = '[data-testid="stMetricValue"]'
+CLEAR = 'button[aria-label="Reset canvas & history"]'
+TARGET_RATIO = 2.0
+
+# Strokes in canvas pixels (280 x 280), as in tests/e2e/test_draw_browser.py.
+STROKES = [
+    [(140, 45), (140, 235)],  # 1
+    [(75, 55), (205, 55), (125, 235)],  # 7
+    [(140 + 62 * math.sin(t), 140 - 92 * math.cos(t)) for t in [i * 2 * math.pi / 36 for i in range(37)]],  # 0
+]
+
+# In the page: when the pointer goes up, and when a Prediction appears after it.
+TIMER_JS = r"""() => {
+  window.__lat = {up: null, shown: null};
+  window.addEventListener('pointerup', () => { window.__lat = {up: performance.now(), shown: null}; });
+  new MutationObserver(() => {
+    const L = window.__lat;
+    if (L.up === null || L.shown !== null) return;
+    const m = document.querySelector('[data-testid="stMetricValue"]');
+    if (m && m.textContent.trim() !== '') L.shown = performance.now();
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def _pct(values, q):
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
+
+
+async def draw_loop(browser, url: str, seconds: float, think: float, seed: int, out: list, errors: list,
+                    ready: list, start: asyncio.Event) -> None:
+    rng = random.Random(seed)
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await ctx.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        await page.goto(url)
+        canvas = page.locator("canvas.upper-canvas >> visible=true")
+        await canvas.wait_for()
+        await page.get_by_text("Draw a digit in the box").first.wait_for()
+        await page.evaluate(TIMER_JS)
+        ready.append(seed)
+        await start.wait()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            box = await canvas.bounding_box()
+            pts = STROKES[rng.randrange(len(STROKES))]
+            dx, dy = rng.uniform(-12, 12), rng.uniform(-12, 12)
+            await page.mouse.move(box["x"] + pts[0][0] + dx, box["y"] + pts[0][1] + dy)
+            await page.mouse.down()
+            for x, y in pts[1:]:
+                await page.mouse.move(box["x"] + x + dx, box["y"] + y + dy, steps=3)
+            await page.mouse.up()
+            try:
+                await page.wait_for_function("() => window.__lat.shown !== null", timeout=30_000)
+            except Exception as exc:  # noqa: BLE001 - any failure to show a prediction is an error
+                errors.append(f"no prediction within 30 s: {type(exc).__name__}")
+                await page.reload()
+                await canvas.wait_for()
+                await page.evaluate(TIMER_JS)
+                continue
+            lat = await page.evaluate("() => window.__lat")
+            out.append((lat["shown"] - lat["up"]) / 1000)
+            await page.mouse.move(5, 5)
+            await page.locator(CLEAR).click()
+            await page.locator(METRIC).wait_for(state="detached")
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+    except Exception as exc:  # noqa: BLE001
+        errors.append(f"page crashed: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        await ctx.close()
+
+
+async def one_phase(url: str, pages: int, seconds: float, think: float, seed: int) -> tuple[list, list]:
+    from playwright.async_api import async_playwright
+
+    lat, errors = [], []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        start, ready = asyncio.Event(), []
+        tasks = [asyncio.create_task(draw_loop(browser, url, seconds, think, seed + i, lat, errors, ready, start))
+                 for i in range(pages)]
+        t0 = time.monotonic()  # all pages loaded (or given up) before the clock starts
+        while len(ready) < pages and time.monotonic() - t0 < 120 and not all(t.done() for t in tasks):
+            await asyncio.sleep(0.2)
+        start.set()
+        await asyncio.wait(tasks, timeout=seconds + 150)
+        for t in tasks:
+            t.cancel()
+        await browser.close()
+    return lat, errors
+
+
+def warm(url: str) -> None:
+    """One protocol-level stroke so the app has loaded MNIST and fitted before the clock starts."""
+    from . import payloads
+    from .protocol import Session
+
+    async def go():
+        async with Session(url) as s:
+            await s.draw(payloads.drawings(1)[0][0])
+
+    asyncio.run(go())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--pages", type=int, default=6, help="browser pages at once (default %(default)s)")
+    p.add_argument("--seconds", type=float, default=30, help="seconds per phase (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=2, help="bare/app rounds (default %(default)s)")
+    p.add_argument("--think", type=float, default=1.0, help="mean pause after clearing (default %(default)s s)")
+    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--check", action="store_true", help=f"exit 1 unless p95(app) <= {TARGET_RATIO} x p95(bare)")
+    args = p.parse_args(argv)
+    if not (1 <= args.pages <= 12 and 1 <= args.seconds <= 600 and 1 <= args.rounds <= 5):
+        p.error("--pages 1..12, --seconds 1..600, --rounds 1..5")
+
+    load_avg = [round(v, 2) for v in os.getloadavg()]
+    results = {"bare": ([], []), "app": ([], [])}
+    with Server("loadtest/bare_canvas.py") as bare, Server("app.py") as app:
+        warm(app.url)
+        for r in range(args.rounds):
+            for name, srv in (("bare", bare), ("app", app)):
+                lat, errors = asyncio.run(one_phase(srv.url, args.pages, args.seconds, args.think, 100 * r))
+                results[name][0].extend(lat)
+                results[name][1].extend(errors)
+                print(f"round {r + 1} {name:4s}: {len(lat)} strokes, p50 {_pct(lat, 50) * 1000:.0f} ms, "
+                      f"p95 {_pct(lat, 95) * 1000:.0f} ms, errors {len(errors)}", flush=True)
+        tracebacks = app.log_text().count("Traceback") + bare.log_text().count("Traceback")
+
+    summary = {"pages": args.pages, "seconds_per_phase": args.seconds, "rounds": args.rounds,
+               "think_s": args.think, "load_average_before": load_avg, "server_tracebacks": tracebacks}
+    for name, (lat, errors) in results.items():
+        summary[name] = {"strokes": len(lat), "errors": len(errors), "error_samples": errors[:5],
+                         "p50_ms": round(_pct(lat, 50) * 1000), "p95_ms": round(_pct(lat, 95) * 1000),
+                         "max_ms": round(max(lat, default=float("nan")) * 1000)}
+    ratio = summary["app"]["p95_ms"] / max(1, summary["bare"]["p95_ms"])
+    summary["p95_ratio_app_over_bare"] = round(ratio, 2)
+    print(f"\n{args.pages} Chromium pages, {args.rounds} x ({args.seconds:.0f} s bare + {args.seconds:.0f} s app)")
+    for name in ("bare", "app"):
+        s = summary[name]
+        print(f"  {name:4s}  strokes {s['strokes']:4d}  errors {s['errors']}  p50 {s['p50_ms']} ms  "
+              f"p95 {s['p95_ms']} ms  max {s['max_ms']} ms")
+    print(f"  p95 app / p95 bare = {ratio:.2f} (target <= {TARGET_RATIO}); load average before {load_avg}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=2)
+    ok = ratio <= TARGET_RATIO and not summary["app"]["errors"] and not summary["bare"]["errors"]
+    return 1 if (args.check and not ok) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
