@@ -1,4 +1,4 @@
-"""Command line: python -m knn_core {evaluate,sweep,predict,misclassified,suspicious} ...
+"""Command line: python -m knn_core {evaluate,sweep,predict,misclassified,suspicious,methods} ...
 
 Every table the app shows has its equivalent here. Errors print one line
 and exit with status 2; long searches show a tqdm progress bar.
@@ -84,9 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ev = sub.add_parser("evaluate", help="accuracy, confusion matrix and per-class report on the test set")
-    ev.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    ev.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
+    ev.add_argument("--method", metavar="NAME", help="a method preset instead of --metric/--p, e.g. idm "
+                    "(see: python -m knn_core methods)")
     add_search_options(ev)
     add_vote_options(ev)
+
+    me = sub.add_parser("methods", help="the method presets (deskew, blur, L3, shifts, IDM) and the literature")
+    me.add_argument("--data", metavar="PATH", help="MNIST source (default: the bundled copy); see load_mnist")
+
 
     sw = sub.add_parser("sweep", help="accuracy against k; the k chosen on validation and its test accuracy")
     sw.add_argument("--ks", type=parse_ks, default=list(DEFAULT_KS), help="k values, e.g. 1,3,5 or 1-50 (default: 1,3,5,9,15,25)")
@@ -131,6 +137,9 @@ def _check_k(k: int) -> None:
 
 
 def cmd_evaluate(args) -> None:
+    if args.method:
+        return _evaluate_method(args)
+    args.k = 5 if args.k is None else args.k
     _check_k(args.k)
     ds = _dataset(args)
     with progress_bar("searching") as bar:  # K_MAX neighbours: the same cache entry as the app's
@@ -278,11 +287,55 @@ def cmd_suspicious(args) -> None:
               f"{doubts['disagreement'][r]:>8.2f}  {nb}")
 
 
+def _evaluate_method(args) -> None:
+    """evaluate --method NAME: a preset of knn_core.methods, its lists cached like the app's."""
+    from .evaluate import recipe_neighbors
+    from .methods import PRESETS
+
+    if args.method not in PRESETS:
+        raise ValueError(f"unknown method {args.method!r}; choose one of {', '.join(PRESETS)}")
+    if args.train_size is not None:
+        raise ValueError("--train-size is not available with --method (methods use the full training set)")
+    preset = PRESETS[args.method]
+    k = preset.k if args.k is None else args.k
+    _check_k(k)
+    ds = _dataset(args)
+    with progress_bar(f"searching ({args.method})") as bar:
+        lists = recipe_neighbors(ds, preset.recipe, "test", k_max=K_MAX, progress=bar)
+    rep = report(lists.query_labels, lists.predict(k, weights=args.weights, tie_break=args.tie_break))
+    lit = f"; literature {preset.literature:.2f}% ({preset.source})" if preset.literature is not None else ""
+    print(f"{args.method}: {preset.recipe.describe()}")
+    print(f"k={k} weights={args.weights} tie-break={args.tie_break} train={len(lists.train_labels)} "
+          f"test={len(lists.query_labels)}; search of the test set took {lists.seconds:.0f} s when computed")
+    print(f"accuracy: {rep.accuracy:.4f}  (test error {100 * (1 - rep.accuracy):.2f}%{lit})")
+    print("\nconfusion matrix (rows: true label, columns: predicted)")
+    print(rep.confusion_table())
+    print("\nper-class report")
+    print(rep.table())
+
+
+def cmd_methods(args) -> None:
+    """The presets, their literature figures and, where cached, their measured test error."""
+    from .methods import PRESETS, recipe_cached, recipe_neighbors
+
+    ds = _dataset(args)
+    print("| method | recipe | k | test error % (measured) | literature % |")
+    print("|---|---|---|---|---|")
+    for name, p in PRESETS.items():
+        if recipe_cached(ds, p.recipe, "test", k_max=K_MAX):
+            lists = recipe_neighbors(ds, p.recipe, "test", k_max=K_MAX)
+            measured = f"{100 * (1 - lists.accuracy(p.k)):.2f}"
+        else:
+            measured = "not yet (evaluate --method " + name + ")"
+        lit = f"{p.literature:.2f} ({p.source})" if p.literature is not None else "-"
+        print(f"| {name} | {p.recipe.describe()} | {p.k} | {measured} | {lit} |")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "predict": cmd_predict,
-         "misclassified": cmd_misclassified, "suspicious": cmd_suspicious}[args.command](args)
+         "misclassified": cmd_misclassified, "suspicious": cmd_suspicious, "methods": cmd_methods}[args.command](args)
     except (DataError, EmptyDrawingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

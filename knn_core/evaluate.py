@@ -332,3 +332,12 @@ def label_doubts(lists: NeighborLists, k: int, **vote_options) -> dict:
     idx, frac = suspicious_labels(lists, k)
     pred = lists.predict(k, **vote_options)
     return {"index": idx, "label": lists.query_labels[idx], "predicted": pred[idx], "disagreement": frac}
+
+
+def recipe_neighbors(ds, recipe="plain", split: str = "test", **kw):
+    """Neighbour lists of a knn_core.methods recipe or preset name (deskew, blur, L3, shifts, IDM)
+    for a split, cached on disk; indices into the split's original training digits, plus the
+    matched shift of each neighbour. See knn_core.methods.recipe_neighbors."""
+    from .methods import recipe_neighbors as _recipe_neighbors
+
+    return _recipe_neighbors(ds, recipe, split, **kw)

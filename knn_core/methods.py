@@ -264,7 +264,11 @@ def resolve_recipe(recipe) -> Recipe:
 
 
 def _as_images(X, name: str = "X") -> np.ndarray:
-    """(N, H, W) images or (N, D) rows with D a square -> (N, H, W); uint8 stays, else float32."""
+    """(N, H, W) images or (N, D) rows with D a square -> (N, H, W).
+
+    uint8 stays uint8, and so become whole numbers within 0..255 of any dtype
+    (lossless; exact integer distances); anything else becomes float32.
+    """
     X = np.asarray(X)
     if X.ndim == 2:
         side = int(round(np.sqrt(X.shape[1])))
@@ -277,10 +281,11 @@ def _as_images(X, name: str = "X") -> np.ndarray:
         return X
     if X.dtype == bool or not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{name} must be numeric; got dtype {X.dtype}")
-    X = X.astype(np.float32)
     if not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    return X
+    if X.size and X.min() >= 0 and X.max() <= 255 and np.array_equal(X, np.rint(X)):
+        return X.astype(np.uint8)  # whole numbers 0..255 (e.g. float32 rows of MNIST): lossless, exact arithmetic
+    return X.astype(np.float32)
 
 
 def prepare_images(images, recipe: Recipe) -> np.ndarray:
