@@ -85,6 +85,8 @@ def main(argv=None) -> int:
         cdp.send("Network.enable")
         cdp.on("Network.webSocketWillSendHandshakeRequest",
                lambda e: events.append(("handshake", e["request"]["headers"], time.monotonic())))
+        cdp.on("Network.webSocketHandshakeResponseReceived",
+               lambda e: events.append(("handshake-response", e["response"]["headers"], time.monotonic())))
 
         def on_ws(ws):
             ws.on("framesent", lambda b: events.append(("sent", b, time.monotonic())))
@@ -107,9 +109,10 @@ def main(argv=None) -> int:
 
     t0 = None
     for kind, payload, t in events:
-        if kind == "handshake":
-            shown = {k: v for k, v in payload.items() if k.lower() in ("sec-websocket-protocol", "origin", "cookie")}
-            print(f"HANDSHAKE {json.dumps(shown)}")
+        if kind.startswith("handshake"):
+            shown = {k: v for k, v in payload.items()
+                     if k.lower() in ("sec-websocket-protocol", "sec-websocket-extensions", "origin", "cookie")}
+            print(f"{kind.upper()} {json.dumps(shown)}")
         elif kind == "mark":
             t0 = t
             print(f"---- {payload}")

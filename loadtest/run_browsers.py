@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 
-from .server import Server
+from .server import Server, cpu_seconds, descendants_cpu_seconds
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -105,7 +105,9 @@ async def draw_loop(browser, url: str, seconds: float, think: float, seed: int, 
         await ctx.close()
 
 
-async def one_phase(url: str, pages: int, seconds: float, think: float, seed: int) -> tuple[list, list]:
+async def one_phase(url: str, pages: int, seconds: float, think: float, seed: int,
+                    cpu: dict | None = None) -> tuple[list, list]:
+    """Run the pages; `cpu` gets the browsers' CPU seconds while they draw."""
     from playwright.async_api import async_playwright
 
     lat, errors = [], []
@@ -117,8 +119,12 @@ async def one_phase(url: str, pages: int, seconds: float, think: float, seed: in
         t0 = time.monotonic()  # all pages loaded (or given up) before the clock starts
         while len(ready) < pages and time.monotonic() - t0 < 120 and not all(t.done() for t in tasks):
             await asyncio.sleep(0.2)
+        c0 = descendants_cpu_seconds(os.getpid())
         start.set()
-        await asyncio.wait(tasks, timeout=seconds + 150)
+        await asyncio.sleep(seconds)  # measured before the pages close (a closed page's CPU is not counted)
+        if cpu is not None:
+            cpu["browsers"] = descendants_cpu_seconds(os.getpid()) - c0
+        await asyncio.wait(tasks, timeout=150)
         for t in tasks:
             t.cancel()
         await browser.close()
@@ -151,11 +157,15 @@ def main(argv=None) -> int:
 
     load_avg = [round(v, 2) for v in os.getloadavg()]
     results = {"bare": ([], []), "app": ([], [])}
+    cpu_used = {"bare": {"browsers": 0.0, "server": 0.0}, "app": {"browsers": 0.0, "server": 0.0}}
     with Server("loadtest/bare_canvas.py") as bare, Server("app.py") as app:
         warm(app.url)
         for r in range(args.rounds):
             for name, srv in (("bare", bare), ("app", app)):
-                lat, errors = asyncio.run(one_phase(srv.url, args.pages, args.seconds, args.think, 100 * r))
+                cpu, s0 = {}, cpu_seconds(srv.pid)
+                lat, errors = asyncio.run(one_phase(srv.url, args.pages, args.seconds, args.think, 100 * r, cpu))
+                cpu_used[name]["server"] += cpu_seconds(srv.pid) - s0  # includes loading the pages
+                cpu_used[name]["browsers"] += cpu.get("browsers", 0.0)
                 results[name][0].extend(lat)
                 results[name][1].extend(errors)
                 print(f"round {r + 1} {name:4s}: {len(lat)} strokes, p50 {_pct(lat, 50) * 1000:.0f} ms, "
@@ -167,14 +177,17 @@ def main(argv=None) -> int:
     for name, (lat, errors) in results.items():
         summary[name] = {"strokes": len(lat), "errors": len(errors), "error_samples": errors[:5],
                          "p50_ms": round(_pct(lat, 50) * 1000), "p95_ms": round(_pct(lat, 95) * 1000),
-                         "max_ms": round(max(lat, default=float("nan")) * 1000)}
+                         "max_ms": round(max(lat, default=float("nan")) * 1000),
+                         "browser_cpu_ms_per_stroke": round(cpu_used[name]["browsers"] * 1000 / max(1, len(lat))),
+                         "server_cpu_ms_per_stroke": round(cpu_used[name]["server"] * 1000 / max(1, len(lat)))}
     ratio = summary["app"]["p95_ms"] / max(1, summary["bare"]["p95_ms"])
     summary["p95_ratio_app_over_bare"] = round(ratio, 2)
     print(f"\n{args.pages} Chromium pages, {args.rounds} x ({args.seconds:.0f} s bare + {args.seconds:.0f} s app)")
     for name in ("bare", "app"):
         s = summary[name]
         print(f"  {name:4s}  strokes {s['strokes']:4d}  errors {s['errors']}  p50 {s['p50_ms']} ms  "
-              f"p95 {s['p95_ms']} ms  max {s['max_ms']} ms")
+              f"p95 {s['p95_ms']} ms  max {s['max_ms']} ms  CPU per stroke: browsers "
+              f"{s['browser_cpu_ms_per_stroke']} ms, server {s['server_cpu_ms_per_stroke']} ms")
     print(f"  p95 app / p95 bare = {ratio:.2f} (target <= {TARGET_RATIO}); load average before {load_avg}")
     if args.json:
         with open(args.json, "w") as f:
