@@ -10,8 +10,8 @@ local), then:
    the one-session baseline (dataset loaded, classifier fitted, warm);
 2. load phase (--duration s): --sessions students, each in its own WebSocket
    session on the Draw page, draw a real MNIST test digit (blown up to canvas
-   size, varied in size and position), wait for the Prediction, "draw the
-   next stroke" for --think seconds (uniform 0.5x..1.5x), and again, until
+   size, varied in size and position), wait for the Prediction, read it and
+   draw the next stroke for --think seconds (default 2; uniform 0.5x..1.5x), and again, until
    the time is up; plus --teachers sessions on the Neighbour vote page
    (presentation mode, drawing and moving k) and one garbage session (unless
    --no-garbage) that sends a bad link (k=10^9, metric=bogus), a canvas
@@ -313,7 +313,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sessions", type=int, default=30, help="students drawing at once (default %(default)s)")
     p.add_argument("--duration", type=float, default=120, help="seconds of load (default %(default)s)")
-    p.add_argument("--think", type=float, default=1.0,
+    p.add_argument("--think", type=float, default=2.0,
                    help="mean seconds between a prediction and the next stroke (default %(default)s)")
     p.add_argument("--teachers", type=int, default=1, help="sessions on the Neighbour vote page (default 1)")
     p.add_argument("--no-garbage", dest="garbage", action="store_false", help="leave out the garbage session")

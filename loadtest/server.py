@@ -102,6 +102,30 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by all living descendants of process `root` (e.g. the browsers we started)."""
+    parent, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in cpu:
+        p = parent.get(pid)
+        while p and p != root and p in parent:
+            p = parent[p]
+        if p == root:
+            total += cpu[pid]
+    return total
+
+
 class MemoryWatch:
     """Polls a process' RSS every `interval` s in a thread; .peak_mb, .samples."""
 
