@@ -90,6 +90,8 @@ def test_screenshot(page, app_url):
     stroke(page, FOUR)
     page.locator(METRIC).wait_for()
     page.locator(RADAR_PICTURES).nth(7).wait_for()
+    page.locator(".st-key-map").get_by_text("your digit").wait_for()  # the map's legend, once it has the star
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached")  # the run has finished
     page.wait_for_timeout(1500)  # pictures and charts settle
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     from PIL import Image
