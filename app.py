@@ -11,11 +11,13 @@ st.set_page_config(page_title="kNN Digit Lab", page_icon="🔢", layout="wide")
 # ---- The pages, one per line, in menu order. ---------------------------------
 PAGES = [
     st.Page("pages/draw.py", title="Draw", icon="✏️", default=True),
+    st.Page("pages/dataset.py", title="Dataset", icon="🔍"),
     st.Page("pages/neighbour_vote.py", title="Neighbour vote", icon="🗳️"),
     st.Page("pages/confusion.py", title="Confusion matrix", icon="🎯"),
     st.Page("pages/k_sweep.py", title="Choosing k", icon="📈"),
     st.Page("pages/misclassified.py", title="Misclassified", icon="❌"),
     st.Page("pages/suspicious.py", title="Suspicious labels", icon="🏷️"),
+    st.Page("pages/baselines.py", title="Baselines", icon="📊"),
 ]
 # ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Command line: python -m knn_core {evaluate,sweep,predict,misclassified,suspicious,methods} ...
+"""Command line: python -m knn_core {evaluate,sweep,predict,misclassified,suspicious,baselines,methods} ...
 
 Every table the app shows has its equivalent here. Errors print one line
 and exit with status 2; long searches show a tqdm progress bar.
@@ -122,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     su.add_argument("--limit", type=int, metavar="N", help="print the first N only")
     add_search_options(su)
     add_vote_options(su)
+
+    bl = sub.add_parser("baselines", help="naive Bayes, logistic regression and SGD linear models beside kNN")
+    bl.add_argument("--methods", type=lambda t: [m for m in t.split(",") if m.strip()], metavar="M,M,...",
+                    help="gnb, logreg, sgd-hinge, sgd-log, knn-5, knn-best (default: all)")
+    bl.add_argument("--features", type=lambda t: [f for f in t.split(",") if f.strip()], default=["pixels", "10x10"],
+                    metavar="F,F", help="pixels and/or 10x10 (default: pixels,10x10)")
+    bl.add_argument("--cv", type=int, default=3, help="cross-validation folds (default: 3)")
+    bl.add_argument("--data", metavar="PATH", help="MNIST source (default: the bundled copy); see load_mnist")
+    bl.add_argument("--train-size", type=int, metavar="N", help="use a stratified subset of N training digits")
     return parser
 
 
@@ -287,6 +296,29 @@ def cmd_suspicious(args) -> None:
               f"{doubts['disagreement'][r]:>8.2f}  {nb}")
 
 
+def cmd_baselines(args) -> None:
+    """The table of the app's Baselines page: cross-validation and test accuracy, fit and predict times."""
+    import time
+
+    from tqdm import tqdm
+
+    from .baselines import format_table, run_baselines
+
+    ds = _dataset(args)
+    t0 = time.perf_counter()
+    with tqdm(desc="baselines", unit="step", file=sys.stderr, leave=False, delay=0.5) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        rows = run_baselines(ds, args.methods, args.features, cv=args.cv, train_size=args.train_size,
+                             progress=progress, status=bar.set_postfix_str)
+    print(f"train={rows[0].n_train if rows else 0} test={len(ds.test_labels)} cv={args.cv} "
+          f"(StratifiedKFold, unshuffled); times are wall-clock seconds when each row was computed")
+    print(format_table(rows))
+    print(f"\ntotal {time.perf_counter() - t0:.1f} s for this command (cached rows cost nothing)")
+
+
 def _evaluate_method(args) -> None:
     """evaluate --method NAME: a preset of knn_core.methods, its lists cached like the app's."""
     from .evaluate import recipe_neighbors
@@ -335,7 +367,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "predict": cmd_predict,
-         "misclassified": cmd_misclassified, "suspicious": cmd_suspicious, "methods": cmd_methods}[args.command](args)
+         "misclassified": cmd_misclassified, "suspicious": cmd_suspicious,
+         "baselines": cmd_baselines, "methods": cmd_methods}[args.command](args)
     except (DataError, EmptyDrawingError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,206 @@
+"""The Dataset and Baselines pages through Streamlit's AppTest, on a small dataset (fast).
+
+The pages take the dataset as an argument (default: the app's MNIST); here
+they get 600 training digits (the last 200 the validation split) and 200 test
+digits, and a temporary results cache.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from knn_core import Dataset, load_mnist
+from knn_core import baselines as bl
+from knn_core.cache import CACHE_ENV
+
+TIMEOUT = 120
+N_TRAIN, N_VAL, N_TEST = 600, 200, 200
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = load_mnist()
+    return Dataset(ds.train_images[:N_TRAIN], ds.train_labels[:N_TRAIN], ds.test_images[:N_TEST],
+                   ds.test_labels[:N_TEST], n_val=N_VAL, source="bundled (test subset)")
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("app-baselines-cache")
+        mp.setenv(CACHE_ENV, str(path))
+        yield path
+
+
+def dataset_script(ds):
+    from pages.dataset import dataset_page
+
+    dataset_page(ds=ds)
+
+
+def baselines_script(ds, confirm_seconds):
+    from pages.baselines import baselines_page
+
+    baselines_page(ds=ds, confirm_seconds=confirm_seconds)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def grids(at: AppTest) -> list[list[tuple[str, str]]]:
+    """Each ui.digit_grid on the page: (alt text, caption as plain text) per picture."""
+    out = []
+    for h in at.get("html"):
+        body = h.proto.body
+        if "digit-grid" in body:
+            figures = re.findall(r'<img [^>]*alt="([^"]*)"[^>]*>(?:<figcaption[^>]*>(.*?)</figcaption>)?', body, re.S)
+            out.append([(html.unescape(a), html.unescape(re.sub(r"<[^>]+>", "", c))) for a, c in figures])
+    return out
+
+
+def chart(at: AppTest, key: str) -> dict:
+    found = [json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
+    assert len(found) == 1, f"no single chart {key!r}"
+    return found[0]
+
+
+def sample(at: AppTest) -> list[tuple[int, int]]:
+    """The sample grid's (label, index) per digit, from captions '5 · #123'."""
+    out = []
+    for grid in grids(at)[:-1]:  # the last grid is the mean digits
+        for _, cap in grid:
+            m = re.fullmatch(r"(\d+) · #(\d+)", cap)
+            assert m, cap
+            out.append((int(m[1]), int(m[2])))
+    return out
+
+
+# ------------------------------------------------------------------------------ Dataset
+
+
+def test_dataset_page_shows_samples_counts_means_and_a_picked_digit(small):
+    at = run(AppTest.from_function(dataset_script, default_timeout=TIMEOUT, kwargs={"ds": small}))
+    shown = sample(at)
+    assert len(shown) == 50 and len(grids(at)) == 5 + 1  # 5 rows of 10, then the means
+    assert all(small.train_labels[i] == lab for lab, i in shown)
+    assert len({i for _, i in shown}) == 50
+
+    fig = chart(at, "ds_counts")
+    by_name = {t["name"]: t for t in fig["data"]}
+    assert by_name["train"]["y"] == np.bincount(small.train_labels, minlength=10).tolist()
+    assert by_name["test"]["y"] == np.bincount(small.test_labels, minlength=10).tolist()
+
+    means = grids(at)[-1]
+    assert [c for _, c in means] == [str(d) for d in range(10)]
+
+    picked = at.get("image")[0].proto.imgs[0].caption
+    assert picked == f"#0 of the training set: label {small.train_labels[0]}"
+
+
+def test_dataset_page_reshuffles_filters_by_class_and_switches_split(small):
+    at = run(AppTest.from_function(dataset_script, default_timeout=TIMEOUT, kwargs={"ds": small}))
+    first = sample(at)
+    at.button(key="ds_reshuffle").click()
+    run(at)
+    assert sample(at) != first
+
+    at.selectbox(key="ds_sample_class").set_value(3)
+    run(at)
+    threes = sample(at)
+    assert {lab for lab, _ in threes} == {3}
+    assert len(threes) == min(50, int(np.sum(small.train_labels == 3)))
+
+    at.segmented_control(key="ds_sample_split").set_value("test")
+    run(at)
+    test_threes = sample(at)
+    assert {lab for lab, _ in test_threes} == {3}
+    assert all(small.test_labels[i] == 3 for _, i in test_threes)
+
+
+def test_dataset_page_picks_a_digit_by_index_within_the_splits_limits(small):
+    at = run(AppTest.from_function(dataset_script, default_timeout=TIMEOUT, kwargs={"ds": small}))
+    box = at.number_input(key="ds_pick_index_train")
+    assert (box.min, box.max) == (0, N_TRAIN - 1)
+    box.set_value(N_TRAIN - 1)
+    run(at)
+    caption = at.get("image")[0].proto.imgs[0].caption
+    assert caption == (f"#{N_TRAIN - 1} of the training set (validation split): "
+                       f"label {small.train_labels[-1]}")
+
+    at.segmented_control(key="ds_pick_split").set_value("test")
+    run(at)
+    box = at.number_input(key="ds_pick_index_test")
+    assert box.max == N_TEST - 1
+    box.set_value(7)
+    run(at)
+    assert at.get("image")[0].proto.imgs[0].caption == f"#7 of the test set: label {small.test_labels[7]}"
+
+
+# ---------------------------------------------------------------------------- Baselines
+
+
+def test_baselines_page_computes_then_shows_every_method(small, cache_dir):
+    at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
+                                   kwargs={"ds": small, "confirm_seconds": 60.0}))
+    assert "bl_start" not in [b.key for b in at.button]
+    assert at.status  # small: it computed right away, showing progress
+    df = at.dataframe[0].value
+    assert len(df) == len(bl.METHODS) * len(bl.FEATURES)
+    assert set(df["Method"]) == {m.label for m in bl.METHODS.values()}
+    assert set(df["Features"]) == set(bl.FEATURES)
+    rows = {(r.label, r.features): r for r in bl.run_baselines(small, only_cached=True)}
+    for _, rec in df.iterrows():
+        assert rec["Test accuracy"] == rows[(rec["Method"], rec["Features"])].test_accuracy
+
+    fig = chart(at, "bl_chart")
+    assert {t["name"] for t in fig["data"]} == {"raw pixels (784)", "10×10 downsampled (100)"}
+    for t in fig["data"]:
+        assert t["x"] == [m.label for m in bl.METHODS.values()]
+
+    gallery = [fig for grid in grids(at) for fig in grid]
+    assert len(gallery) == 40 and len(grids(at)) == 4  # rows of 10
+    first = next(iter(rows.values()))  # the gallery's default: the first method, pixels
+    for alt, cap in gallery:
+        i = int(re.match(r"test digit (\d+)", alt)[1])
+        pred, truth = first.predictions[i], small.test_labels[i]
+        assert cap.startswith(str(pred))
+        assert ("✗" in cap) == (pred != truth) == ("wrong" in alt)
+
+
+def test_baselines_gallery_shows_a_methods_mistakes(small, cache_dir):
+    at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
+                                   kwargs={"ds": small, "confirm_seconds": 60.0}))
+    assert not at.status  # everything came from the cache
+    at.selectbox(key="bl_gallery_method").set_value("SGD hinge (linear SVM)")
+    at.segmented_control(key="bl_gallery_features").set_value("10x10")
+    at.toggle(key="bl_gallery_mistakes").set_value(True)
+    run(at)
+    (row,) = bl.run_baselines(small, ["sgd-hinge"], "10x10", only_cached=True)
+    wrong = int(np.sum(row.predictions != small.test_labels))
+    gallery = [fig for grid in grids(at) for fig in grid]
+    assert len(gallery) == min(40, wrong)
+    assert all("✗" in cap and "wrong" in alt for alt, cap in gallery)
+
+
+def test_baselines_page_asks_before_a_long_computation(small, tmp_path, monkeypatch):
+    from pages import baselines as page
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
+    page._jobs.clear()  # no finished job of another test to fall back on
+    at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
+                                   kwargs={"ds": small, "confirm_seconds": 0.0}))
+    start = at.button(key="bl_start")
+    assert re.fullmatch(r"Compute the table \(about \d+ s\)", start.label)
+    assert "12 of the 12 results are still to compute" in at.warning[0].value
+    assert not at.dataframe and not at.status
+    start.click()
+    run(at)
+    assert len(at.dataframe[0].value) == 12
