@@ -236,7 +236,7 @@ PRESETS: dict[str, Preset] = {
         Preset("deskew+blur+L3+shift2", "deskew + blur, L3, 2-px shifts", Recipe(**_DB, **_L3, shifts=2), 5, 1.22,
                "Wilder: ... L3, 2-pixel shifts"),
         Preset("idm", "IDM re-ranking of the top L2 candidates",
-               Recipe(deskew=True, rerank="idm", candidates=200, idm_window=2), 3, 0.54,
+               Recipe(deskew=True, rerank="idm", candidates=300, idm_window=2), 3, 0.54,
                "Keysers et al., TPAMI 2007 (IDM)"),
     )
 }
@@ -677,7 +677,14 @@ class MethodSearch:
         def one(j):
             return idm_distances(Q[j], self.prepared_[cand[j]], r.idm_window, r.idm_context)
 
-        D = np.stack(self._parallel(one, m))
+        if m == 1 and self.n_jobs and self.n_jobs > 1 and C >= 2 * self.n_jobs:
+            # One query (the Draw page): its candidates split between the threads.
+            parts = np.array_split(cand[0], self.n_jobs)
+            with ThreadPoolExecutor(self.n_jobs) as pool:
+                D = np.concatenate(list(pool.map(
+                    lambda c: idm_distances(Q[0], self.prepared_[c], r.idm_window, r.idm_context), parts)))[None]
+        else:
+            D = np.stack(self._parallel(one, m))
         rows = np.repeat(np.arange(m), C)
         return _sort_pairs(rows, D.ravel(), cand.ravel(), np.zeros(m * C, np.int64), m, k, False)
 
@@ -875,11 +882,18 @@ def recipe_cached(ds, recipe="plain", split: str = "test", *, k_max: int = 50) -
 # --------------------------------------------------------------------------- exactness of the two-stage Lp
 
 
-def brute_force_neighbors(search: MethodSearch, images, k: int, *, progress: Progress = None) -> MethodNeighbors:
+def brute_force_neighbors(search: MethodSearch, images, k: int, *, progress: Progress = None,
+                          prune: bool = True) -> MethodNeighbors:
     """The exact k nearest copies by the recipe's metric (euclidean or Lp), by brute force.
 
-    Every shifted copy of every training digit is measured: slow (for checking
-    the two-stage approximation on a few hundred queries), memory-bounded.
+    For checking the two-stage approximation on a few hundred queries. Every
+    shifted copy of every training digit is either measured exactly or
+    provably too far: with ``prune``, the exact euclidean distance to all
+    copies (one matrix product) gives a lower bound on the Lp distance
+    (Hoelder: |d|_p >= |d|_2 / n^(1/2 - 1/p) for p >= 2, n the number of
+    pixels where the two images can differ, at most the sum of their inked
+    pixels), and only copies whose bound is within the k-th Lp distance of
+    the best euclidean copies are measured. ``prune=False`` measures all.
     Not for IDM recipes.
     """
     r = search.recipe
@@ -889,25 +903,57 @@ def brute_force_neighbors(search: MethodSearch, images, k: int, *, progress: Pro
     p = float(r.p) if r.uses_lp else 2.0
     Y = search._search.X_
     S, n, m = len(search.offsets_), search.n_samples_, len(Q)
-    block = max(64, int(2**22 // max(1, Y.shape[1] * S)))
+    kk = min(k, n)
+    exact_ints = Y.dtype == np.uint8
+    if prune:
+        Y64 = Y.astype(np.float64)
+        y_sq = np.einsum("ij,ij->i", Y64, Y64)
+        y_nnz = np.count_nonzero(Y, axis=1) if exact_ints else np.full(n, Y.shape[1])
+        power = max(0.0, 0.5 - 1.0 / p)
 
-    def one(j):
+    def rows_of(j):
         if r.pca is not None:
-            Qs = search._rows(Q[j][None])[:, None, :]  # (1, 1, d)
-        else:
-            P = pad_frame(Q[j][None], r.shifts)[0]
-            Qs = np.stack([translate(P, -int(dy), -int(dx)) for dy, dx in search.offsets_]).reshape(S, 1, -1)
+            return search._rows(Q[j][None])  # (1, d)
+        P = pad_frame(Q[j][None], r.shifts)[0]
+        return np.stack([translate(P, -int(dy), -int(dx)) for dy, dx in search.offsets_]).reshape(S, -1)
+
+    def best_k(values, flat):
+        d, i, sh = _sort_pairs(np.zeros(len(flat), np.int64), values, flat % n, flat // n, 1, k, r.one_vote_per_digit)
+        return d[0], i[0], sh[0]
+
+    def measure(Qs, flat, block=4096):
+        out = np.empty(len(flat))
+        for s in range(0, len(flat), block):
+            f = flat[s : s + block]
+            out[s : s + block] = lp_distances(Qs[f // n], Y[f % n], p)
+        return out
+
+    def one_full(j):
+        Qs = rows_of(j)[:, None, :]
+        block = max(64, int(2**22 // max(1, Y.shape[1] * S)))
         D = np.empty((S, n))
         for s in range(0, n, block):
             D[:, s : s + block] = lp_distances(Qs, Y[None, s : s + block], p)
         # Only the k best of each shift can be among the k best overall (also one per digit).
-        kk = min(k, n)
         kth = np.partition(D, kk - 1, axis=1)[:, kk - 1 : kk]
         flat = np.flatnonzero(D <= kth)  # ties at the k-th value kept too
-        d, i, sh = _sort_pairs(np.zeros(len(flat), np.int64), D.ravel()[flat], flat % n, flat // n, 1, k,
-                               r.one_vote_per_digit)
-        return d[0], i[0], sh[0]
+        return best_k(D.ravel()[flat], flat)
 
+    def one_pruned(j):
+        Qs = rows_of(j)
+        Q64 = Qs.astype(np.float64)
+        l2 = np.sqrt(np.maximum(np.einsum("ij,ij->i", Q64, Q64)[:, None] + y_sq[None, :] - 2.0 * (Q64 @ Y64.T), 0.0))
+        if not exact_ints:
+            l2 *= 1 - 1e-9  # float rows: a margin for rounding
+        q_nnz = np.count_nonzero(Qs, axis=1)[:, None] if exact_ints else Y.shape[1]
+        bound = (l2 / np.minimum(q_nnz + y_nnz[None, :], Y.shape[1]) ** power).ravel()
+        # A first k-th Lp distance from the copies nearest by L2 (k distinct digits among them).
+        first = np.argpartition(l2.ravel(), min(kk * S, l2.size) - 1)[: kk * S]
+        d0, _, _ = best_k(measure(Qs, first), first)
+        flat = np.flatnonzero(bound <= d0[-1])
+        return best_k(measure(Qs, flat), flat)
+
+    one = one_pruned if prune else one_full
     done = [0]
 
     def counted(j):
@@ -917,7 +963,8 @@ def brute_force_neighbors(search: MethodSearch, images, k: int, *, progress: Pro
             progress(done[0], m)
         return out
 
-    res = search._parallel(counted, m)
+    with _one_blas_thread():
+        res = search._parallel(counted, m)
     dist = np.stack([a for a, _, _ in res])
     ind = np.stack([b for _, b, _ in res])
     sid = np.stack([c for _, _, c in res])

@@ -104,9 +104,22 @@ def test_l3_two_stage_is_exact_when_all_digits_are_candidates(small):
     want_d, want_i, want_s = materialised_neighbors(X, Q[:8], 1, 6, p=3)
     assert np.array_equal(nb.indices, want_i) and np.array_equal(nb.shifts, want_s)
     np.testing.assert_allclose(nb.distances, want_d, rtol=1e-12)
-    bf = brute_force_neighbors(search, Q[:8], 6)
-    assert np.array_equal(bf.indices, want_i) and np.array_equal(bf.shifts, want_s)
-    np.testing.assert_allclose(bf.distances, want_d, rtol=1e-12)
+    for prune in (True, False):
+        bf = brute_force_neighbors(search, Q[:8], 6, prune=prune)
+        assert np.array_equal(bf.indices, want_i) and np.array_equal(bf.shifts, want_s)
+        np.testing.assert_allclose(bf.distances, want_d, rtol=1e-12)
+
+
+@pytest.mark.parametrize("recipe", [Recipe(metric="minkowski", p=3, shifts=2, one_vote_per_digit=True),
+                                    Recipe(metric="minkowski", p=3, pca=40), Recipe(shifts=1),
+                                    Recipe(metric="minkowski", p=1.5, blur_sigma=1.0)])
+def test_pruned_brute_force_is_exact(small, recipe):
+    X, y, Q, _ = small
+    search = MethodSearch(recipe).fit(X)
+    a = brute_force_neighbors(search, Q[:6], 7, prune=True)
+    b = brute_force_neighbors(search, Q[:6], 7, prune=False)
+    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.shifts, b.shifts)
+    np.testing.assert_allclose(a.distances, b.distances, rtol=1e-12)
 
 
 def test_l3_two_stage_ranks_by_exact_l3(small):
