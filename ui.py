@@ -252,7 +252,24 @@ def current_settings() -> Settings:
     state = st.session_state
     if state.get(_RENDERED) and _CURRENT in state:
         return state[_CURRENT]
+    _leave_legacy_pages_mode()
     return sidebar_settings()
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Run app.py even when a link to a page is the first request a server sees.
+
+    With a folder named pages/ beside app.py, Streamlit starts in its legacy
+    multipage mode (each page runs on its own, with an automatic menu) and
+    leaves it only when app.py first calls st.navigation. A page that finds
+    itself run that way switches the mode off and reruns: app.py then runs
+    and st.navigation opens the page the URL names.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 # ------------------------------------------------------------------------ cached resources
