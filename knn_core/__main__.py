@@ -76,8 +76,15 @@ def add_vote_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tie-break", choices=TIE_BREAKS, default="smallest", help="tie rule (default: smallest)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other error of the command line."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m knn_core",
         description="k-nearest-neighbours on MNIST: evaluate, sweep k, classify image files.",
     )
@@ -92,7 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     me = sub.add_parser("methods", help="the method presets (deskew, blur, L3, shifts, IDM) and the literature")
     me.add_argument("--data", metavar="PATH", help="MNIST source (default: the bundled copy); see load_mnist")
-
 
     sw = sub.add_parser("sweep", help="accuracy against k; the k chosen on validation and its test accuracy")
     sw.add_argument("--ks", type=parse_ks, default=list(DEFAULT_KS), help="k values, e.g. 1,3,5 or 1-50 (default: 1,3,5,9,15,25)")
@@ -206,7 +212,7 @@ def read_image_file(path: str) -> np.ndarray:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise DataError(f"cannot read ({exc.strerror})") from exc
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     if img is not None and img.shape == (28, 28):
         return img if np.median(img) < 128 else 255 - img
