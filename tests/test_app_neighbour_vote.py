@@ -44,6 +44,15 @@ def figures(at: AppTest) -> dict:
     return out
 
 
+@pytest.fixture(autouse=True)
+def no_cache_warnings_from_other_tests(monkeypatch):
+    """knn_core.cache keeps the warnings it has seen per process; the page shows them."""
+    from knn_core import cache
+
+    monkeypatch.setattr(cache, "_warned", set())
+    monkeypatch.setattr(cache, "warnings_seen", [])
+
+
 @pytest.fixture(scope="module")
 def mnist():
     return load_mnist()
@@ -263,8 +272,6 @@ def tmp_cache(tmp_path, monkeypatch):
     from knn_core import cache
 
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.setattr(cache, "_warned", set())
-    monkeypatch.setattr(cache, "warnings_seen", [])
     return tmp_path / "cache"
 
 

@@ -194,10 +194,17 @@ def test_writer_killed_mid_write_leaves_no_valid_entry(fresh, monkeypatch, tmp_p
     assert len(map_entries(folder)) == 1
 
 
-def test_the_whole_app_starts_with_an_unusable_cache(fresh, monkeypatch, tmp_path, navigation_mode):  # noqa: F811
+def test_the_whole_app_starts_with_an_unusable_cache(fresh, monkeypatch, tmp_path, navigation_mode,  # noqa: F811
+                                                     request):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     use_cache(monkeypatch, blocker / "cache")
+    # Run by app.py, the page is a script (module __main__), whose cached map is not the one the
+    # `fresh` fixture cleared: clear every cached resource (the dataset and classifiers too).
+    import streamlit as st
+
+    st.cache_resource.clear()
+    request.addfinalizer(st.cache_resource.clear)  # and leave no PCA map behind for later tests
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception
