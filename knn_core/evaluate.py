@@ -60,7 +60,7 @@ class NeighborLists:
 
     def sweep(self, ks: Sequence[int], **vote_options) -> np.ndarray:
         """Accuracy at each k, all from this one search."""
-        return np.array([self.accuracy(k, **vote_options) for k in ks])
+        return accuracy_by_k(self, ks, **vote_options)
 
 
 def find_neighbors(

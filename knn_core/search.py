@@ -24,6 +24,7 @@ METRICS = ("euclidean", "manhattan", "minkowski", "cosine")
 _PRODUCT_METRICS = ("euclidean", "cosine")
 _UNIT_ROUNDOFF_F32 = 2.0**-24
 _BLOCK = 128  # training rows per block when bounding the k-th distance
+_DENSE_MAX = 8192  # uint8 training sets up to this size are searched without pruning
 _FIT_CHUNK = 8192  # training rows per step when fitting the bound (bounds memory)
 _FAR = 1e30  # padding rows: farther than anything real, finite so products stay finite
 _BATCH_LOCK = threading.Lock()
@@ -92,7 +93,14 @@ class ExactSearch:
             raise ValueError("training data is empty")
         self.X_ = X
         self.n_samples_, self.n_features_ = X.shape
-        if self.metric in _PRODUCT_METRICS:
+        # Small uint8 training sets: all distances exactly in one float64
+        # product (integer sums stay below 2**53) beat pruning, which has
+        # little to prune when k is a sizeable share of the set.
+        self._dense = self.metric == "euclidean" and X.dtype == np.uint8 and len(X) <= _DENSE_MAX
+        if self._dense:
+            self._sq = _row_sq(X)
+            self._X64 = X.astype(np.float64)
+        elif self.metric in _PRODUCT_METRICS:
             self._fit_product()
         else:
             from sklearn.neighbors import NearestNeighbors
@@ -183,7 +191,10 @@ class ExactSearch:
         def run(start):
             sl = slice(start, min(start + step, m))
             ex = None if exclude is None else exclude[sl]
-            chunk = self._product_chunk if self.metric in _PRODUCT_METRICS else self._sklearn_chunk
+            if self._dense and Q.dtype == np.uint8:
+                chunk = self._dense_chunk
+            else:
+                chunk = self._product_chunk if self.metric in _PRODUCT_METRICS else self._sklearn_chunk
             dist[sl], ind[sl] = chunk(Q[sl], k, ex)
             return sl.stop - sl.start
 
@@ -205,6 +216,19 @@ class ExactSearch:
                         if progress is not None:  # from the caller's thread (Streamlit needs that)
                             progress(done, m)
         return dist, ind
+
+    def _dense_chunk(self, Q, k, exclude):
+        """Every squared distance exactly (uint8 rows: float64 products of integers are exact)."""
+        c = len(Q)
+        D = Q.astype(np.float64) @ self._X64.T
+        D *= -2.0
+        D += self._sq
+        D += _row_sq(Q)[:, None]
+        if exclude is not None:
+            D[np.arange(c), exclude] = np.inf
+        kth = np.partition(D, k - 1, axis=1)[:, k - 1]
+        rows, cols = np.nonzero(D <= kth[:, None])  # all ties at the k-th distance too
+        return _select_k(rows, cols, np.sqrt(D[rows, cols]), c, k)
 
     def _product_chunk(self, Q, k, exclude):
         """Lower bounds for all, exact distances for the few that could win."""
