@@ -98,10 +98,9 @@ class ExactSearch:
         # little to prune when k is a sizeable share of the set.
         self._dense = self.metric == "euclidean" and X.dtype == np.uint8 and len(X) <= _DENSE_MAX
         if self._dense:
-            self._sq = _row_sq(X)
             self._X64 = X.astype(np.float64)
-        elif self.metric in _PRODUCT_METRICS:
-            self._fit_product()
+        if self.metric in _PRODUCT_METRICS:
+            self._fit_product()  # also serves float queries against a dense set
         else:
             from sklearn.neighbors import NearestNeighbors
 
