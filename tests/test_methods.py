@@ -355,3 +355,34 @@ def test_recipe_neighbors_cached_and_original_indices(small, tmp_path, monkeypat
     again = recipe_neighbors(ds, r, "test", k_max=8)
     assert np.array_equal(again.indices, lists.indices) and again.seconds == lists.seconds
     assert 0 <= again.accuracy(3) <= 1
+
+
+def test_float_rows_of_whole_numbers_are_the_uint8_digits(small):
+    X, y, Q, _ = small
+    a = MethodClassifier("deskew+blur", 3).fit(X, y)
+    b = MethodClassifier("deskew+blur", 3).fit(X.reshape(len(X), -1).astype(np.float32), y)
+    for got, want in zip(b.kneighbors(Q.reshape(len(Q), -1).astype(np.float64)), a.kneighbors(Q)):
+        assert np.array_equal(got, want)
+    # Scaled to [0, 1]: float arithmetic, the same neighbours
+    c = MethodClassifier("plain", 3).fit(X / 255.0, y)
+    assert np.array_equal(c.kneighbors(Q / 255.0)[1], MethodClassifier("plain", 3).fit(X, y).kneighbors(Q)[1])
+
+
+def test_command_line_methods_and_evaluate_method(small, tmp_path, monkeypatch, capsys):
+    import knn_core.__main__ as cli
+
+    monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
+    X, y, Q, qy = small
+    ds = Dataset(X[:300], y[:300], Q, qy, n_val=100)
+    monkeypatch.setattr(cli, "_dataset", lambda args: ds)
+    assert cli.main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "not yet" in out and "Keysers" in out
+    assert cli.main(["evaluate", "--method", "deskew", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "deskew + L2" in out and "test error" in out
+    assert cli.main(["methods"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("| deskew |"))
+    assert "not yet" not in line
+    assert cli.main(["evaluate", "--method", "nonsense"]) == 2
+    assert "unknown method" in capsys.readouterr().err
