@@ -54,6 +54,7 @@ DATASET_MB = (60000 * 785 + 10000 * 785) / 2**20
 @dataclass
 class Stats:
     latencies: list = field(default_factory=list)  # s, stroke -> Prediction
+    when: list = field(default_factory=list)  # time.monotonic() at each latency's stroke
     page_times: list = field(default_factory=list)  # s, stroke -> script_finished
     strokes: int = 0
     correct: int = 0
@@ -76,6 +77,7 @@ def _record(stats: Stats, who: str, r, label: int | None) -> None:
         stats.errors.append(f"{who}: no prediction (alerts: {r.alerts[:2]})")
     else:
         stats.latencies.append(r.t_metric)
+        stats.when.append(time.monotonic() - r.t_done)
         stats.page_times.append(r.t_done)
         stats.correct += str(label) == r.prediction
 
@@ -197,6 +199,7 @@ def summary(args, solo: Stats, stats: Stats, mem: dict, elapsed: float, load_avg
         | {"max": round(max(stats.latencies, default=float("nan")) * 1000)},
         "page_ms": {q: round(_pct(stats.page_times, q) * 1000) for q in (50, 95)},
         "solo_latency_ms_p50": round(_pct(solo.latencies, 50) * 1000),
+        "p95_ms_per_10s": _windows(stats),
         "garbage_checks": len(stats.garbage), "garbage_answered": g_ok,
         "garbage_failures": [f"{c}: {m}" for c, ok, m in stats.garbage if not ok][:10],
         "garbage_cases": sorted({c for c, _, _ in stats.garbage if not c.startswith("drawing after")}),
@@ -204,6 +207,17 @@ def summary(args, solo: Stats, stats: Stats, mem: dict, elapsed: float, load_avg
         "load_average_before": load_avg,
         "server_cpu_ms_per_stroke": cpu,
     }
+
+
+def _windows(stats: Stats, width: float = 10.0) -> list:
+    """p95 of the strokes sent in each `width`-second window: when the slow ones happened."""
+    if not stats.when:
+        return []
+    t0 = min(stats.when)
+    buckets: dict = {}
+    for t, lat in zip(stats.when, stats.latencies):
+        buckets.setdefault(int((t - t0) // width), []).append(lat)
+    return [round(_pct(buckets.get(i, []), 95) * 1000) if i in buckets else None for i in range(max(buckets) + 1)]
 
 
 def check(result: dict) -> list[str]:
@@ -236,6 +250,7 @@ def print_report(r: dict) -> None:
     print(f"  stroke -> prediction p50 {lat[50]} ms, p95 {lat[95]} ms, p99 {lat[99]} ms, max {lat['max']} ms"
           f"  (one session alone: p50 {r['solo_latency_ms_p50']} ms)")
     print(f"  stroke -> whole page p50 {page[50]} ms, p95 {page[95]} ms")
+    print(f"  p95 per 10 s window  {r['p95_ms_per_10s']} ms")
     print(f"  garbage              {r['garbage_answered']}/{r['garbage_checks']} answered with a message"
           + (f"; failures: {r['garbage_failures'][:3]}" if r["garbage_failures"] else ""))
     print(f"  server memory        1 session {mem['solo_rss']:.0f} MB; with all sessions peak RSS "

@@ -50,7 +50,7 @@ html { font-size: 24px; }
 def neighbour_vote_page(image: np.ndarray | None = None) -> None:
     """Render the page.  image: an RGBA/RGB/grey drawing to use instead of the canvas (tests)."""
     settings = ui.current_settings()
-    head, switch = st.columns([4, 1], vertical_alignment="bottom")
+    head, switch = st.columns([3, 1], vertical_alignment="bottom")
     with switch:
         present = _presentation_toggle()
     if present:
