@@ -112,12 +112,8 @@ def test_load_test_smoke(chromium_path):
     assert "targets met" in proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known problem: with a folder named pages/ next to app.py, Streamlit starts in its legacy multipage "
-    "mode and leaves it only once app.py has run st.navigation. A link to /neighbour_vote opened first "
-    "on a fresh server runs pages/neighbour_vote.py on its own (no app.py: no wide layout, the legacy "
-    "menu 'app / draw / neighbour vote') until someone opens /. Renaming pages/ would fix it."))
 def test_a_shared_link_on_a_fresh_server_runs_the_app(browser):
+    """A teacher's link opened first on a fresh server gets the whole app (see ui._leave_legacy_pages_mode)."""
     sys.path.insert(0, str(ROOT))
     from loadtest.server import Server
 
