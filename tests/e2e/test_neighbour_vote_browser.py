@@ -39,7 +39,7 @@ def stroke(page, points, steps: int = 6) -> None:
 
 
 def open_vote_page(page, app_url: str, query: str = ""):
-    # Open the app's root first: see test_a_shared_link_on_a_fresh_server_runs_the_app
+    # A student's tab on the Draw page first, then the teacher's link
     page.goto(app_url + "/")
     page.locator("canvas.upper-canvas >> visible=true").wait_for()
     page.goto(f"{app_url}/neighbour_vote{query}")
