@@ -170,7 +170,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         lit = f"{r['literature']:.2f} ({r['source']})" if r["literature"] is not None else "-"
         lines.append(
-            f"| {r['label']}: {r['describe']} | {r['k']} | **{r['test_error']:.2f}** "
+            f"| `{r['name']}`: {r['describe']} | {r['k']} | **{r['test_error']:.2f}** "
             f"(val {r['val_error']:.2f}) | {lit} | {fmt_seconds(r['test_seconds'])} / "
             f"{fmt_seconds(r['test_cpu_seconds'])} | {fmt_seconds(r.get('query_seconds', np.nan))} |"
         )
