@@ -132,6 +132,20 @@ class Recipe:
             raise ValueError("rerank='idm' already lets every pixel move; use shifts=0 with it")
         if self.rerank == "idm" and self.metric != "euclidean":
             raise ValueError("rerank='idm' pre-selects by euclidean distance; use metric='euclidean' with it")
+        # Plain Python values: equal recipes compare, hash and serialise alike.
+        for name in ("shifts", "candidates", "idm_window", "idm_context"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("deskew", "downsample", "one_vote_per_digit"):
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        object.__setattr__(self, "blur_sigma", float(self.blur_sigma))
+        object.__setattr__(self, "p", float(self.p))
+        if self.pca is not None:
+            object.__setattr__(self, "pca", int(self.pca))
+
+    @property
+    def copies(self) -> int:
+        """How many times one training digit can appear in a neighbour list."""
+        return 1 if self.one_vote_per_digit else (2 * self.shifts + 1) ** 2
 
     # -- derived facts
     @property
@@ -174,10 +188,7 @@ class Recipe:
 
     # -- serialisation
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["blur_sigma"] = float(d["blur_sigma"])
-        d["p"] = float(d["p"])
-        return d
+        return asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -589,9 +600,9 @@ class MethodSearch:
         available = self.n_samples_ - (exclude is not None)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k:
             raise ValueError(f"k must be a positive whole number; got {k!r}")
-        n_copies = len(self.offsets_) if not self.recipe.one_vote_per_digit else 1
-        if k > available * n_copies:
-            raise ValueError(f"k={k} neighbours asked, but only {available * n_copies} training digits can be neighbours")
+        if k > available * self.recipe.copies:
+            raise ValueError(f"k={k} neighbours asked, but only {available * self.recipe.copies} training digits "
+                             "(and shifted copies) can be neighbours")
         m = len(Q)
         if exclude is not None:
             exclude = np.asarray(exclude, dtype=np.int64)
@@ -735,7 +746,7 @@ class MethodClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise ValueError(f"y must have one label per image of X: X has {len(X)}, y has shape {y.shape}")
-        self._check_k(self.n_neighbors, len(X) * len(shift_offsets(recipe.shifts)))
+        self._check_k(self.n_neighbors, len(X) * recipe.copies)
         self.recipe_ = recipe
         self.classes_, self._y = np.unique(y, return_inverse=True)
         self.search_ = MethodSearch(recipe, n_jobs=self.n_jobs).fit(X)
@@ -757,11 +768,12 @@ class MethodClassifier(ClassifierMixin, BaseEstimator):
     def kneighbors_detail(self, X=None, n_neighbors=None, *, progress=None) -> MethodNeighbors:
         """(distances, training indices, shifts (dy, dx) of the matched copies); X=None: leave-one-out."""
         k = self.n_neighbors if n_neighbors is None else n_neighbors
-        self._check_k(k, self.n_samples_fit_ * len(self.search_.offsets_))
         if X is None:
+            self._check_k(k, (self.n_samples_fit_ - 1) * self.recipe_.copies)
             return self.search_.kneighbors_prepared(
                 self.search_.prepared_, k, exclude=np.arange(self.n_samples_fit_), progress=progress
             )
+        self._check_k(k, self.n_samples_fit_ * self.recipe_.copies)
         return self.search_.kneighbors(X, k, progress=progress)
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True, *, progress=None):
@@ -851,6 +863,7 @@ def recipe_neighbors(ds, recipe="plain", split: str = "test", *, k_max: int = 50
     recipe = resolve_recipe(recipe)
     X, y, Q, qy = split_arrays(ds, split)
     loo = Q is None
+    k_max = min(int(k_max), (len(X) - loo) * recipe.copies)
     parts = dict(data=ds.fingerprint, split=split, recipe=recipe.to_json(), k_max=int(k_max),
                  version=METHODS_VERSION)
 

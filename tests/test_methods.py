@@ -194,6 +194,17 @@ def test_recipe_serialises():
         assert p.recipe.describe()
     assert resolve_recipe({"deskew": True}) == Recipe(deskew=True)
     assert Recipe(blur_sigma=1).to_json() == Recipe(blur_sigma=1.0).to_json()
+    r = Recipe(shifts=np.int64(1), pca=None, candidates=np.int32(50), p=np.float32(3))
+    assert r == Recipe(shifts=1, candidates=50) and r.to_json() == Recipe(shifts=1, candidates=50).to_json()
+    assert hash(r) == hash(Recipe(shifts=1, candidates=50))
+    assert Recipe(shifts=2).copies == 25 and Recipe(shifts=2, one_vote_per_digit=True).copies == 1
+
+
+def test_k_larger_than_the_copies_raises(small):
+    X, y, _, _ = small
+    MethodClassifier(Recipe(shifts=1), 20).fit(X[:3], y[:3])  # 27 copies of 3 digits
+    with pytest.raises(ValueError, match="n_neighbors=20 is larger than the 3"):
+        MethodClassifier(Recipe(shifts=1, one_vote_per_digit=True), 20).fit(X[:3], y[:3])
 
 
 @pytest.mark.parametrize(
