@@ -95,7 +95,58 @@ class VoteExplanation:
         return f"Tie between {names}: {how}, so {self.winner}."
 
 
-class KNNClassifier(ClassifierMixin, BaseEstimator):
+class VotingMixin:
+    """The vote on top of a neighbour search, shared by KNNClassifier and methods.MethodClassifier.
+
+    Needs ``kneighbors``, ``n_neighbors``, ``weights``, ``tie_break``,
+    ``random_state`` and, once fitted, ``classes_`` and ``_y`` (each training
+    digit's class index).
+    """
+
+    @staticmethod
+    def _check_k(k, n_available):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"n_neighbors must be a positive whole number; got {k!r}")
+        if k > n_available:
+            raise ValueError(f"n_neighbors={k} is larger than the {n_available} training digits available")
+
+    @staticmethod
+    def _check_vote_params(weights, tie_break):
+        if weights not in WEIGHTS:
+            raise ValueError(f"unknown weights {weights!r}; choose one of {', '.join(WEIGHTS)}")
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"unknown tie_break {tie_break!r}; choose one of {', '.join(TIE_BREAKS)}")
+
+    def vote_from_neighbors(self, distances, indices, k=None):
+        """Class scores and winners from precomputed neighbour lists (any k up to their width)."""
+        k = self.n_neighbors if k is None else k
+        cls = self._y[np.asarray(indices)[:, :k]]
+        scores = tally(cls, np.asarray(distances)[:, :k], len(self.classes_), self.weights)
+        winners, tied = decide(scores, cls, self.tie_break, self.random_state)
+        return scores, winners, tied
+
+    def predict_from_neighbors(self, distances, indices, k=None) -> np.ndarray:
+        return self.classes_[self.vote_from_neighbors(distances, indices, k)[1]]
+
+    def predict(self, X, *, progress=None):
+        return self.predict_from_neighbors(*self.kneighbors(X, progress=progress))
+
+    def predict_proba(self, X, *, progress=None):
+        scores, _, _ = self.vote_from_neighbors(*self.kneighbors(X, progress=progress))
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    def explain(self, distances, indices) -> VoteExplanation:
+        """The vote of one query (1-D neighbour lists), for showing people."""
+        scores, winners, tied = self.vote_from_neighbors(np.asarray(distances)[None, :], np.asarray(indices)[None, :])
+        return VoteExplanation(
+            scores=scores[0],
+            winner=self.classes_[winners[0]].item(),
+            tied_classes=tuple(self.classes_[tied[0]].tolist()),
+            tie_break=self.tie_break,
+        )
+
+
+class KNNClassifier(VotingMixin, ClassifierMixin, BaseEstimator):
     """Exact k-nearest-neighbours classifier for images or feature rows.
 
     Parameters
@@ -148,10 +199,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
-        if self.weights not in WEIGHTS:
-            raise ValueError(f"unknown weights {self.weights!r}; choose one of {', '.join(WEIGHTS)}")
-        if self.tie_break not in TIE_BREAKS:
-            raise ValueError(f"unknown tie_break {self.tie_break!r}; choose one of {', '.join(TIE_BREAKS)}")
+        self._check_vote_params(self.weights, self.tie_break)
         X = as_rows(X, "X")
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
@@ -162,13 +210,6 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_samples_fit_ = len(X)
         self.n_features_in_ = X.shape[1]
         return self
-
-    @staticmethod
-    def _check_k(k, n_available):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"n_neighbors must be a positive whole number; got {k!r}")
-        if k > n_available:
-            raise ValueError(f"n_neighbors={k} is larger than the {n_available} training digits available")
 
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True, *, progress=None):
         """Distances and training indices of the nearest neighbours.
@@ -187,31 +228,3 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             self._check_k(k, self.n_samples_fit_)
             dist, ind = self._search.kneighbors(X, k, progress=progress)
         return (dist, ind) if return_distance else ind
-
-    def vote_from_neighbors(self, distances, indices, k=None):
-        """Class scores and winners from precomputed neighbour lists (any k up to their width)."""
-        k = self.n_neighbors if k is None else k
-        cls = self._y[indices[:, :k]]
-        scores = tally(cls, distances[:, :k], len(self.classes_), self.weights)
-        winners, tied = decide(scores, cls, self.tie_break, self.random_state)
-        return scores, winners, tied
-
-    def predict_from_neighbors(self, distances, indices, k=None) -> np.ndarray:
-        return self.classes_[self.vote_from_neighbors(distances, indices, k)[1]]
-
-    def predict(self, X, *, progress=None):
-        return self.predict_from_neighbors(*self.kneighbors(X, progress=progress))
-
-    def predict_proba(self, X, *, progress=None):
-        scores, _, _ = self.vote_from_neighbors(*self.kneighbors(X, progress=progress))
-        return scores / scores.sum(axis=1, keepdims=True)
-
-    def explain(self, distances, indices) -> VoteExplanation:
-        """The vote of one query (1-D neighbour lists), for showing people."""
-        scores, winners, tied = self.vote_from_neighbors(distances[None, :], indices[None, :])
-        return VoteExplanation(
-            scores=scores[0],
-            winner=self.classes_[winners[0]].item(),
-            tied_classes=tuple(self.classes_[tied[0]].tolist()),
-            tie_break=self.tie_break,
-        )

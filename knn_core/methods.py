@@ -4,7 +4,7 @@ A `Recipe` says how digits are compared; `PRESETS` names the classic steps
 from LeCun's MNIST page (deskew + blur, L3, shifted training copies) up to
 the image distortion model (IDM) of Keysers et al. (TPAMI 2007).
 `MethodClassifier` is the estimator (same API as `KNNClassifier`, the same
-vote through `classifier.tally` / `classifier.decide`), `MethodSearch` the
+vote through `classifier.VotingMixin`), `MethodSearch` the
 neighbour search behind it.
 
 How each step is computed
@@ -46,7 +46,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from .classifier import TIE_BREAKS, WEIGHTS, VoteExplanation, decide, tally
+from .classifier import VotingMixin
 from .evaluate import NeighborLists
 from .search import ExactSearch
 
@@ -706,7 +706,7 @@ class MethodSearch:
 # --------------------------------------------------------------------------- the estimator
 
 
-class MethodClassifier(ClassifierMixin, BaseEstimator):
+class MethodClassifier(VotingMixin, ClassifierMixin, BaseEstimator):
     """k-nearest-neighbours with a recipe: preprocessing, L2 / L3, shifts, IDM re-ranking.
 
     Same API as `KNNClassifier`; ``kneighbors`` returns indices into the
@@ -738,10 +738,7 @@ class MethodClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         recipe = resolve_recipe(self.recipe)
-        if self.weights not in WEIGHTS:
-            raise ValueError(f"unknown weights {self.weights!r}; choose one of {', '.join(WEIGHTS)}")
-        if self.tie_break not in TIE_BREAKS:
-            raise ValueError(f"unknown tie_break {self.tie_break!r}; choose one of {', '.join(TIE_BREAKS)}")
+        self._check_vote_params(self.weights, self.tie_break)
         X = _as_images(X)
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
@@ -753,13 +750,6 @@ class MethodClassifier(ClassifierMixin, BaseEstimator):
         self.n_samples_fit_ = len(X)
         self.n_features_in_ = int(np.prod(X.shape[1:]))
         return self
-
-    @staticmethod
-    def _check_k(k, n_available):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"n_neighbors must be a positive whole number; got {k!r}")
-        if k > n_available:
-            raise ValueError(f"n_neighbors={k} is larger than the {n_available} training digits available")
 
     @property
     def distance_name(self) -> str:
@@ -779,34 +769,6 @@ class MethodClassifier(ClassifierMixin, BaseEstimator):
     def kneighbors(self, X=None, n_neighbors=None, return_distance=True, *, progress=None):
         nb = self.kneighbors_detail(X, n_neighbors, progress=progress)
         return (nb.distances, nb.indices) if return_distance else nb.indices
-
-    def vote_from_neighbors(self, distances, indices, k=None):
-        """Class scores and winners from neighbour lists (any k up to their width)."""
-        k = self.n_neighbors if k is None else k
-        cls = self._y[np.asarray(indices)[:, :k]]
-        scores = tally(cls, np.asarray(distances)[:, :k], len(self.classes_), self.weights)
-        winners, tied = decide(scores, cls, self.tie_break, self.random_state)
-        return scores, winners, tied
-
-    def predict_from_neighbors(self, distances, indices, k=None) -> np.ndarray:
-        return self.classes_[self.vote_from_neighbors(distances, indices, k)[1]]
-
-    def predict(self, X, *, progress=None):
-        return self.predict_from_neighbors(*self.kneighbors(X, progress=progress))
-
-    def predict_proba(self, X, *, progress=None):
-        scores, _, _ = self.vote_from_neighbors(*self.kneighbors(X, progress=progress))
-        return scores / scores.sum(axis=1, keepdims=True)
-
-    def explain(self, distances, indices) -> VoteExplanation:
-        """The vote of one query (1-D neighbour lists), for showing people."""
-        scores, winners, tied = self.vote_from_neighbors(np.asarray(distances)[None, :], np.asarray(indices)[None, :])
-        return VoteExplanation(
-            scores=scores[0],
-            winner=self.classes_[winners[0]].item(),
-            tied_classes=tuple(self.classes_[tied[0]].tolist()),
-            tie_break=self.tie_break,
-        )
 
     def transform(self, X) -> np.ndarray:
         """Queries as the recipe compares them (prepared, in the padded frame when shifting)."""
