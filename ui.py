@@ -42,6 +42,7 @@ import streamlit as st
 from knn_core import KNNClassifier, load_mnist
 from knn_core.classifier import TIE_BREAKS, WEIGHTS
 from knn_core.evaluate import stratified_subset
+from knn_core.methods import PRESETS, MethodClassifier, estimate_recipe_seconds, recipe_cached, recipe_neighbors
 from knn_core.search import METRICS
 
 # ----------------------------------------------------------------------------- settings
@@ -104,10 +105,24 @@ def _parse_int(text: str) -> int | None:
 
 
 _METRIC_LABELS = {"minkowski": f"minkowski (p={MINKOWSKI_P})"}
+CLASSIC = "classic"  # the method setting's value for plain kNN with the Distance setting
+METHODS = (CLASSIC,) + tuple(name for name in PRESETS if name != "plain")  # "plain" is classic euclidean
+METHOD_PREFIX = "method:"  # a search key naming a method preset instead of a metric (see Settings.search)
+
+
+def _method_label(method: str) -> str:
+    return "classic kNN (pixels, the Distance below)" if method == CLASSIC else PRESETS[method].label
 
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("k", "k (neighbours)", 5, "int", lo=K_MIN, hi=K_MAX,
                 help="How many nearest training digits vote."),
+    SettingSpec("method", "Method", CLASSIC, "choice", choices=METHODS,
+                help="Classic kNN compares the raw pixels with the Distance below. The other methods "
+                     "go beyond it (LeCun's MNIST page; Keysers et al. 2007): they deskew and blur the "
+                     "digits, measure L3, let the training digits shift by 1-2 pixels, or let every pixel "
+                     "move a little (IDM), each with its own distance. They are slower; the first use "
+                     "prepares the training digits (seconds to a minute).",
+                format_func=_method_label),
     SettingSpec("metric", "Distance", "euclidean", "choice", choices=tuple(METRICS),
                 help="How the distance between two 28x28 digits is measured.",
                 format_func=lambda m: _METRIC_LABELS.get(m, m)),
@@ -128,6 +143,7 @@ class Settings:
     """The current view's settings (one field per entry of SETTINGS)."""
 
     k: int = 5
+    method: str = CLASSIC
     metric: str = "euclidean"
     weights: str = "uniform"
     tie: str = "smallest"
@@ -135,6 +151,33 @@ class Settings:
 
     def as_query(self) -> dict[str, str]:
         return {s.key: s.to_query(getattr(self, s.key)) for s in SETTINGS}
+
+    @property
+    def search(self) -> str:
+        """What finds the neighbours: a metric name (classic kNN) or "method:<preset>".
+
+        The first part of every neighbour-list request and cache key of the pages."""
+        return self.metric if self.method == CLASSIC else METHOD_PREFIX + self.method
+
+    @property
+    def distance_label(self) -> str:
+        """The distance the neighbours are ranked by, for captions."""
+        return search_label(self.search)
+
+
+def with_search(settings: Settings, search: str, **changes) -> Settings:
+    """These settings with the neighbours found by `search` (a metric, or "method:<preset>") instead."""
+    if search.startswith(METHOD_PREFIX):
+        return dataclasses.replace(settings, method=search[len(METHOD_PREFIX):], **changes)
+    return dataclasses.replace(settings, method=CLASSIC, metric=search, **changes)
+
+
+def search_label(search: str) -> str:
+    """A search key (Settings.search) in words: 'euclidean', or 'deskew + blur, L3 (L3 distance)'."""
+    if search.startswith(METHOD_PREFIX):
+        preset = PRESETS[search[len(METHOD_PREFIX):]]
+        return f"{preset.label} ({preset.recipe.distance_name})"
+    return _METRIC_LABELS.get(search, search)
 
 
 if [f.name for f in dataclasses.fields(Settings)] != [s.key for s in SETTINGS]:
@@ -207,14 +250,18 @@ def sidebar_settings() -> Settings:
             wkey = _widget_key(spec.key)
             if spec.key in changed or wkey not in state:
                 state[wkey] = values[spec.key]
+            # A method brings its own distance: the Distance setting then has no say.
+            disabled = spec.key == "metric" and values["method"] != CLASSIC
             if spec.kind == "int":
                 st.slider(spec.label, spec.lo, spec.hi, key=wkey, help=spec.help)
             elif spec.kind == "int_choice":
                 st.select_slider(spec.label, options=list(spec.choices), key=wkey, help=spec.help,
                                  format_func=spec.format_func)
             else:
-                st.selectbox(spec.label, options=list(spec.choices), key=wkey, help=spec.help,
-                             format_func=spec.format_func)
+                st.selectbox(spec.label, options=list(spec.choices), key=wkey, format_func=spec.format_func,
+                             disabled=disabled,
+                             help=f"Set by the method ({_method_label(values['method'])})." if disabled
+                             else spec.help)
             values[spec.key] = state[wkey]
 
     settings = Settings(**values)
@@ -302,16 +349,75 @@ def get_fitted(metric: str, train_size: int) -> KNNClassifier:
     return KNNClassifier(metric=metric, p=MINKOWSKI_P, random_state=0).fit(X, y)
 
 
-def classifier(settings: Settings) -> KNNClassifier:
-    """The shared fitted classifier with this view's k, weights and tie rule.
+@st.cache_resource(show_spinner="Preparing the training digits for this method (once per method and size)…")
+def get_fitted_method(method: str, train_size: int) -> MethodClassifier:
+    """A MethodClassifier with preset `method` fitted on `train_size` digits, shared by every session."""
+    ds = get_dataset()
+    idx = get_subset(train_size)
+    X = ds.train_images if len(idx) == len(ds.train_images) else ds.train_images[idx]
+    return MethodClassifier(PRESETS[method].recipe, random_state=0).fit(X, ds.train_labels[idx])
+
+
+def classifier(settings: Settings) -> KNNClassifier | MethodClassifier:
+    """The shared fitted classifier of this view's method (or metric), with its k, weights and tie rule.
 
     A shallow copy: it shares the fitted search (no refit, no extra memory),
     and set_params on it leaves the cached object untouched.
     """
-    fitted = get_fitted(settings.metric, settings.size)
+    if settings.method != CLASSIC:
+        fitted = get_fitted_method(settings.method, settings.size)
+    else:
+        fitted = get_fitted(settings.metric, settings.size)
     return copy.copy(fitted).set_params(
         n_neighbors=settings.k, weights=settings.weights, tie_break=settings.tie
     )
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """One digit's nearest training digits as a page shows them, whatever found them."""
+
+    distances: np.ndarray
+    indices: np.ndarray  # into the classifier's training digits (the votes)
+    rows: np.ndarray  # into get_dataset().train_images
+    labels: np.ndarray
+    images: np.ndarray  # the training digits as they were compared (a method's: prepared, shifted)
+    query: np.ndarray  # the digit as it was compared
+    shifts: np.ndarray | None  # (n, 2) (dy, dx) of the matched shifted copies, or None
+    distance_name: str  # e.g. "euclidean distance", "IDM distance"
+
+
+def shift_arrows(dy: int, dx: int) -> str:
+    """A shift in arrows, e.g. (1, -2) -> '←2 ↓1' (dx first)."""
+    parts = [("→" if dx > 0 else "←") + str(abs(dx))] if dx else []
+    parts += [("↓" if dy > 0 else "↑") + str(abs(dy))] if dy else []
+    return " ".join(parts)
+
+
+def nearest(clf, digit: np.ndarray, settings: Settings, n: int | None = None) -> Neighbours:
+    """The n (default k) nearest training digits of one 28x28 digit under this view's settings.
+
+    With a method, the pictures are what the method compared: the query and the
+    training digits deskewed / blurred, each neighbour at the shift that matched.
+    """
+    ds = get_dataset()
+    n = settings.k if n is None else n
+    if isinstance(clf, MethodClassifier):
+        nb = clf.kneighbors_detail(digit[None], n)
+        dist, ind, shifts = nb.distances[0], nb.indices[0], nb.shifts[0]
+        images = np.stack([clf.training_image(int(i), s) for i, s in zip(ind, shifts)])
+        query = clf.transform(digit[None])[0]
+        name = clf.distance_name
+    else:
+        d, i = clf.kneighbors(digit[None], n)
+        dist, ind, shifts, query = d[0], i[0], None, digit
+        name = f"{settings.distance_label} distance"
+    rows = get_subset(settings.size)[ind]
+    if shifts is None:
+        images = ds.train_images[rows]
+    elif not np.any(shifts):
+        shifts = None  # a method without shifts: no need to say "shifted by (0, 0)"
+    return Neighbours(dist, ind, rows, ds.train_labels[rows], images, query, shifts, name)
 
 
 # ---------------------------------------------------------------------------- digit images
@@ -584,7 +690,7 @@ def fmt_seconds(seconds: float) -> str:
 class _Search:
     """One split_neighbors call, run in a background thread of this server process."""
 
-    request: tuple  # (split, metric, training size)
+    request: tuple  # (split, search: a metric or "method:<preset>" (Settings.search), training size)
     estimate: float  # seconds; 0 when it is read from the disk cache
     started: float = dataclasses.field(default_factory=time.monotonic)
     done: int = 0
@@ -608,26 +714,53 @@ def _searches() -> tuple[dict, threading.Lock]:
     return {}, threading.Lock()
 
 
+def _preset_of(search: str):
+    """The method preset a search key names, or None for a metric."""
+    return PRESETS[search[len(METHOD_PREFIX):]] if search.startswith(METHOD_PREFIX) else None
+
+
+def _search_lists(ds, split: str, search: str, size: int, progress=None):
+    """The neighbour lists of one request: knn_core's split_neighbors or methods.recipe_neighbors."""
+    preset = _preset_of(search)
+    if preset is not None:
+        return recipe_neighbors(ds, preset.recipe, split, train_size=size, k_max=SEARCH_K, progress=progress)
+    return split_neighbors(ds, split, metric=search, p=MINKOWSKI_P, train_size=size, k_max=SEARCH_K,
+                           progress=progress)
+
+
+def _is_cached(ds, split: str, search: str, size: int) -> bool:
+    preset = _preset_of(search)
+    if preset is not None:
+        return recipe_cached(ds, preset.recipe, split, train_size=size, k_max=SEARCH_K)
+    return neighbors_cached(ds, split, metric=search, p=MINKOWSKI_P, train_size=size)
+
+
+def _estimate(ds, split: str, search: str, size: int) -> float:
+    preset = _preset_of(search)
+    if preset is not None:
+        return estimate_recipe_seconds(ds, preset.recipe, split, size)
+    return estimate_search_seconds(ds, split, search, size)
+
+
 def _start_search(ds, request: tuple, estimate: float) -> _Search:
-    split, metric, size = request
+    split, search, size = request
     job = _Search(request, estimate)
 
     def run():
         try:
-            job.result = split_neighbors(ds, split, metric=metric, p=MINKOWSKI_P, train_size=size,
-                                         k_max=SEARCH_K, progress=job.progress)
+            job.result = _search_lists(ds, split, search, size, progress=job.progress)
         except BaseException as exc:  # shown by the page that waits for it
             job.error = exc
         finally:
             job.finished = time.monotonic()
 
-    threading.Thread(target=run, name=f"knn-search-{split}-{metric}-{size}", daemon=True).start()
+    threading.Thread(target=run, name=f"knn-search-{split}-{search}-{size}", daemon=True).start()
     return job
 
 
 def describe_search(ds, request: tuple) -> str:
-    split, metric, size = request
-    name = SPECS["metric"].format_func(metric)
+    split, search, size = request
+    name = search_label(search)
     if split == "test":
         return f"{len(ds.test_labels):,} test digits vs {min(size, len(ds.train_labels)):,} training digits, {name}"
     if split == "val":
@@ -637,7 +770,8 @@ def describe_search(ds, request: tuple) -> str:
 
 
 def neighbor_lists(requests: Sequence[tuple], *, key: str) -> list | None:
-    """knn_core neighbour lists (SEARCH_K neighbours) for each (split, metric, training size).
+    """knn_core neighbour lists (SEARCH_K neighbours) for each (split, search, training size);
+    search: a metric or a method (Settings.search).
 
     From memory after the first time (one copy per server process), else from
     the disk cache, else searched in a background thread while this shows the
@@ -649,12 +783,11 @@ def neighbor_lists(requests: Sequence[tuple], *, key: str) -> list | None:
     """
     ds = get_dataset()
     table, lock = _searches()
-    requests = [(split, metric, int(size)) for split, metric, size in requests]
+    requests = [(split, search, int(size)) for split, search, size in requests]
     with lock:
         missing = [r for r in dict.fromkeys(requests) if r not in table]
     if missing:
-        plan = [(r, neighbors_cached(ds, r[0], metric=r[1], p=MINKOWSKI_P, train_size=r[2])) for r in missing]
-        estimates = {r: 0.0 if cached else estimate_search_seconds(ds, r[0], r[1], r[2]) for r, cached in plan}
+        estimates = {r: 0.0 if _is_cached(ds, *r) else _estimate(ds, *r) for r in missing}
         total = sum(estimates.values())
         if total > CONFIRM_SECONDS:
             slow = "; ".join(describe_search(ds, r) for r, s in estimates.items() if s)
@@ -781,11 +914,13 @@ def cli_command(command: str, settings: Settings, *, k: bool = True, vote: bool 
     parts = ["python -m knn_core", command]
     if k:
         parts += ["--k", str(settings.k)]
-    if settings.metric != "euclidean":
+    if settings.method != CLASSIC:
+        parts += ["--method", settings.method]
+    elif settings.metric != "euclidean":
         parts += ["--metric", settings.metric]
     if settings.size != max(TRAIN_SIZES):
         parts += ["--train-size", str(settings.size)]
-    if vote and settings.weights != "uniform":
+    if vote and (settings.weights != "uniform" or settings.method != CLASSIC):  # a method has its own default
         parts += ["--weights", settings.weights]
     if vote and settings.tie != "smallest":
         parts += ["--tie-break", settings.tie]
@@ -796,5 +931,5 @@ def cli_command(command: str, settings: Settings, *, k: bool = True, vote: bool 
 
 def settings_caption(settings: Settings) -> str:
     """The settings a view was computed with, in one line."""
-    return (f"k={settings.k}, {SPECS['metric'].format_func(settings.metric)}, {settings.weights} votes, "
+    return (f"k={settings.k}, {settings.distance_label}, {settings.weights} votes, "
             f"tie rule {settings.tie}, {settings.size:,} training digits")

@@ -4,9 +4,10 @@
 
 For every preset of knn_core.methods (plain L2 ... IDM re-ranking):
 
-* k is chosen on the validation split (the last 10,000 training digits
-  against the first 50,000), never on the test set;
-* the test error % at that k (60,000 training digits, 10,000 test digits),
+* k (1-10) and the vote weights (uniform or 1/distance) are chosen on the
+  validation split (the last 10,000 training digits against the first
+  50,000), never on the test set; a tie prefers uniform votes, then smaller k;
+* the test error % at that k and weighting (60,000 training digits, 10,000 test digits),
   beside the figure from the literature;
 * the time of the whole test set (fit + search of all 10,000 digits, from
   scratch; wall and CPU time), as recorded when the neighbour lists were
@@ -49,6 +50,8 @@ from knn_core.methods import (  # noqa: E402
 )
 
 KS = tuple(range(1, 11))
+WEIGHTS = ("uniform", "distance")
+
 
 
 def log(msg: str) -> None:
@@ -85,30 +88,33 @@ def measure_preset(ds, name: str, n_single: int, use_cache: bool, one_vote: bool
     r = preset.recipe
     log(f"== {name}: {r.describe()}")
     val = recipe_neighbors(ds, r, "val", progress=progress(f"{name} val"), use_cache=use_cache)
-    val_acc = val.sweep(KS)
-    k = int(KS[int(np.argmax(val_acc))])
+    val_acc = {w: val.sweep(KS, weights=w) for w in WEIGHTS}
+    weights, k = choose_vote(val_acc)
     test = recipe_neighbors(ds, r, "test", progress=progress(f"{name} test"), use_cache=use_cache)
-    test_acc = test.sweep(KS)
+    test_acc = {w: test.sweep(KS, weights=w) for w in WEIGHTS}
     out = dict(
-        name=name, label=preset.label, recipe=r.to_dict(), describe=r.describe(), k=k,
-        val_error=100 * (1 - float(val_acc[KS.index(k)])),
-        test_error=100 * (1 - float(test_acc[KS.index(k)])),
-        test_error_by_k={int(kk): 100 * (1 - float(a)) for kk, a in zip(KS, test_acc)},
-        val_error_by_k={int(kk): 100 * (1 - float(a)) for kk, a in zip(KS, val_acc)},
+        name=name, label=preset.label, recipe=r.to_dict(), describe=r.describe(), k=k, weights=weights,
+        preset_vote=(preset.k, preset.weights),
+        val_error=100 * (1 - float(val_acc[weights][KS.index(k)])),
+        test_error=100 * (1 - float(test_acc[weights][KS.index(k)])),
+        test_error_by_k={w: {int(kk): 100 * (1 - float(a)) for kk, a in zip(KS, acc)} for w, acc in test_acc.items()},
+        val_error_by_k={w: {int(kk): 100 * (1 - float(a)) for kk, a in zip(KS, acc)} for w, acc in val_acc.items()},
         literature=preset.literature, source=preset.source,
         test_seconds=test.seconds, test_cpu_seconds=test.cpu_seconds,
     )
+    if (preset.k, preset.weights) != (k, weights):
+        log(f"   note: the preset votes with k={preset.k}, {preset.weights}; validation chose k={k}, {weights}")
     if r.shifts and one_vote:
         # Each training digit voting once (its best shift) changes the lists: its own (cached) search.
         r1 = r.replace(one_vote_per_digit=True)
         v1 = recipe_neighbors(ds, r1, "val", progress=progress(f"{name} 1-vote val"), use_cache=use_cache)
-        k1 = int(KS[int(np.argmax(v1.sweep(KS)))])
+        w1, k1 = choose_vote({w: v1.sweep(KS, weights=w) for w in WEIGHTS})
         t1 = recipe_neighbors(ds, r1, "test", progress=progress(f"{name} 1-vote test"), use_cache=use_cache)
-        out["one_vote"] = dict(k=k1, test_error=100 * (1 - t1.accuracy(k1)), val_error=100 * (1 - v1.accuracy(k1)),
-                               test_seconds=t1.seconds)
+        out["one_vote"] = dict(k=k1, weights=w1, test_error=100 * (1 - t1.accuracy(k1, weights=w1)),
+                               val_error=100 * (1 - v1.accuracy(k1, weights=w1)), test_seconds=t1.seconds)
     if n_single:
         t0 = time.perf_counter()
-        clf = MethodClassifier(r, k).fit(ds.train_images, ds.train_labels)
+        clf = MethodClassifier(r, k, weights=weights).fit(ds.train_images, ds.train_labels)
         out["fit_seconds"] = time.perf_counter() - t0
         times = []
         for i in range(n_single):
@@ -122,7 +128,13 @@ def measure_preset(ds, name: str, n_single: int, use_cache: bool, one_vote: bool
     return out
 
 
-def exactness(ds, name: str, n: int, k: int, k_list: int = 10, seed: int = 0) -> dict:
+def choose_vote(val_acc: dict) -> tuple[str, int]:
+    """(weights, k) with the best validation accuracy; ties prefer uniform votes, then the smaller k."""
+    best = max((acc[i], w == "uniform", -k, w, k) for w, acc in val_acc.items() for i, k in enumerate(KS))
+    return best[3], int(best[4])
+
+
+def exactness(ds, name: str, n: int, k: int, weights: str = "uniform", k_list: int = 10, seed: int = 0) -> dict:
     """Two-stage L3 vs exact brute-force L3 on n test digits: lists of k_list, votes of k."""
     r = PRESETS[name].recipe
     rng = np.random.default_rng(seed)
@@ -140,21 +152,21 @@ def exactness(ds, name: str, n: int, k: int, k_list: int = 10, seed: int = 0) ->
 
     def pred(nb):
         cls = y[nb.indices[:, :k]]
-        return decide(tally(cls, nb.distances[:, :k], 10, "uniform"), cls, "smallest")[0]
+        return decide(tally(cls, nb.distances[:, :k], 10, weights), cls, "smallest")[0]
 
     pa, pe = pred(approx), pred(exact)
     truth = ds.test_labels[idx]
-    return dict(name=name, n=n, k=k, k_list=k_list, lists_differ=int((~same_list).sum()), labels_differ=int((pa != pe).sum()),
+    return dict(name=name, n=n, k=k, weights=weights, k_list=k_list, lists_differ=int((~same_list).sum()), labels_differ=int((pa != pe).sum()),
                 errors_two_stage=int((pa != truth).sum()), errors_exact=int((pe != truth).sum()),
                 seconds_two_stage=t_approx, seconds_exact=t_exact)
 
 
-def canvas_figure(n: int, seed: int, best: str, k: int) -> dict:
+def canvas_figure(n: int, seed: int, best: str, k: int, weights: str) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import canvas_robustness as cr
 
     out = {}
-    for label, make in ((best, lambda: MethodClassifier(best, k)), ("plain", lambda: MethodClassifier("plain", 5))):
+    for label, make in ((best, lambda: MethodClassifier(best, k, weights=weights)), ("plain", lambda: MethodClassifier("plain", 5))):
         t0 = time.perf_counter()
         res = cr.run(n, seed, make, log=log)
         out[label] = dict(markdown=cr.markdown(res), seconds=time.perf_counter() - t0,
@@ -164,19 +176,19 @@ def canvas_figure(n: int, seed: int, best: str, k: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| method | k (chosen on validation) | test error % | literature | time for the test set (wall / CPU) | time for one query |",
+        "| method | k, votes (chosen on validation) | test error % | literature | time for the test set (wall / CPU) | time for one query |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lit = f"{r['literature']:.2f} ({r['source']})" if r["literature"] is not None else "-"
         lines.append(
-            f"| `{r['name']}`: {r['describe']} | {r['k']} | **{r['test_error']:.2f}** "
+            f"| `{r['name']}`: {r['describe']} | {r['k']}, {r['weights']} | **{r['test_error']:.2f}** "
             f"(val {r['val_error']:.2f}) | {lit} | {fmt_seconds(r['test_seconds'])} / "
             f"{fmt_seconds(r['test_cpu_seconds'])} | {fmt_seconds(r.get('query_seconds', np.nan))} |"
         )
         if "one_vote" in r:
             o = r["one_vote"]
-            lines.append(f"| ... the same, each training digit voting once (its best shift) | {o['k']} | "
+            lines.append(f"| ... the same, each training digit voting once (its best shift) | {o['k']}, {o['weights']} | "
                          f"{o['test_error']:.2f} (val {o['val_error']:.2f}) | - | {fmt_seconds(o['test_seconds'])} | |")
     return "\n".join(lines)
 
@@ -220,8 +232,8 @@ def main(argv=None) -> int:
          "(last 10,000 training digits vs the first 50,000)\n")
     emit(table(rows))
     if args.exactness:
-        chosen = {row["name"]: row["k"] for row in rows}
-        ex = [exactness(ds, name, args.exactness, chosen.get(name, PRESETS[name].k))
+        chosen = {row["name"]: (row["k"], row["weights"]) for row in rows}
+        ex = [exactness(ds, name, args.exactness, *chosen.get(name, (PRESETS[name].k, PRESETS[name].weights)))
               for name in args.exactness_methods.split(",") if name in PRESETS]
         results["exactness"] = ex
         emit("\nTwo-stage L3 (exact L3 on the euclidean candidates) against exact L3 by brute force")
@@ -229,12 +241,13 @@ def main(argv=None) -> int:
              "errors two-stage | errors exact |")
         emit("|---|---|---|---|---|---|")
         for e in ex:
-            emit(f"| {e['name']} (k={e['k']}, candidates {PRESETS[e['name']].recipe.candidates}) | {e['n']} | {e['lists_differ']} | {e['labels_differ']} | "
+            emit(f"| {e['name']} (k={e['k']} {e['weights']}, candidates {PRESETS[e['name']].recipe.candidates}) | {e['n']} | {e['lists_differ']} | {e['labels_differ']} | "
                   f"{e['errors_two_stage']} | {e['errors_exact']} |")
     if args.canvas_n:
         best = BEST_PRESET
-        k_best = next((row["k"] for row in rows if row["name"] == best), PRESETS[best].k)
-        cf = canvas_figure(args.canvas_n, 0, best, k_best)
+        k_best, w_best = next(((row["k"], row["weights"]) for row in rows if row["name"] == best),
+                              (PRESETS[best].k, PRESETS[best].weights))
+        cf = canvas_figure(args.canvas_n, 0, best, k_best, w_best)
         results["canvas"] = cf
         for label, v in cf.items():
             emit(f"\nCanvas robustness, {label} ({args.canvas_n} test digits redrawn, seed 0; "

@@ -14,6 +14,7 @@ import numpy as np
 from .classifier import TIE_BREAKS, WEIGHTS
 from .errors import DataError, EmptyDrawingError
 from .evaluate import DEFAULT_KS, K_MAX, SPLITS, choose_k, report, size_curve, split_neighbors
+from .methods import PRESETS, recipe_neighbors
 from .search import METRICS
 
 
@@ -65,6 +66,8 @@ def progress_bar(desc: str):
 
 
 def add_search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", metavar="NAME", help="a method preset instead of --metric/--p, e.g. idm or "
+                   "deskew+blur+L3+shift1; its k and weights are the defaults (see: python -m knn_core methods)")
     p.add_argument("--metric", choices=METRICS, default="euclidean", help="distance (default: euclidean)")
     p.add_argument("--p", type=float, default=3, help="power of the minkowski metric (default: 3)")
     p.add_argument("--data", metavar="PATH", help="MNIST source (default: the bundled copy); see load_mnist")
@@ -72,7 +75,8 @@ def add_search_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_vote_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", choices=WEIGHTS, default="uniform", help="vote weights (default: uniform)")
+    p.add_argument("--weights", choices=WEIGHTS, default=None,
+                   help="vote weights (default: uniform, or the method's)")
     p.add_argument("--tie-break", choices=TIE_BREAKS, default="smallest", help="tie rule (default: smallest)")
 
 
@@ -92,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="accuracy, confusion matrix and per-class report on the test set")
     ev.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
-    ev.add_argument("--method", metavar="NAME", help="a method preset instead of --metric/--p, e.g. idm "
-                    "(see: python -m knn_core methods)")
     add_search_options(ev)
     add_vote_options(ev)
 
@@ -109,12 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="classify image files (PNG/JPEG photos, drawings or 28x28 MNIST digits)")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
-    pr.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    pr.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
     add_search_options(pr)
     add_vote_options(pr)
 
     mc = sub.add_parser("misclassified", help="the test digits classified wrongly, most confidently wrong first")
-    mc.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    mc.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
     mc.add_argument("--true", type=int, metavar="LABEL", help="only digits with this true label")
     mc.add_argument("--predicted", type=int, metavar="LABEL", help="only digits predicted as this label")
     mc.add_argument("--limit", type=int, metavar="N", help="print the first N only")
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_vote_options(mc)
 
     su = sub.add_parser("suspicious", help="digits whose label most of their k nearest neighbours disagree with")
-    su.add_argument("--k", type=int, default=5, help="number of neighbours (default: 5)")
+    su.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
     su.add_argument("--set", choices=("train", "test"), default="train", dest="digits",
                     help="training digits (leave-one-out neighbours) or test digits (default: train)")
     su.add_argument("--limit", type=int, metavar="N", help="print the first N only")
@@ -146,25 +148,53 @@ def _dataset(args):
     return load_mnist(args.data)
 
 
+def _vote_defaults(args) -> None:
+    """--k and --weights not given: the method preset's vote (chosen on validation), else k=5, uniform."""
+    method = getattr(args, "method", None)
+    if method is not None and method not in PRESETS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(PRESETS)}")
+    if getattr(args, "k", 0) is None:
+        args.k = PRESETS[method].k if method else 5
+    if getattr(args, "weights", "") is None:
+        args.weights = PRESETS[method].weights if method else "uniform"
+
+
+def _lists(args, ds, split: str, progress=None, train_size="args"):
+    """The neighbour lists of a split under --method or --metric/--p (cached: the app shares them)."""
+    train_size = args.train_size if train_size == "args" else train_size
+    if args.method:
+        return recipe_neighbors(ds, PRESETS[args.method].recipe, split, train_size=train_size, k_max=K_MAX,
+                                progress=progress)
+    return split_neighbors(ds, split, metric=args.metric, p=args.p, train_size=train_size, k_max=K_MAX,
+                           progress=progress)
+
+
+def _searched_by(args) -> str:
+    return f"method={args.method}" if args.method else f"metric={args.metric}"
+
+
 def _check_k(k: int) -> None:
     if not 1 <= k <= K_MAX:
         raise ValueError(f"--k must be between 1 and {K_MAX}; got {k}")
 
 
 def cmd_evaluate(args) -> None:
-    if args.method:
-        return _evaluate_method(args)
-    args.k = 5 if args.k is None else args.k
     _check_k(args.k)
     ds = _dataset(args)
     with progress_bar("searching") as bar:  # K_MAX neighbours: the same cache entry as the app's
-        lists = split_neighbors(ds, "test", metric=args.metric, p=args.p, train_size=args.train_size,
-                                k_max=K_MAX, progress=bar)
+        lists = _lists(args, ds, "test", bar)
     pred = lists.predict(args.k, weights=args.weights, tie_break=args.tie_break)
     rep = report(lists.query_labels, pred)
-    print(f"kNN k={args.k} metric={args.metric} weights={args.weights} tie-break={args.tie_break} "
+    lit = ""
+    if args.method:
+        preset = PRESETS[args.method]
+        print(f"{args.method}: {preset.recipe.describe()}; the test set's search took {lists.seconds:.0f} s "
+              "when computed")
+        if preset.literature is not None:
+            lit = f"; literature {preset.literature:.2f}% ({preset.source})"
+    print(f"kNN k={args.k} {_searched_by(args)} weights={args.weights} tie-break={args.tie_break} "
           f"train={len(lists.train_labels)} test={len(lists.query_labels)}")
-    print(f"accuracy: {rep.accuracy:.4f}  (test error {100 * (1 - rep.accuracy):.2f}%)")
+    print(f"accuracy: {rep.accuracy:.4f}  (test error {100 * (1 - rep.accuracy):.2f}%{lit})")
     print("\nconfusion matrix (rows: true label, columns: predicted)")
     print(rep.confusion_table())
     print("\nper-class report")
@@ -174,9 +204,15 @@ def cmd_evaluate(args) -> None:
 def cmd_sweep(args) -> None:
     ds = _dataset(args)
     vote = dict(weights=args.weights, tie_break=args.tie_break)
-    if args.train_sizes:
+    if args.train_sizes and args.method:
+        acc = []
+        for n in args.train_sizes:
+            with progress_bar(f"searching ({n} training digits)") as bar:
+                acc.append(_lists(args, ds, "test", bar, train_size=n).sweep(args.ks, **vote))
+    elif args.train_sizes:
         with progress_bar("training-set sizes") as bar:
             acc = size_curve(ds, args.train_sizes, args.ks, metric=args.metric, p=args.p, progress=bar, **vote)
+    if args.train_sizes:
         print("test accuracy against training-set size (stratified subsets)")
         print(f"{'size':>7} " + " ".join(f"{'k=' + str(k):>7}" for k in args.ks))
         for n, row in zip(args.train_sizes, acc):
@@ -184,15 +220,14 @@ def cmd_sweep(args) -> None:
         return
     if max(args.ks) > K_MAX:
         raise ValueError(f"k values above {K_MAX} are not swept (got {max(args.ks)})")
-    search = dict(metric=args.metric, p=args.p, train_size=args.train_size, k_max=K_MAX)
     choose_on = "loo" if args.split == "loo" else "val"
     with progress_bar(f"searching ({choose_on})") as bar:
-        chooser = split_neighbors(ds, choose_on, progress=bar, **search)
+        chooser = _lists(args, ds, choose_on, bar)
     with progress_bar("searching (test)") as bar:
-        test = split_neighbors(ds, "test", progress=bar, **search)
+        test = _lists(args, ds, "test", bar)
     shown = {"val": chooser, "loo": chooser, "test": test}[args.split]
     acc = shown.sweep(args.ks, **vote)
-    print(f"accuracy against k on the {args.split} split (metric={args.metric}, weights={args.weights})")
+    print(f"accuracy against k on the {args.split} split ({_searched_by(args)}, weights={args.weights})")
     print(f"{'k':>4} {'accuracy':>9}")
     for k, a in zip(args.ks, acc):
         print(f"{k:>4} {a:9.4f}")
@@ -221,7 +256,9 @@ def read_image_file(path: str) -> np.ndarray:
 
 def cmd_predict(args) -> None:
     from .classifier import KNNClassifier
+    from .methods import MethodClassifier
 
+    _check_k(args.k)
     ds = _dataset(args)
     X, y = ds.train_images, ds.train_labels
     if args.train_size is not None:
@@ -229,7 +266,11 @@ def cmd_predict(args) -> None:
 
         keep = stratified_subset(y, args.train_size)
         X, y = X[keep], y[keep]
-    clf = KNNClassifier(args.k, metric=args.metric, p=args.p, weights=args.weights, tie_break=args.tie_break).fit(X, y)
+    vote = dict(weights=args.weights, tie_break=args.tie_break)
+    if args.method:
+        clf = MethodClassifier(PRESETS[args.method].recipe, args.k, **vote).fit(X, y)
+    else:
+        clf = KNNClassifier(args.k, metric=args.metric, p=args.p, **vote).fit(X, y)
     failed = 0
     for path in args.images:
         try:
@@ -257,8 +298,7 @@ def cmd_misclassified(args) -> None:
     _check_k(args.k)
     ds = _dataset(args)
     with progress_bar("searching") as bar:
-        lists = split_neighbors(ds, "test", metric=args.metric, p=args.p, train_size=args.train_size,
-                                k_max=K_MAX, progress=bar)
+        lists = _lists(args, ds, "test", bar)
     wrong = wrong_votes(lists, args.k, weights=args.weights, tie_break=args.tie_break)
     keep = np.ones(len(wrong["index"]), bool)
     if args.true is not None:
@@ -266,7 +306,7 @@ def cmd_misclassified(args) -> None:
     if args.predicted is not None:
         keep &= wrong["predicted"] == args.predicted
     rank = np.flatnonzero(keep)[: args.limit]
-    print(f"kNN k={args.k} metric={args.metric} weights={args.weights} tie-break={args.tie_break} "
+    print(f"kNN k={args.k} {_searched_by(args)} weights={args.weights} tie-break={args.tie_break} "
           f"train={len(lists.train_labels)} test={len(lists.query_labels)}")
     print(f"{len(wrong['index'])} misclassified test digits, {int(keep.sum())} shown by the filter; "
           "most confidently wrong first")
@@ -285,13 +325,12 @@ def cmd_suspicious(args) -> None:
     ds = _dataset(args)
     split = "loo" if args.digits == "train" else "test"
     with progress_bar("searching") as bar:
-        lists = split_neighbors(ds, split, metric=args.metric, p=args.p, train_size=args.train_size,
-                                k_max=K_MAX, progress=bar)
+        lists = _lists(args, ds, split, bar)
     doubts = label_doubts(lists, args.k, weights=args.weights, tie_break=args.tie_break)
     rows = train_rows(ds, "loo", args.train_size) if split == "loo" else np.arange(len(ds.test_labels))
     shown = np.arange(len(doubts["index"]))[: args.limit]
     where = "leave-one-out neighbours" if split == "loo" else "nearest training digits"
-    print(f"kNN k={args.k} metric={args.metric} weights={args.weights} tie-break={args.tie_break} "
+    print(f"kNN k={args.k} {_searched_by(args)} weights={args.weights} tie-break={args.tie_break} "
           f"train={len(lists.train_labels)}")
     print(f"{len(doubts['index'])} {args.digits} digits whose label most of their {args.k} {where} "
           "disagree with; most disagreement first")
@@ -325,53 +364,27 @@ def cmd_baselines(args) -> None:
     print(f"\ntotal {time.perf_counter() - t0:.1f} s for this command (cached rows cost nothing)")
 
 
-def _evaluate_method(args) -> None:
-    """evaluate --method NAME: a preset of knn_core.methods, its lists cached like the app's."""
-    from .evaluate import recipe_neighbors
-    from .methods import PRESETS
-
-    if args.method not in PRESETS:
-        raise ValueError(f"unknown method {args.method!r}; choose one of {', '.join(PRESETS)}")
-    if args.train_size is not None:
-        raise ValueError("--train-size is not available with --method (methods use the full training set)")
-    preset = PRESETS[args.method]
-    k = preset.k if args.k is None else args.k
-    _check_k(k)
-    ds = _dataset(args)
-    with progress_bar(f"searching ({args.method})") as bar:
-        lists = recipe_neighbors(ds, preset.recipe, "test", k_max=K_MAX, progress=bar)
-    rep = report(lists.query_labels, lists.predict(k, weights=args.weights, tie_break=args.tie_break))
-    lit = f"; literature {preset.literature:.2f}% ({preset.source})" if preset.literature is not None else ""
-    print(f"{args.method}: {preset.recipe.describe()}")
-    print(f"k={k} weights={args.weights} tie-break={args.tie_break} train={len(lists.train_labels)} "
-          f"test={len(lists.query_labels)}; search of the test set took {lists.seconds:.0f} s when computed")
-    print(f"accuracy: {rep.accuracy:.4f}  (test error {100 * (1 - rep.accuracy):.2f}%{lit})")
-    print("\nconfusion matrix (rows: true label, columns: predicted)")
-    print(rep.confusion_table())
-    print("\nper-class report")
-    print(rep.table())
-
-
 def cmd_methods(args) -> None:
     """The presets, their literature figures and, where cached, their measured test error."""
-    from .methods import PRESETS, recipe_cached, recipe_neighbors
+    from .methods import recipe_cached
 
     ds = _dataset(args)
-    print("| method | recipe | k | test error % (measured) | literature % |")
+    print("| method | recipe | k, votes | test error % (measured) | literature % |")
     print("|---|---|---|---|---|")
     for name, p in PRESETS.items():
         if recipe_cached(ds, p.recipe, "test", k_max=K_MAX):
             lists = recipe_neighbors(ds, p.recipe, "test", k_max=K_MAX)
-            measured = f"{100 * (1 - lists.accuracy(p.k)):.2f}"
+            measured = f"{100 * (1 - lists.accuracy(p.k, weights=p.weights)):.2f}"
         else:
             measured = "not yet (evaluate --method " + name + ")"
         lit = f"{p.literature:.2f} ({p.source})" if p.literature is not None else "-"
-        print(f"| {name} | {p.recipe.describe()} | {p.k} | {measured} | {lit} |")
+        print(f"| {name} | {p.recipe.describe()} | {p.k}, {p.weights} | {measured} | {lit} |")
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _vote_defaults(args)
         {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "predict": cmd_predict,
          "misclassified": cmd_misclassified, "suspicious": cmd_suspicious,
          "baselines": cmd_baselines, "methods": cmd_methods}[args.command](args)

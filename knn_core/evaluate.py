@@ -107,17 +107,7 @@ def split_neighbors(ds, split: str = "test", *, metric="euclidean", p=3, train_s
     against the training digits before them (for choosing k honestly);
     loo: each training digit against all the others.
     """
-    if split == "test":
-        X, y, Q, qy = ds.train_images, ds.train_labels, ds.test_images, ds.test_labels
-    elif split == "val":
-        X, y, Q, qy = ds.fit_images, ds.fit_labels, ds.val_images, ds.val_labels
-    elif split == "loo":
-        X, y, Q, qy = ds.train_images, ds.train_labels, None, None
-    else:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if train_size is not None and train_size < len(X):
-        keep = stratified_subset(y, train_size)
-        X, y = X[keep], y[keep]
+    X, y, Q, qy, _ = split_data(ds, split, train_size)
     return find_neighbors(X, y, Q, qy, metric=metric, p=p, **kw)
 
 
@@ -238,9 +228,13 @@ def stratified_subset(labels, n: int, random_state: int = 0) -> np.ndarray:
 # ~50 min on the full set (scikit-learn's brute force). Rough: it is for a warning, not a promise.
 SEARCH_COST = {"euclidean": (2e-4, 2e8), "cosine": (8e-4, 6e7), "manhattan": (0.0, 3e6), "minkowski": (0.0, 2e5)}
 
-def _split_data(ds, split: str, train_size=None):
+def split_data(ds, split: str, train_size=None):
     """(training images, labels, queries or None, query labels or None, dataset rows of the training
-    images) as split_neighbors searches them."""
+    images) of a split, as split_neighbors and methods.recipe_neighbors search them.
+
+    test: the test digits against the training set; val: the last 10,000 training digits
+    against the ones before them; loo: every training digit against the others. train_size
+    keeps a class-balanced subset of the training digits."""
     rows = np.arange(len(ds.train_labels))
     if split == "test":
         X, y, Q, qy = ds.train_images, ds.train_labels, ds.test_images, ds.test_labels
@@ -260,12 +254,12 @@ def _split_data(ds, split: str, train_size=None):
 def train_rows(ds, split: str = "test", train_size=None) -> np.ndarray:
     """Rows of ds.train_images that the neighbour indices of split_neighbors(ds, split,
     train_size=...) point to (a leave-one-out query i is training row train_rows(...)[i])."""
-    return _split_data(ds, split, train_size)[4]
+    return split_data(ds, split, train_size)[4]
 
 
 def estimate_search_seconds(ds, split: str, metric: str = "euclidean", train_size=None) -> float:
     """Rough wall time of an uncached split_neighbors search (for a warning before it starts)."""
-    X, _, Q, _, _ = _split_data(ds, split, train_size)
+    X, _, Q, _, _ = split_data(ds, split, train_size)
     n_queries = len(X) if Q is None else len(Q)
     per_query, pairs_per_second = SEARCH_COST[metric]
     return 0.5 + n_queries * per_query + len(X) * n_queries / pairs_per_second
@@ -273,7 +267,7 @@ def estimate_search_seconds(ds, split: str, metric: str = "euclidean", train_siz
 
 def neighbors_cached(ds, split: str, *, metric="euclidean", p=3, train_size=None, k_max=K_MAX) -> bool:
     """Whether split_neighbors(ds, split, ...) would come from the disk cache (searches nothing)."""
-    X, y, Q, _, _ = _split_data(ds, split, train_size)
+    X, y, Q, _, _ = split_data(ds, split, train_size)
     X = as_rows(X, "training images")
     loo = Q is None
     parts = dict(

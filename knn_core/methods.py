@@ -47,7 +47,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .classifier import VotingMixin
-from .evaluate import NeighborLists
+from .evaluate import NeighborLists, split_data
 from .search import ExactSearch
 
 # Bump when a change here changes what a cached neighbour list would hold.
@@ -215,7 +215,8 @@ def _fmt_p(p) -> str:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named recipe with its vote k, a human label and the figure from the literature."""
+    """A named recipe with its vote (k and weights, chosen on the validation split by
+    benchmarks/beyond_classics.py), a human label and the figure from the literature."""
 
     name: str
     label: str
@@ -224,6 +225,7 @@ class Preset:
     literature: Optional[float] = None  # test error %, None if no published figure
     source: str = ""
     note: str = ""
+    weights: str = "uniform"
 
 
 # Blur 0.5 px: chosen on the validation split (sigma 0, 0.25-1.5 tried; 1.5 is clearly worse, 0.5-0.75
@@ -245,8 +247,8 @@ PRESETS: dict[str, Preset] = {
                "60 components chosen on validation (30-80 tried)"),
         Preset("deskew+blur+L3", "deskew + blur, L3", Recipe(**_DB, **_L3), 5, 1.73,
                "Wilder: deskew, noise removal, blur, L3"),
-        Preset("deskew+blur+L3+shift1", "deskew + blur, L3, 1-px shifts", Recipe(**_DB, **_L3, shifts=1), 5, 1.33,
-               "Wilder: ... L3, 1-pixel shifts"),
+        Preset("deskew+blur+L3+shift1", "deskew + blur, L3, 1-px shifts", Recipe(**_DB, **_L3, shifts=1), 6, 1.33,
+               "Wilder: ... L3, 1-pixel shifts", weights="distance"),
         Preset("deskew+blur+L3+shift2", "deskew + blur, L3, 2-px shifts", Recipe(**_DB, **_L3, shifts=2), 5, 1.22,
                "Wilder: ... L3, 2-pixel shifts"),
         Preset("idm", "IDM re-ranking of the top L2 candidates",
@@ -796,38 +798,25 @@ class RecipeNeighborLists(NeighborLists):
     cpu_seconds: float = float("nan")  # CPU time of the process over that search (all threads)
 
 
-SPLIT_NAMES = ("test", "val", "loo")
-
-
-def split_arrays(ds, split: str):
-    """(training images, labels, query images or None for leave-one-out, query labels) of a split."""
-    if split == "test":
-        return ds.train_images, ds.train_labels, ds.test_images, ds.test_labels
-    if split == "val":
-        return ds.fit_images, ds.fit_labels, ds.val_images, ds.val_labels
-    if split == "loo":
-        return ds.train_images, ds.train_labels, None, None
-    raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
-
-
-def recipe_neighbors(ds, recipe="plain", split: str = "test", *, k_max: int = 50, progress: Progress = None,
-                     use_cache: bool = True, n_jobs: int = 2) -> RecipeNeighborLists:
+def recipe_neighbors(ds, recipe="plain", split: str = "test", *, train_size=None, k_max: int = 50,
+                     progress: Progress = None, use_cache: bool = True, n_jobs: int = 2) -> RecipeNeighborLists:
     """A recipe's neighbour lists for a split of a Dataset, cached on disk (knn_core.cache).
 
     test: the test digits against the 60,000 training digits; val: the last
     10,000 training digits against the first 50,000 (for choosing k and
     parameters honestly); loo: each training digit against the others.
-    Keyed by the recipe's fields, the data's fingerprint, the split and k_max,
-    so the command line and the pages share one entry.
+    train_size: a class-balanced subset of the training digits (indices then
+    point into the subset, as with evaluate.split_neighbors; see train_rows).
+    Keyed by the recipe's fields, the data's fingerprint, the split, the
+    training size and k_max, so the command line and the pages share one entry.
     """
     from . import cache
 
     recipe = resolve_recipe(recipe)
-    X, y, Q, qy = split_arrays(ds, split)
+    X, y, Q, qy, _ = split_data(ds, split, train_size)
     loo = Q is None
     k_max = min(int(k_max), (len(X) - loo) * recipe.copies)
-    parts = dict(data=ds.fingerprint, split=split, recipe=recipe.to_json(), k_max=int(k_max),
-                 version=METHODS_VERSION)
+    parts = _cache_parts(ds, recipe, split, k_max, len(X))
 
     def compute():
         t0, c0 = time.perf_counter(), time.process_time()
@@ -846,13 +835,42 @@ def recipe_neighbors(ds, recipe="plain", split: str = "test", *, k_max: int = 50
     )
 
 
-def recipe_cached(ds, recipe="plain", split: str = "test", *, k_max: int = 50) -> bool:
-    """Whether recipe_neighbors(ds, recipe, split) would come from the disk cache (computes nothing)."""
+def estimate_recipe_seconds(ds, recipe="plain", split: str = "test", train_size=None) -> float:
+    """Rough wall time of an uncached recipe_neighbors search on 2 cores (for a warning, not a promise).
+
+    Fitted to the benchmark's figures for the full test set: deskew ~10 s,
+    1-px shifts + L3 ~1 min, 2-px shifts + L3 ~8 min, IDM (300 candidates) ~4 min.
+    """
+    recipe = resolve_recipe(recipe)
+    X, _, Q, _, _ = split_data(ds, split, train_size)
+    n_queries = len(X) if Q is None else len(Q)
+    copies = (2 * recipe.shifts + 1) ** 2
+    seconds = 1.0 + 4e-5 * (len(X) + n_queries)  # preprocessing
+    seconds += n_queries * 2e-4 + len(X) * n_queries / 2e8 * copies * (1 + copies / 5)
+    if recipe.rerank == "idm":
+        seconds += n_queries * recipe.candidates * 8e-5
+    elif recipe.uses_lp:
+        seconds += n_queries * recipe.candidates * copies * 2e-6
+    return seconds
+
+
+def _cache_parts(ds, recipe: Recipe, split: str, k_max: int, n_train: int) -> dict:
+    """What a recipe's cached neighbour lists are keyed by (the full training set adds no size)."""
+    parts = dict(data=ds.fingerprint, split=split, recipe=recipe.to_json(), k_max=int(k_max),
+                 version=METHODS_VERSION)
+    if n_train < len(split_data(ds, split)[1]):
+        parts["train_size"] = int(n_train)
+    return parts
+
+
+def recipe_cached(ds, recipe="plain", split: str = "test", *, train_size=None, k_max: int = 50) -> bool:
+    """Whether recipe_neighbors(ds, recipe, split, ...) would come from the disk cache (computes nothing)."""
     from . import cache
 
     recipe = resolve_recipe(recipe)
-    parts = dict(data=ds.fingerprint, split=split, recipe=recipe.to_json(), k_max=int(k_max),
-                 version=METHODS_VERSION)
+    X, _, Q, _, _ = split_data(ds, split, train_size)
+    k_max = min(int(k_max), (len(X) - (Q is None)) * recipe.copies)
+    parts = _cache_parts(ds, recipe, split, k_max, len(X))
     key = cache.cache_key(name="recipe-neighbors", **parts)
     return (cache.cache_dir() / f"recipe-neighbors-{key}.npz").exists()
 

@@ -27,7 +27,7 @@ def confusion_page() -> None:
     settings = ui.current_settings()
     st.title("🎯 Confusion matrix")
     st.caption(f"All {10000:,} MNIST test digits · {ui.settings_caption(settings)}")
-    got = ui.neighbor_lists([("test", settings.metric, settings.size)], key="confusion_start")
+    got = ui.neighbor_lists([("test", settings.search, settings.size)], key="confusion_start")
     if got is None:
         return
     (lists,) = got

@@ -89,17 +89,21 @@ def _preprocess(image, upload) -> Stages | None:
 def _show_result(stages: Stages, settings: ui.Settings) -> None:
     digit = stages.centred
     clf = ui.classifier(settings)
-    dist, ind = clf.kneighbors(digit[None])
-    dist, ind = dist[0], ind[0]
-    vote = clf.explain(dist, ind)
+    nb = ui.nearest(clf, digit, settings)
+    vote = clf.explain(nb.distances, nb.indices)
 
     c1, c2 = st.columns([1, 1])
     with c1:
         st.metric("Prediction", vote.winner)
-        st.caption(f"k={settings.k}, {ui.SPECS['metric'].format_func(settings.metric)}, "
+        st.caption(f"k={settings.k}, {settings.distance_label}, "
                    f"{settings.weights} votes, {settings.size:,} training digits")
     with c2:
-        ui.digit_grid([digit], ["What the model sees (28×28)"], scale=6)
+        if settings.method == ui.CLASSIC:
+            ui.digit_grid([digit], ["What the model sees (28×28)"], scale=6)
+        else:
+            h, w = nb.query.shape
+            ui.digit_grid([digit, nb.query], ["Your digit (28×28)", f"As the method compares it ({w}×{h})"],
+                          scale=4)
 
     if vote.was_tied:
         st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
@@ -108,7 +112,7 @@ def _show_result(stages: Stages, settings: ui.Settings) -> None:
     st.plotly_chart(_vote_figure(vote, clf.classes_, settings.weights), config={"displayModeBar": False},
                     key="votes")
 
-    _show_neighbours(clf, dist, ind, vote.winner, settings)
+    _show_neighbours(nb, vote.winner, settings)
 
     with st.expander("Preprocessing stages"):
         _show_stages(stages)
@@ -139,20 +143,23 @@ def _vote_figure(vote, classes, weights: str) -> dict:
     }
 
 
-def _show_neighbours(clf, dist, ind, winner, settings: ui.Settings) -> None:
-    ds = ui.get_dataset()
-    rows = ui.get_subset(settings.size)[ind]
-    labels = ds.train_labels[rows]
-    voted = labels == winner
-    st.subheader(f"The {len(ind)} nearest training digits")
-    st.caption(f"Nearest first. Framed in green with ✓: the neighbours that voted for {winner}.")
-    rows_ = list(enumerate(zip(labels.tolist(), dist.tolist(), voted.tolist()), start=1))
-    captions = [f"#{r} {'✓ ' if v else ''}**{lab}**\nd={d:.4g}" for r, (lab, d, v) in rows_]
+def _show_neighbours(nb: ui.Neighbours, winner, settings: ui.Settings) -> None:
+    voted = nb.labels == winner
+    st.subheader(f"The {len(nb.indices)} nearest training digits")
+    how = "" if settings.method == ui.CLASSIC else " Shown as the method compared them"
+    if nb.shifts is not None:
+        how += ", each at the shift that matched best (a digit may appear at several shifts and vote for each)"
+    st.caption(f"Nearest first, by {nb.distance_name} (d). Framed in green with ✓: the neighbours that voted "
+               f"for {winner}.{how}{'.' if how else ''}")
+    moved = [None] * len(nb.indices) if nb.shifts is None else [tuple(s) for s in nb.shifts.tolist()]
+    rows_ = list(enumerate(zip(nb.labels.tolist(), nb.distances.tolist(), voted.tolist(), moved), start=1))
+    captions = [f"#{r} {'✓ ' if v else ''}**{lab}**\nd={d:.4g}" + (f"\nmoved {ui.shift_arrows(*m)}" if m and any(m) else "")
+                for r, (lab, d, v, m) in rows_]
     alts = [f"rank {r}: a training {lab} at distance {d:.4g}{', voted for the winner' if v else ''}"
-            for r, (lab, d, v) in rows_]
+            for r, (lab, d, v, _) in rows_]
     borders = [ui.GREEN if v else None for v in voted.tolist()]
     with st.container(key="neighbours"):
-        ui.digit_grid(ds.train_images[rows], captions, scale=3, borders=borders, alts=alts)
+        ui.digit_grid(nb.images, captions, scale=3, borders=borders, alts=alts)
 
 
 def _stage_tile(a: np.ndarray, side: int = STAGE_SIDE) -> np.ndarray:

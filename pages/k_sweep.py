@@ -33,7 +33,7 @@ CHART = {"displayModeBar": False}
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def curve(_lists, split: str, metric: str, size: int, weights: str, tie: str, ks: tuple = KS) -> np.ndarray:
+def curve(_lists, split: str, search: str, size: int, weights: str, tie: str, ks: tuple = KS) -> np.ndarray:
     """Accuracy at each k of one split's neighbour lists (cached by the arguments after _lists)."""
     return accuracy_by_k(_lists, ks, weights=weights, tie_break=tie)
 
@@ -57,8 +57,8 @@ def k_sweep_page() -> None:
     _compare(settings)
 
 
-def _key(settings: ui.Settings, split: str, metric: str | None = None, weights: str | None = None):
-    return (split, metric or settings.metric, settings.size, weights or settings.weights, settings.tie)
+def _key(settings: ui.Settings, split: str, search: str | None = None, weights: str | None = None):
+    return (split, search or settings.search, settings.size, weights or settings.weights, settings.tie)
 
 
 def _table_and_download(df: pd.DataFrame, name: str, key: str, height: int = 360) -> None:
@@ -93,7 +93,7 @@ def _layout(title: str, x_title: str, **extra) -> dict:
 
 def _val_and_test(settings: ui.Settings):
     st.subheader("Accuracy against k: validation and test")
-    got = ui.neighbor_lists([("val", settings.metric, settings.size), ("test", settings.metric, settings.size)],
+    got = ui.neighbor_lists([("val", settings.search, settings.size), ("test", settings.search, settings.size)],
                             key="sweep_start")
     if got is None:
         return None
@@ -134,7 +134,7 @@ def _leave_one_out(settings: ui.Settings, test) -> None:
     st.subheader("Leave-one-out on the training set")
     st.caption("Each training digit classified by all the other training digits: a second honest way to "
                "pick k, using every training digit for both roles.")
-    got = ui.neighbor_lists([("loo", settings.metric, settings.size)], key="loo_start")
+    got = ui.neighbor_lists([("loo", settings.search, settings.size)], key="loo_start")
     if got is None:
         return
     loo = curve(got[0], *_key(settings, "loo"))
@@ -165,10 +165,10 @@ def _sizes(settings: ui.Settings) -> None:
     sizes = [n for n in ui.TRAIN_SIZES if n <= settings.size]
     st.caption(f"Test accuracy with class-balanced subsets of {', '.join(f'{n:,}' for n in sizes)} training "
                "digits (up to the size set in the sidebar).")
-    got = ui.neighbor_lists([("test", settings.metric, n) for n in sizes], key="sizes_start")
+    got = ui.neighbor_lists([("test", settings.search, n) for n in sizes], key="sizes_start")
     if got is None:
         return
-    acc = np.array([curve(lists, "test", settings.metric, n, settings.weights, settings.tie, SIZE_KS)
+    acc = np.array([curve(lists, "test", settings.search, n, settings.weights, settings.tie, SIZE_KS)
                     for lists, n in zip(got, sizes)])
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -196,13 +196,15 @@ def _size_cli(settings: ui.Settings, sizes) -> str:
 
 
 def _compare(settings: ui.Settings) -> None:
-    st.subheader("Metrics and weightings side by side")
-    fmt = ui.SPECS["metric"].format_func
+    st.subheader("Metrics, methods and weightings side by side")
+    fmt = ui.search_label
     c1, c2 = st.columns([2, 1])
-    metrics = c1.multiselect("Distances", METRICS, default=list(COMPARE_DEFAULT), format_func=fmt,
+    options = list(METRICS) + [ui.METHOD_PREFIX + m for m in ui.METHODS if m != ui.CLASSIC]
+    metrics = c1.multiselect("Distances and methods", options, default=list(COMPARE_DEFAULT), format_func=fmt,
                              key="compare_metrics",
                              help="manhattan and minkowski search far slower than euclidean and cosine "
-                                  "(minutes to an hour on the full training set): you are asked first.")
+                                  "(minutes to an hour on the full training set), and so do the methods "
+                                  "with shifts or IDM (minutes): you are asked first.")
     weights = c2.multiselect("Vote weights", WEIGHTS, default=list(WEIGHTS), key="compare_weights")
     if not metrics or not weights:
         st.info("Pick at least one distance and one weighting.", icon="👆")
@@ -241,7 +243,7 @@ def _compare(settings: ui.Settings) -> None:
                                 for c in ("validation accuracy", "test accuracy")})
     st.caption("Each row: k chosen on validation, then its test accuracy. The same from the command line, one "
                "line per row:")
-    st.code("\n".join(ui.cli_command("sweep", dataclasses.replace(settings, metric=m, weights=w),
+    st.code("\n".join(ui.cli_command("sweep", ui.with_search(settings, m, weights=w),
                                      k=False, ks=f"1-{K_MAX}") for m in metrics for w in weights), language="bash")
 
 

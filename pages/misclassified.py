@@ -24,7 +24,7 @@ def misclassified_page() -> None:
     settings = ui.current_settings()
     st.title("❌ Misclassified test digits")
     st.caption(f"{ui.settings_caption(settings)}")
-    got = ui.neighbor_lists([("test", settings.metric, settings.size)], key="misclassified_start")
+    got = ui.neighbor_lists([("test", settings.search, settings.size)], key="misclassified_start")
     if got is None:
         return
     (lists,) = got

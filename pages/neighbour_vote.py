@@ -77,14 +77,10 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         _show_map(None, settings, present)
         return
 
-    ds = ui.get_dataset()
     clf = ui.classifier(settings)
-    n_show = min(ui.K_MAX, k + EXTRA_SHOWN, clf.n_samples_fit_)
-    dist, ind = clf.kneighbors(digit[None], n_neighbors=n_show)
-    dist, ind = dist[0], ind[0]
-    vote = clf.explain(dist[:k], ind[:k])
-    rows = ui.get_subset(settings.size)[ind]
-    labels = ds.train_labels[rows]
+    nb = ui.nearest(clf, digit, settings, n=min(ui.K_MAX, k + EXTRA_SHOWN, clf.n_samples_fit_))
+    dist, rows, labels = nb.distances, nb.rows, nb.labels
+    vote = clf.explain(dist[:k], nb.indices[:k])
 
     with left:
         st.image(ui.digit_tile(digit, 5 if present else 4), caption="What the model sees (28×28)",
@@ -93,7 +89,7 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         st.plotly_chart(radial_figure(digit, labels, dist, rows, k, present),
                         config={"displayModeBar": False}, key="radial")
         st.caption(f"Your digit in the centre; each training digit at a distance from it proportional to "
-                   f"how different it is ({ui.SPECS['metric'].format_func(settings.metric)}), framed in "
+                   f"how different it is ({settings.distance_label}), framed in "
                    f"its label's colour. The {k} inside the dashed circle vote; the faded ones outside "
                    f"would vote with a larger k.")
     with right:

@@ -33,11 +33,11 @@ def suspicious_page() -> None:
                + (" (with k below 5 that is any disagreement at all: try k = 5 to 10)" if settings.k < 5 else ""))
     which = st.radio("Digits", list(SETS), format_func=SETS.get, horizontal=True, key="suspicious_set")
     split = "loo" if which == "train" else "test"
-    got = ui.neighbor_lists([(split, settings.metric, settings.size)], key="suspicious_start")
+    got = ui.neighbor_lists([(split, settings.search, settings.size)], key="suspicious_start")
     if got is None:
         return
     (lists,) = got
-    d = doubts(lists, split, settings.metric, settings.size, settings.k, settings.weights, settings.tie)
+    d = doubts(lists, split, settings.search, settings.size, settings.k, settings.weights, settings.tie)
     ds = ui.get_dataset()
     train_rows = ui.get_subset(settings.size)
     rows = train_rows[d["index"]] if split == "loo" else d["index"]  # dataset numbers of the digits

@@ -212,7 +212,7 @@ def test_tie_is_explained(tied_drawing, tie):
 def test_settings_change_the_view_but_not_the_shared_classifier(mnist):
     image = on_canvas(mnist.test_images[1])
     at = run_draw(image=image, params={"k": "7", "weights": "distance", "size": "2000"})
-    assert (at.sidebar.slider[0].value, at.sidebar.selectbox[1].value) == (7, "distance")
+    assert (at.sidebar.slider[0].value, at.selectbox(key="setting_weights").value) == (7, "distance")
     assert at.sidebar.select_slider[0].value == 2000
     grids = [g for g in digit_grids(at) if len(g) == 7]
     assert len(grids) == 1
@@ -268,7 +268,7 @@ def test_app_entry_point_runs_and_shows_the_draw_page(navigation_mode):
     assert [t.value for t in at.title] == ["✏️ Draw a digit"]
     assert any("Draw a digit in the box" in t for t in texts(at.info))
     assert [s.label for s in at.sidebar.slider] == ["k (neighbours)"]
-    assert dict(at.query_params) == {"k": "5", "metric": "euclidean", "weights": "uniform",
+    assert dict(at.query_params) == {"k": "5", "method": "classic", "metric": "euclidean", "weights": "uniform",
                                      "tie": "smallest", "size": "60000"}
 
 
@@ -282,8 +282,8 @@ def test_bad_query_params_warn_and_fall_back_to_defaults(navigation_mode):
     for name in ("**k**", "**metric**", "**size**"):
         assert sum(name in w for w in warnings) == 1, (name, warnings)
     assert at.sidebar.slider[0].value == 5
-    assert at.sidebar.selectbox[0].value == "euclidean"
-    assert at.sidebar.selectbox[1].value == "distance"  # the valid one is kept
+    assert at.selectbox(key="setting_metric").value == "euclidean"
+    assert at.selectbox(key="setting_weights").value == "distance"  # the valid one is kept
     assert at.sidebar.select_slider[0].value == 60000
     # the URL now holds the values in use, so the warnings do not come back
     assert at.query_params["k"] == "5" and at.query_params["metric"] == "euclidean"
@@ -297,10 +297,10 @@ def test_widget_changes_go_into_the_url_and_survive_reruns(navigation_mode):
     at.run()
     assert at.sidebar.slider[0].value == 9
     at.sidebar.slider[0].set_value(3).run()
-    at.sidebar.selectbox[0].set_value("manhattan").run()
+    at.selectbox(key="setting_metric").set_value("manhattan").run()
     assert at.query_params["k"] == "3" and at.query_params["metric"] == "manhattan"
     at.run()
-    assert at.sidebar.slider[0].value == 3 and at.sidebar.selectbox[0].value == "manhattan"
+    assert at.sidebar.slider[0].value == 3 and at.selectbox(key="setting_metric").value == "manhattan"
 
 
 # ------------------------------------------------------------ settings validation (pure)
@@ -310,7 +310,7 @@ def test_settings_spec_matches_the_dataclass():
     assert [s.key for s in ui.SETTINGS] == list(ui.Settings.__dataclass_fields__)
     defaults = ui.Settings()
     assert all(getattr(defaults, s.key) == s.default for s in ui.SETTINGS)
-    assert defaults.as_query() == {"k": "5", "metric": "euclidean", "weights": "uniform",
+    assert defaults.as_query() == {"k": "5", "method": "classic", "metric": "euclidean", "weights": "uniform",
                                    "tie": "smallest", "size": "60000"}
     with pytest.raises(Exception):
         defaults.k = 3  # frozen

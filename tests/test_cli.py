@@ -235,7 +235,7 @@ def test_predict_missing_file_named_once(capsys, tmp_path):
 @pytest.mark.parametrize("argv,words", [
     (["evaluate", "--data", "/no/such/mnist"], "/no/such/mnist: no such file or folder"),
     (["evaluate", "--k", "0", "--train-size", "100"], "--k must be between 1 and 50; got 0"),
-    (["predict", "x.png", "--k", "0"], "n_neighbors must be a positive whole number; got 0"),
+    (["predict", "x.png", "--k", "0"], "--k must be between 1 and 50; got 0"),
     (["evaluate", "--train-size", "0"], "at least 1 digit"),
     (["sweep", "--ks", "1,60", "--train-size", "100"], "k values above 50"),
 ])

@@ -1,0 +1,190 @@
+"""The "Method" setting: the pages show what a knn_core.methods preset finds, with its distance.
+
+Small training subsets keep the searches quick; the numbers on the pages are
+compared with MethodClassifier / recipe_neighbors for the same settings.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ui
+from knn_core import load_mnist
+from knn_core.evaluate import stratified_subset, train_rows
+from knn_core.methods import PRESETS, MethodClassifier, estimate_recipe_seconds, recipe_cached, recipe_neighbors
+from knn_core.preprocess import canvas_to_mnist
+from test_app_analysis import SMALL, chart, cli, codes, grids, metrics, neighbour_caption_check, run_page
+from test_app_draw import digit_grids, on_canvas, run_draw, texts
+from test_app_neighbour_vote import figures, run_vote
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+def fitted(ds, method: str, size: int = SMALL, **vote) -> MethodClassifier:
+    keep = stratified_subset(ds.train_labels, size, random_state=0)
+    return MethodClassifier(PRESETS[method].recipe, **vote).fit(ds.train_images[keep], ds.train_labels[keep])
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def test_method_is_a_setting_in_the_url():
+    values, warnings = ui.settings_from_query({"method": "IDM"})
+    assert values == {"method": "idm"} and not warnings
+    values, warnings = ui.settings_from_query({"method": "magic"})
+    assert not values and "method" in warnings[0] and "magic" in warnings[0]
+    assert "plain" not in ui.METHODS  # plain L2 is classic kNN with the euclidean distance
+    s = ui.Settings(method="deskew+blur+L3+shift1", metric="cosine")
+    assert s.search == "method:deskew+blur+L3+shift1"
+    assert "L3 distance" in s.distance_label
+    assert ui.Settings(metric="cosine").search == "cosine"
+    assert ui.with_search(s, "manhattan") == ui.Settings(metric="manhattan")
+    assert ui.with_search(ui.Settings(), "method:idm", weights="distance") == ui.Settings(method="idm",
+                                                                                         weights="distance")
+
+
+def test_cli_command_names_the_method_and_its_weights():
+    s = ui.Settings(k=6, method="deskew+blur+L3+shift1", weights="distance", size=SMALL)
+    assert ui.cli_command("evaluate", s) == ("python -m knn_core evaluate --k 6 --method deskew+blur+L3+shift1 "
+                                             "--train-size 1000 --weights distance")
+    # uniform is said too: without --weights a method votes with its own (validated) weights
+    assert ui.cli_command("evaluate", ui.Settings(method="idm")).endswith("--method idm --weights uniform")
+
+
+def test_a_method_disables_the_distance_setting(mnist):
+    at = run_draw(params={"method": "deskew", "size": str(SMALL)})
+    assert not at.warning
+    metric = at.selectbox(key="setting_metric")
+    assert metric.disabled and "Set by the method" in metric.help
+    assert at.query_params["method"] == ["deskew"] or at.query_params["method"] == "deskew"
+    at = run_draw(params={"size": str(SMALL)})
+    assert not at.selectbox(key="setting_metric").disabled
+
+
+# ------------------------------------------------------------------------------ Draw page
+
+
+@pytest.mark.parametrize("method", ["deskew+blur+L3+shift1", "idm"])
+def test_draw_page_shows_the_methods_neighbours_and_distance(mnist, method):
+    image = on_canvas(mnist.test_images[3])
+    digit = canvas_to_mnist(image)
+    clf = fitted(mnist, method, n_neighbors=5)
+    nb = clf.kneighbors_detail(digit[None], 5)
+    expected = clf.explain(nb.distances[0], nb.indices[0]).winner
+
+    at = run_draw(image=image, params={"method": method, "size": str(SMALL)})
+
+    assert not at.error and not at.warning
+    assert int(at.metric[0].value) == expected
+    name = PRESETS[method].recipe.distance_name
+    assert any(f"by {name}" in c for c in texts(at.caption))
+    grid = [g for g in digit_grids(at) if len(g) == 5 and g[0][1].startswith("#1")]
+    assert len(grid) == 1
+    y = clf.classes_[clf._y]
+    for rank, ((alt, cap), d, j, (dy, dx)) in enumerate(
+            zip(grid[0], nb.distances[0], nb.indices[0], nb.shifts[0]), start=1):
+        assert cap.startswith(f"#{rank} ") and f"<b>{y[j]}</b>" in cap and f"d={d:.4g}" in cap
+        assert ("moved" in cap) == bool(dy or dx)
+        if dx or dy:
+            assert ui.shift_arrows(int(dy), int(dx)) in cap
+    # the digit as the method compares it beside the drawn one
+    assert any(len(g) == 2 and g[1][1].startswith("As the method compares it") for g in digit_grids(at))
+
+
+def test_shift_arrows():
+    assert ui.shift_arrows(0, 0) == ""
+    assert ui.shift_arrows(1, -2) == "←2 ↓1"
+    assert ui.shift_arrows(-1, 1) == "→1 ↑1"
+
+
+def test_neighbour_vote_page_places_the_methods_neighbours(mnist):
+    image = on_canvas(mnist.test_images[0])
+    from pages.neighbour_vote import EXTRA_SHOWN
+
+    clf = fitted(mnist, "deskew+blur", n_neighbors=5)
+    n = 5 + EXTRA_SHOWN  # k, and the faded ones outside the voting circle
+    d, i = clf.kneighbors(canvas_to_mnist(image)[None], n)
+    at = run_vote(image=image, params={"method": "deskew+blur", "size": str(SMALL)})
+    assert not at.error and not at.warning
+    hover = figures(at)["radial"]["data"][0]["text"]
+    assert len(hover) == n
+    for r, (t, dist) in enumerate(zip(hover, d[0]), start=1):
+        assert t.startswith(f"#{r} ") and f"distance {dist:.4g}" in t
+    assert int(at.metric[0].value) == clf.explain(d[0, :5], i[0, :5]).winner
+    assert any("deskew + blur, L2 (euclidean distance)" in c for c in texts(at.caption))
+
+
+# ------------------------------------------------------------------------------ analysis pages
+
+
+def test_confusion_page_with_a_method_matches_knn_core_and_the_cli(mnist, capsys):
+    at = run_page("confusion", {"method": "deskew", "size": SMALL})
+    lists = recipe_neighbors(mnist, "deskew", "test", train_size=SMALL)
+    acc = lists.accuracy(5)
+    assert metrics(at)["Accuracy"] == f"{acc:.4f}"
+    assert acc > recipe_neighbors(mnist, "plain", "test", train_size=SMALL).accuracy(5)  # deskewing helps
+    line = "python -m knn_core evaluate --k 5 --method deskew --train-size 1000 --weights uniform"
+    assert line in codes(at)
+    out = cli(capsys, *line.split()[3:])
+    assert f"accuracy: {acc:.4f}" in out and "method=deskew" in out
+
+
+def test_misclassified_page_with_a_method(mnist):
+    at = run_page("misclassified", {"method": "deskew+blur", "size": SMALL, "k": 3})
+    lists = recipe_neighbors(mnist, "deskew+blur", "test", train_size=SMALL)
+    wrong = int((lists.predict(3) != lists.query_labels).sum())
+    assert metrics(at)["Wrong"] == f"{wrong:,} of {len(lists.query_labels):,} test digits"
+    q = at.selectbox(key="wrong_open").value  # the most confidently wrong digit is open
+    neighbour_caption_check(grids(at)[1], lists, q, 3, int(lists.predict(3)[q]))
+
+
+def test_k_sweep_compares_methods_with_metrics(mnist):
+    at = run_page("k_sweep", {"size": SMALL}, state={"compare_metrics": ["euclidean", "method:deskew"],
+                                                    "compare_weights": ["uniform"]})
+    fig = chart(at, "compare_chart")
+    curves = {t["name"]: t["y"] for t in fig["data"] if t.get("mode") == "lines"}
+    val = recipe_neighbors(mnist, "deskew", "val", train_size=SMALL)
+    want = val.sweep(range(1, 51))
+    got = curves[f"{ui.search_label('method:deskew')}, uniform"]
+    assert np.allclose(got, want)
+    assert any("sweep --method deskew" in c for c in codes(at))
+
+
+# ------------------------------------------------------------------------------ knn_core support
+
+
+def test_recipe_neighbors_on_a_training_subset(mnist):
+    lists = recipe_neighbors(mnist, "deskew+blur+L3+shift1", "test", train_size=SMALL, k_max=7, use_cache=False)
+    clf = fitted(mnist, "deskew+blur+L3+shift1")
+    nb = clf.kneighbors_detail(mnist.test_images[:50], 7)
+    assert np.array_equal(lists.indices[:50], nb.indices)
+    assert np.array_equal(lists.distances[:50], nb.distances)
+    assert np.array_equal(lists.train_labels, mnist.train_labels[train_rows(mnist, "test", SMALL)])
+    assert len(lists.train_labels) == SMALL
+
+
+def test_recipe_cache_entries_are_per_training_size(mnist, monkeypatch, tmp_path):
+    monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
+    assert not recipe_cached(mnist, "deskew", "val", train_size=500)
+    recipe_neighbors(mnist, "deskew", "val", train_size=500)
+    assert recipe_cached(mnist, "deskew", "val", train_size=500)
+    assert not recipe_cached(mnist, "deskew", "val", train_size=1000)
+    assert not recipe_cached(mnist, "deskew", "val")
+
+
+def test_recipe_estimates_grow_with_shifts_and_reranking(mnist):
+    t = {name: estimate_recipe_seconds(mnist, name, "test") for name in PRESETS}
+    assert t["deskew"] < t["deskew+blur+L3"] < t["deskew+blur+L3+shift1"] < t["deskew+blur+L3+shift2"]
+    assert 60 <= t["idm"] <= 900  # measured ~4 min
+    assert estimate_recipe_seconds(mnist, "idm", "test", 1000) < t["idm"]
+
+
+def test_cli_method_defaults_to_the_presets_vote(mnist, capsys):
+    preset = PRESETS["deskew+blur+L3+shift1"]
+    out = cli(capsys, "evaluate", "--method", "deskew+blur+L3+shift1", "--train-size", str(SMALL))
+    assert f"k={preset.k} method=deskew+blur+L3+shift1 weights={preset.weights}" in out
+    lists = recipe_neighbors(mnist, preset.recipe, "test", train_size=SMALL)
+    assert f"accuracy: {lists.accuracy(preset.k, weights=preset.weights):.4f}" in out
