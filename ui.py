@@ -263,6 +263,7 @@ def sidebar_settings() -> Settings:
                              help=f"Set by the method ({_method_label(values['method'])})." if disabled
                              else spec.help)
             values[spec.key] = state[wkey]
+        _offer_the_methods_vote(values)
 
     settings = Settings(**values)
     state[_STATE] = dict(values)
@@ -272,6 +273,24 @@ def sidebar_settings() -> Settings:
         st.query_params.update(query)
     state[_URL_STATE] = query
     return settings
+
+
+def _offer_the_methods_vote(values: dict) -> None:
+    """With a method whose validated vote (k, weights) is not the current one: a button to use it."""
+    if values["method"] == CLASSIC:
+        return
+    preset = PRESETS[values["method"]]
+    if (values["k"], values["weights"]) == (preset.k, preset.weights):
+        st.caption(f"k={preset.k} with {preset.weights} weights: this method's vote chosen on validation.")
+        return
+
+    def use_it():
+        st.session_state[_widget_key("k")] = preset.k
+        st.session_state[_widget_key("weights")] = preset.weights
+
+    st.button(f"Use this method's vote: k={preset.k}, {preset.weights} weights", on_click=use_it,
+              key="use_method_vote", help="The k and vote weights chosen for this method on the validation "
+                                          "split (the last 10,000 training digits), as in the README's table.")
 
 
 @contextmanager

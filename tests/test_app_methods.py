@@ -188,3 +188,15 @@ def test_cli_method_defaults_to_the_presets_vote(mnist, capsys):
     assert f"k={preset.k} method=deskew+blur+L3+shift1 weights={preset.weights}" in out
     lists = recipe_neighbors(mnist, preset.recipe, "test", train_size=SMALL)
     assert f"accuracy: {lists.accuracy(preset.k, weights=preset.weights):.4f}" in out
+
+
+def test_the_sidebar_offers_the_methods_validated_vote(mnist):
+    preset = PRESETS["deskew+blur"]
+    at = run_draw(params={"method": "deskew+blur", "size": str(SMALL), "k": "9"})
+    button = at.button(key="use_method_vote")
+    assert f"k={preset.k}, {preset.weights} weights" in button.label
+    button.click().run()
+    assert at.slider(key="setting_k").value == preset.k
+    assert at.selectbox(key="setting_weights").value == preset.weights
+    assert not [b for b in at.button if b.key == "use_method_vote"]
+    assert any("chosen on validation" in c for c in texts(at.sidebar.caption))
