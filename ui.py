@@ -42,6 +42,7 @@ import streamlit as st
 from knn_core import KNNClassifier, load_mnist
 from knn_core.classifier import TIE_BREAKS, WEIGHTS
 from knn_core.evaluate import stratified_subset
+from knn_core.preprocess import MNIST_STROKE, Stages, canvas_to_mnist_stages
 from knn_core.methods import PRESETS, MethodClassifier, estimate_recipe_seconds, recipe_cached, recipe_neighbors
 from knn_core.search import METRICS
 
@@ -437,6 +438,22 @@ def nearest(clf, digit: np.ndarray, settings: Settings, n: int | None = None) ->
     elif not np.any(shifts):
         shifts = None  # a method without shifts: no need to say "shifted by (0, 0)"
     return Neighbours(dist, ind, rows, ds.train_labels[rows], images, query, shifts, name)
+
+
+# Drawings: strokes thinner than MNIST's (a thin pen on a big digit) are thickened to MNIST's typical
+# width first. On 2,000 redrawn test digits this took a thin pen from 91.3% to 97.1% and a normal one
+# from 96.6% to 97.5% (README, "Drawings, robustness and latency"); MNIST-thick strokes are untouched.
+DRAWING_MIN_STROKE = MNIST_STROKE
+
+
+def drawing_stages(image) -> Stages:
+    """A canvas drawing -> the MNIST-style stages the pages classify (see DRAWING_MIN_STROKE)."""
+    return canvas_to_mnist_stages(image, min_stroke=DRAWING_MIN_STROKE)
+
+
+def drawing_to_mnist(image) -> np.ndarray:
+    """A canvas drawing -> the 28x28 digit the pages classify."""
+    return drawing_stages(image).centred
 
 
 # ---------------------------------------------------------------------------- digit images

@@ -28,7 +28,7 @@ import streamlit as st
 import ui
 from knn_core import EmptyDrawingError, KNNClassifier
 from knn_core.embedding import DigitMap, load_map, place
-from knn_core.preprocess import ImageError, canvas_to_mnist
+from knn_core.preprocess import ImageError
 
 # A colour per digit (Tableau 10: distinct for most colour-blind viewers, readable on a projector).
 LABEL_COLOURS = ("#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",
@@ -139,7 +139,7 @@ def _digit(image) -> np.ndarray | None:
     if image is None:
         return None
     try:
-        return canvas_to_mnist(image)
+        return ui.drawing_to_mnist(image)
     except EmptyDrawingError:
         return None
     except ImageError as exc:

@@ -20,7 +20,6 @@ from streamlit.testing.v1 import AppTest
 
 import ui
 from knn_core import KNNClassifier, load_mnist
-from knn_core.preprocess import canvas_to_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
@@ -102,7 +101,7 @@ def reference_clf(mnist):
 @pytest.mark.parametrize("i", [0, 1, 2, 3])
 def test_drawn_digit_is_predicted_like_knn_core(mnist, reference_clf, i):
     image = on_canvas(mnist.test_images[i])
-    expected = int(reference_clf.predict(canvas_to_mnist(image)[None])[0])
+    expected = int(reference_clf.predict(ui.drawing_to_mnist(image)[None])[0])
     assert expected == mnist.test_labels[i]  # these four are easy digits
 
     at = run_draw(image=image)
@@ -113,7 +112,7 @@ def test_drawn_digit_is_predicted_like_knn_core(mnist, reference_clf, i):
     # the neighbour grid: k images, nearest first, with label, distance and rank
     grids = [g for g in digit_grids(at) if len(g) == 5 and g[0][1].startswith("#1")]
     assert len(grids) == 1
-    dist, ind = reference_clf.kneighbors(canvas_to_mnist(image)[None])
+    dist, ind = reference_clf.kneighbors(ui.drawing_to_mnist(image)[None])
     for rank, ((alt, cap), d, j) in enumerate(zip(grids[0], dist[0], ind[0]), start=1):
         assert cap.startswith(f"#{rank} ")
         assert f"<b>{mnist.train_labels[j]}</b>" in cap
@@ -127,10 +126,25 @@ def test_drawn_digit_is_predicted_like_knn_core(mnist, reference_clf, i):
     assert any(e.label == "Preprocessing stages" for e in at.expander)
 
 
+def test_a_thin_pen_is_thickened_to_mnist_strokes_before_the_search(mnist, reference_clf):
+    from knn_core.preprocess import MNIST_STROKE, canvas_to_mnist, simulate_canvas
+
+    image = simulate_canvas(mnist.test_images[0], rng=0, pen="thin", size=0.8)
+    as_drawn = canvas_to_mnist(image)
+    thickened = ui.drawing_to_mnist(image)
+    assert ui.DRAWING_MIN_STROKE == MNIST_STROKE
+    assert thickened.sum() > 1.3 * as_drawn.sum()  # hairlines got MNIST's stroke width
+    at = run_draw(image=image)
+    grids = [g for g in digit_grids(at) if len(g) == 5 and g[0][1].startswith("#1")]
+    dist, _ = reference_clf.kneighbors(thickened[None])
+    assert [cap.split("d=")[1].split("<")[0] for _, cap in grids[0]] == [f"{d:.4g}" for d in dist[0]]
+    assert int(at.metric[0].value) == int(reference_clf.predict(thickened[None])[0])
+
+
 def test_digit_off_centre_and_small_is_still_read(mnist, reference_clf):
     image = on_canvas(mnist.test_images[0], size=90, at=(180, 10))
     at = run_draw(image=image)
-    assert int(at.metric[0].value) == int(reference_clf.predict(canvas_to_mnist(image)[None])[0]) == 7
+    assert int(at.metric[0].value) == int(reference_clf.predict(ui.drawing_to_mnist(image)[None])[0]) == 7
 
 
 @pytest.mark.parametrize("image", [None, "blank"], ids=["no-drawing-yet", "cleared-canvas"])
@@ -188,7 +202,7 @@ def test_upload_wins_over_the_drawing(mnist):
 def tied_drawing(mnist, reference_clf):
     """A drawn test digit whose 2 nearest training digits have different labels."""
     n = 1000
-    queries = np.stack([canvas_to_mnist(on_canvas(mnist.test_images[i])) for i in range(n)])
+    queries = np.stack([ui.drawing_to_mnist(on_canvas(mnist.test_images[i])) for i in range(n)])
     _, ind = reference_clf.kneighbors(queries, n_neighbors=2)
     labels = mnist.train_labels[ind]
     i = int(np.flatnonzero(labels[:, 0] != labels[:, 1])[0])
@@ -231,8 +245,8 @@ def test_every_metric_works_on_a_subset(mnist, metric):
     ref = KNNClassifier(n_neighbors=3, metric=metric, p=3, weights="distance").fit(
         mnist.train_images[idx], mnist.train_labels[idx])
     at = run_draw(image=image, params={"metric": metric, "size": "1000", "k": "3", "weights": "distance"})
-    assert int(at.metric[0].value) == int(ref.predict(canvas_to_mnist(image)[None])[0])
-    dist, _ = ref.kneighbors(canvas_to_mnist(image)[None])
+    assert int(at.metric[0].value) == int(ref.predict(ui.drawing_to_mnist(image)[None])[0])
+    dist, _ = ref.kneighbors(ui.drawing_to_mnist(image)[None])
     grid = [g for g in digit_grids(at) if len(g) == 3][0]
     assert [f"d={d:.4g}" in cap for (_, cap), d in zip(grid, dist[0])] == [True] * 3
 

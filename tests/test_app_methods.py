@@ -12,7 +12,6 @@ import ui
 from knn_core import load_mnist
 from knn_core.evaluate import stratified_subset, train_rows
 from knn_core.methods import PRESETS, MethodClassifier, estimate_recipe_seconds, recipe_cached, recipe_neighbors
-from knn_core.preprocess import canvas_to_mnist
 from test_app_analysis import SMALL, chart, cli, codes, grids, metrics, neighbour_caption_check, run_page
 from test_app_draw import digit_grids, on_canvas, run_draw, texts
 from test_app_neighbour_vote import figures, run_vote
@@ -70,7 +69,7 @@ def test_a_method_disables_the_distance_setting(mnist):
 @pytest.mark.parametrize("method", ["deskew+blur+L3+shift1", "idm"])
 def test_draw_page_shows_the_methods_neighbours_and_distance(mnist, method):
     image = on_canvas(mnist.test_images[3])
-    digit = canvas_to_mnist(image)
+    digit = ui.drawing_to_mnist(image)
     clf = fitted(mnist, method, n_neighbors=5)
     nb = clf.kneighbors_detail(digit[None], 5)
     expected = clf.explain(nb.distances[0], nb.indices[0]).winner
@@ -106,7 +105,7 @@ def test_neighbour_vote_page_places_the_methods_neighbours(mnist):
 
     clf = fitted(mnist, "deskew+blur", n_neighbors=5)
     n = 5 + EXTRA_SHOWN  # k, and the faded ones outside the voting circle
-    d, i = clf.kneighbors(canvas_to_mnist(image)[None], n)
+    d, i = clf.kneighbors(ui.drawing_to_mnist(image)[None], n)
     at = run_vote(image=image, params={"method": "deskew+blur", "size": str(SMALL)})
     assert not at.error and not at.warning
     hover = figures(at)["radial"]["data"][0]["text"]

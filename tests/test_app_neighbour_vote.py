@@ -12,7 +12,6 @@ from streamlit.testing.v1 import AppTest
 import ui
 from knn_core import KNNClassifier, load_mnist
 from knn_core.embedding import SHIPPED, DigitMap, compute_map, load_map, place, read_map, write_map
-from knn_core.preprocess import canvas_to_mnist
 from test_app_draw import navigation_mode, on_canvas, texts  # noqa: F401  (a fixture and helpers)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +67,7 @@ def k_changes_the_vote(mnist, reference):
     """A drawn test digit whose prediction with k=1 differs from the one with k=15."""
     for i in range(300):
         image = on_canvas(mnist.test_images[i])
-        _, ind = reference.kneighbors(canvas_to_mnist(image)[None], n_neighbors=15)
+        _, ind = reference.kneighbors(ui.drawing_to_mnist(image)[None], n_neighbors=15)
         labels = mnist.train_labels[ind[0]]
         p1 = int(labels[0])
         p15 = int(np.bincount(labels, minlength=10).argmax())
@@ -82,7 +81,7 @@ def k_changes_the_vote(mnist, reference):
 
 def test_the_vote_is_drawn_around_the_digit(mnist, reference):
     image = on_canvas(mnist.test_images[0])
-    digit = canvas_to_mnist(image)
+    digit = ui.drawing_to_mnist(image)
     dist, ind = reference.kneighbors(digit[None], n_neighbors=10)
     at = run_vote(image)
 
@@ -201,7 +200,7 @@ def test_the_digit_lands_among_its_neighbours_on_the_map(mnist):
     # the same placement, computed here: the 10 nearest mapped digits, weights 1/d
     m = load_map(mnist.train_images, mnist.train_labels)
     X = mnist.train_images[m.indices].reshape(len(m), -1).astype(np.float64)
-    d = np.linalg.norm(X - canvas_to_mnist(image).reshape(-1), axis=1)
+    d = np.linalg.norm(X - ui.drawing_to_mnist(image).reshape(-1), axis=1)
     nearest = np.argsort(d, kind="stable")[:MAP_NEIGHBOURS]
     w = 1 / d[nearest]
     expected = (w[:, None] * m.coords[nearest]).sum(0) / w.sum()
