@@ -11,7 +11,7 @@ import streamlit as st
 
 import ui
 from knn_core import EmptyDrawingError
-from knn_core.preprocess import ImageError, Stages, canvas_to_mnist_stages, photo_to_mnist_stages
+from knn_core.preprocess import ImageError, Stages, photo_to_mnist_stages
 
 CANVAS_SIZE = 280
 PEN_DEFAULT = 18
@@ -78,7 +78,7 @@ def _preprocess(image, upload) -> Stages | None:
         st.info("Draw a digit in the box.", icon="✏️")
         return None
     try:
-        return canvas_to_mnist_stages(image)
+        return ui.drawing_stages(image)
     except EmptyDrawingError:
         st.info("Draw a digit in the box.", icon="✏️")
     except ImageError as exc:
