@@ -16,9 +16,6 @@ from knn_core.preprocess import ImageError, Stages, photo_to_mnist_stages
 CANVAS_SIZE = 280
 PEN_DEFAULT = 18
 STAGE_SIDE = 112  # px of each preprocessing-stage picture (28 x 4)
-WINNER_COLOUR = "#2E7D32"
-TIED_COLOUR = "#F39C12"
-OTHER_COLOUR = "#B0BEC5"
 PAGE_COLOUR = (241, 245, 242)  # the theme's secondaryBackgroundColor
 
 
@@ -109,38 +106,17 @@ def _show_result(stages: Stages, settings: ui.Settings) -> None:
         st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
     else:
         st.caption(vote.describe())
-    st.plotly_chart(_vote_figure(vote, clf.classes_, settings.weights), config={"displayModeBar": False},
-                    key="votes")
+    ui.vote_chart(vote.scores, clf.classes_, vote.winner, tied=vote.tied_classes, weights=settings.weights,
+                  key="votes")
 
     _show_neighbours(nb, vote.winner, settings)
 
-    with st.expander("Preprocessing stages"):
-        _show_stages(stages)
-
-
-def _vote_figure(vote, classes, weights: str) -> dict:
-    """The vote of each class as a bar chart (a plain dict: no plotly validation on the hot path)."""
-    colours = [
-        WINNER_COLOUR if c == vote.winner else TIED_COLOUR if c in vote.tied_classes else OTHER_COLOUR
-        for c in classes.tolist()
-    ]
-    weighted = weights == "distance"
-    title = "Vote per class (sum of 1/distance)" if weighted else "Votes per class"
-    text = [f"{s:.3g}" if s else "" for s in vote.scores]
-    return {
-        "data": [{
-            "type": "bar", "x": [str(c) for c in classes.tolist()], "y": vote.scores.tolist(),
-            "marker": {"color": colours}, "text": text, "textposition": "outside",
-            "hovertemplate": "digit %{x}: %{y:.3g}<extra></extra>",
-        }],
-        "layout": {
-            "title": {"text": title, "font": {"size": 14}},
-            "height": 230, "margin": {"l": 40, "r": 10, "t": 40, "b": 30},
-            "xaxis": {"type": "category", "title": {"text": "digit"}},
-            "yaxis": {"title": {"text": "weight" if weighted else "votes"}, "rangemode": "tozero"},
-            "showlegend": False,
-        },
-    }
+    # Drawn only while open (on_change="rerun" makes the expander report that): built and sent on
+    # every stroke, the stages cost the server and every browser for a section usually closed.
+    stages_box = st.expander("Preprocessing stages", key="stages_open", on_change="rerun")
+    if stages_box.open:
+        with stages_box:
+            _show_stages(stages)
 
 
 def _show_neighbours(nb: ui.Neighbours, winner, settings: ui.Settings) -> None:
@@ -201,7 +177,8 @@ def _show_stages(stages: Stages) -> None:
     ]
     ui.digit_grid(tiles, captions, scale=1)
     st.caption("Like MNIST: the ink's box is scaled so its longer side is 20 px, then placed so "
-               "its centre of mass is at the centre of a 28×28 field.")
+               "its centre of mass is at the centre of a 28×28 field. Strokes thinner than MNIST's "
+               "(1/8 of the box's longer side) are thickened first, in stage 1.")
 
 
 if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render

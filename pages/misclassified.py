@@ -119,9 +119,8 @@ def _explain(lists, q: int, settings: ui.Settings) -> None:
     with c1:
         ui.digit_grid([ui.get_dataset().test_images[q]], [f"test #{q}\nlabel **{true}**"], scale=4, borders=[ui.RED])
     with c2:
-        st.plotly_chart(ui.vote_figure(vote.scores, lists.classes, vote.winner, tied=vote.tied_classes,
-                                       weights=settings.weights, true_label=true, height=210),
-                        key="wrong_vote", config={"displayModeBar": False})
+        ui.vote_chart(vote.scores, lists.classes, vote.winner, tied=vote.tied_classes, weights=settings.weights,
+                      true_label=true, height=210, key="wrong_vote")
     st.caption(f"Its {k} nearest training digits, nearest first (✓ and green: voted for {vote.winner}):")
     rows = ui.get_subset(settings.size)
     ui.neighbour_grid(ui.get_dataset().train_images[rows[nb]], nb_labels, lists.distances[q, :k], vote.winner)

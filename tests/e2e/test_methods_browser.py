@@ -17,10 +17,9 @@ def test_idm_by_link_draws_and_shows_its_neighbours_and_distance(page, app_url):
 
     page.set_viewport_size({"width": 1280, "height": 1000})
     canvas = open_app(page, app_url + "/?method=idm&k=4&weights=distance")
-    # the sidebar says which method and that it brings its own distance
-    sidebar = page.locator('[data-testid="stSidebar"]')
-    expect(sidebar).to_contain_text("IDM re-ranking of the top L2 candidates")
-    expect(sidebar).to_contain_text("chosen on validation")
+    # the sidebar took the method from the link: its validated vote (k=4, 1/distance) is the current one
+    expect(page.locator('[data-testid="stSidebar"]')).to_contain_text(
+        "k=4 with distance weights: this method's vote chosen on validation")
     stroke(page, canvas, SEVEN)
     assert prediction(page) == "7"  # the first stroke also prepares the training digits (seconds)
     expect(page.locator(NEIGHBOURS)).to_have_count(4)
