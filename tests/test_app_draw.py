@@ -126,6 +126,30 @@ def test_drawn_digit_is_predicted_like_knn_core(mnist, reference_clf, i):
     assert any(e.label == "Preprocessing stages" for e in at.expander)
 
 
+def test_vote_chart_and_stages_drawn_only_when_the_expander_is_open(mnist, reference_clf):
+    import json
+
+    image = on_canvas(mnist.test_images[0])
+    digit = ui.drawing_to_mnist(image)
+    scores = reference_clf.predict_proba(digit[None])[0] * 5
+    at = run_draw(image=image)
+    # the vote chart: one bar per class with its votes, the winner green; drawn the cheap way
+    (chart,) = at.get("plotly_chart")
+    fig = json.loads(chart.proto.spec)
+    assert fig["data"][0]["x"] == [str(c) for c in range(10)]
+    assert np.allclose(fig["data"][0]["y"], scores)
+    assert fig["data"][0]["marker"]["color"][7] == ui.WINNER_COLOUR
+    assert fig["layout"]["title"]["text"] == "Votes per class"
+    assert json.loads(chart.proto.config) == ui.VOTE_CHART_CONFIG and chart.proto.theme == ""
+    # the stages are built only while their expander is open
+    assert [e.label for e in at.expander] == ["Preprocessing stages"]
+    assert not any(g[0][1].startswith("1. ink") for g in digit_grids(at))
+    at.session_state["stages_open"] = True
+    at.run()
+    stages = [g for g in digit_grids(at) if g[0][1].startswith("1. ink")]
+    assert len(stages) == 1 and len(stages[0]) == 4
+
+
 def test_a_thin_pen_is_thickened_to_mnist_strokes_before_the_search(mnist, reference_clf):
     from knn_core.preprocess import MNIST_STROKE, canvas_to_mnist, simulate_canvas
 
