@@ -356,26 +356,27 @@ def get_subset(train_size: int) -> np.ndarray:
     return idx
 
 
+def _training_digits(train_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the training subset of this size (the full set without a copy)."""
+    ds = get_dataset()
+    idx = get_subset(train_size)
+    X = ds.train_images if len(idx) == len(ds.train_images) else ds.train_images[idx]
+    return X, ds.train_labels[idx]
+
+
 @st.cache_resource(show_spinner="Fitting the classifier (once per distance and size)…")
 def get_fitted(metric: str, train_size: int) -> KNNClassifier:
     """A KNNClassifier fitted on `train_size` digits with `metric`, shared by every session.
 
     Never mutate it: use :func:`classifier` for per-view vote parameters.
     """
-    ds = get_dataset()
-    idx = get_subset(train_size)
-    X = ds.train_images if len(idx) == len(ds.train_images) else ds.train_images[idx]
-    y = ds.train_labels[idx]
-    return KNNClassifier(metric=metric, p=MINKOWSKI_P, random_state=0).fit(X, y)
+    return KNNClassifier(metric=metric, p=MINKOWSKI_P, random_state=0).fit(*_training_digits(train_size))
 
 
 @st.cache_resource(show_spinner="Preparing the training digits for this method (once per method and size)…")
 def get_fitted_method(method: str, train_size: int) -> MethodClassifier:
     """A MethodClassifier with preset `method` fitted on `train_size` digits, shared by every session."""
-    ds = get_dataset()
-    idx = get_subset(train_size)
-    X = ds.train_images if len(idx) == len(ds.train_images) else ds.train_images[idx]
-    return MethodClassifier(PRESETS[method].recipe, random_state=0).fit(X, ds.train_labels[idx])
+    return MethodClassifier(PRESETS[method].recipe, random_state=0).fit(*_training_digits(train_size))
 
 
 def classifier(settings: Settings) -> KNNClassifier | MethodClassifier:

@@ -817,10 +817,8 @@ def recipe_neighbors(ds, recipe="plain", split: str = "test", *, train_size=None
     from . import cache
 
     recipe = resolve_recipe(recipe)
-    X, y, Q, qy, _ = split_data(ds, split, train_size)
+    X, y, Q, qy, k_max, parts = _cache_entry(ds, recipe, split, train_size, k_max)
     loo = Q is None
-    k_max = min(int(k_max), (len(X) - loo) * recipe.copies)
-    parts = _cache_parts(ds, recipe, split, k_max, len(X))
 
     def compute():
         t0, c0 = time.perf_counter(), time.process_time()
@@ -858,23 +856,24 @@ def estimate_recipe_seconds(ds, recipe="plain", split: str = "test", train_size=
     return seconds
 
 
-def _cache_parts(ds, recipe: Recipe, split: str, k_max: int, n_train: int) -> dict:
-    """What a recipe's cached neighbour lists are keyed by (the full training set adds no size)."""
-    parts = dict(data=ds.fingerprint, split=split, recipe=recipe.to_json(), k_max=int(k_max),
+def _cache_entry(ds, recipe: Recipe, split: str, train_size, k_max: int):
+    """(X, y, Q, qy, k_max clamped to what the split holds, cache key parts) of a recipe's lists.
+
+    The key has no training size for the full training set (entries from before train_size)."""
+    X, y, Q, qy, _ = split_data(ds, split, train_size)
+    k_max = min(int(k_max), (len(X) - (Q is None)) * recipe.copies)
+    parts = dict(data=ds.fingerprint, split=split, recipe=recipe.to_json(), k_max=k_max,
                  version=METHODS_VERSION)
-    if n_train < len(split_data(ds, split)[1]):
-        parts["train_size"] = int(n_train)
-    return parts
+    if len(X) < len(split_data(ds, split)[1]):
+        parts["train_size"] = len(X)
+    return X, y, Q, qy, k_max, parts
 
 
 def recipe_cached(ds, recipe="plain", split: str = "test", *, train_size=None, k_max: int = 50) -> bool:
     """Whether recipe_neighbors(ds, recipe, split, ...) would come from the disk cache (computes nothing)."""
     from . import cache
 
-    recipe = resolve_recipe(recipe)
-    X, _, Q, _, _ = split_data(ds, split, train_size)
-    k_max = min(int(k_max), (len(X) - (Q is None)) * recipe.copies)
-    parts = _cache_parts(ds, recipe, split, k_max, len(X))
+    parts = _cache_entry(ds, resolve_recipe(recipe), split, train_size, k_max)[5]
     key = cache.cache_key(name="recipe-neighbors", **parts)
     return (cache.cache_dir() / f"recipe-neighbors-{key}.npz").exists()
 
