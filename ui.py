@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 import streamlit as st
+from threadpoolctl import threadpool_limits
 
 from knn_core import KNNClassifier, load_mnist
 from knn_core.classifier import TIE_BREAKS, WEIGHTS
@@ -340,6 +341,21 @@ def _leave_legacy_pages_mode() -> None:
 
 
 # ------------------------------------------------------------------------ cached resources
+
+SERVER_BLAS_THREADS = 1
+
+
+@st.cache_resource(show_spinner=False)
+def one_blas_thread_per_run() -> None:
+    """Once per server process (app.py): numpy's BLAS runs one thread per script run.
+
+    One server process answers every session; the sessions are the parallelism.
+    With its default two threads, OpenBLAS's second thread spins waiting for work
+    after each small product: ~45 of a stroke's ~70 ms of server CPU, for no
+    gain in latency (loadtest/README.md). Batch searches keep their own
+    one-BLAS-thread-per-worker pool (knn_core.search).
+    """
+    threadpool_limits(limits=SERVER_BLAS_THREADS, user_api="blas")
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -892,31 +908,43 @@ WRONG_COLOUR, TRUE_COLOUR = "#C62828", "#1565C0"
 RED = (198, 40, 40)
 
 
-def neighbour_captions(labels, distances, winner) -> tuple[list[str], list[tuple | None]]:
-    """Captions and frames for neighbours listed nearest first: rank, **label**, distance; a ✓ and
-    a green frame for those whose label is the winner's (they voted for it)."""
+def neighbour_captions(labels, distances, winner, shifts=None) -> tuple[list[str], list[tuple | None], list[str]]:
+    """Captions, frames and alt texts for neighbours listed nearest first: rank, **label**,
+    distance (and the shift that matched, when given); a ✓ and a green frame for those whose
+    label is the winner's (they voted for it)."""
     labels, distances = np.asarray(labels).tolist(), np.asarray(distances).tolist()
+    moved = [None] * len(labels) if shifts is None else [tuple(s) for s in np.asarray(shifts).tolist()]
     voted = [lab == winner for lab in labels]
+    rows = list(enumerate(zip(labels, distances, voted, moved), start=1))
     captions = [f"#{r} {'✓ ' if v else ''}**{lab}**\nd={d:.4g}"
-                for r, (lab, d, v) in enumerate(zip(labels, distances, voted), start=1)]
-    return captions, [GREEN if v else None for v in voted]
+                + (f"\nmoved {shift_arrows(*m)}" if m and any(m) else "") for r, (lab, d, v, m) in rows]
+    alts = [f"rank {r}: a training {lab} at distance {d:.4g}{', voted for the winner' if v else ''}"
+            for r, (lab, d, v, _) in rows]
+    return captions, [GREEN if v else None for v in voted], alts
 
 
 def neighbour_grid(images, labels, distances, winner, scale: int = 3) -> None:
     """A digit's nearest training digits, nearest first, captioned by neighbour_captions."""
-    captions, borders = neighbour_captions(labels, distances, winner)
-    digit_grid(images, captions, scale=scale, borders=borders)
+    captions, borders, alts = neighbour_captions(labels, distances, winner)
+    digit_grid(images, captions, scale=scale, borders=borders, alts=alts)
+
+
+def digits_beside_neighbours_html(images, captions, nb_images, nb_captions, nb_borders, nb_alts=None, *,
+                                  frame: tuple | None = None, scale: int = 3, nb_scale: int = 3) -> str:
+    """One row: a digit (or a few views of it, framed in `frame`), a rule, and its neighbours."""
+    return ('<div class="digit-with-neighbours" style="display:flex;gap:12px;align-items:flex-start">'
+            + digit_grid_html(images, captions, scale, [frame] * len(images) if frame else None)
+            + '<div class="neighbour-digits" style="border-left:2px solid rgba(128,128,128,0.3);padding-left:12px">'
+            + digit_grid_html(nb_images, nb_captions, nb_scale, nb_borders, nb_alts) + "</div></div>")
 
 
 def digit_with_neighbours(image, caption: str, nb_images, nb_labels, nb_distances, winner,
                           frame: tuple | None = None, scale: int = 3) -> None:
     """A digit (framed in `frame`), and beside it its nearest training digits captioned by
     neighbour_captions: one row, one st.html element."""
-    captions, borders = neighbour_captions(nb_labels, nb_distances, winner)
-    st.html('<div class="digit-with-neighbours" style="display:flex;gap:12px;align-items:flex-start">'
-            + digit_grid_html([image], [caption], scale + 1, [frame] if frame else None)
-            + '<div style="border-left:2px solid rgba(128,128,128,0.3);padding-left:12px">'
-            + digit_grid_html(nb_images, captions, scale, borders) + "</div></div>")
+    captions, borders, alts = neighbour_captions(nb_labels, nb_distances, winner)
+    st.html(digits_beside_neighbours_html([image], [caption], nb_images, captions, borders, alts,
+                                          frame=frame, scale=scale + 1, nb_scale=scale))
 
 
 # The vote chart is redrawn from scratch in every browser on every stroke of the Draw page (a new

@@ -35,7 +35,8 @@ def summarise_back(payload: bytes) -> str:
     if kind != "rerun_script":
         return f"{kind}"
     rs = m.rerun_script
-    parts = [f"rerun_script query={rs.query_string!r} page_script_hash={rs.page_script_hash!r}"]
+    parts = [f"rerun_script query={rs.query_string!r} page_script_hash={rs.page_script_hash!r}"
+             + (f" fragment_id={rs.fragment_id!r}" if rs.fragment_id else "")]
     for w in rs.widget_states.widgets:
         which = w.WhichOneof("value")
         value = getattr(w, which) if which else None
@@ -64,8 +65,9 @@ def summarise_forward(payload: bytes) -> str:
                 extra = f" {d.new_element.metric.label}={d.new_element.metric.body}"
             elif el == "alert":
                 extra = f" {d.new_element.alert.body[:80]!r}"
+            extra += f" (fragment {d.fragment_id[:8]})" if d.fragment_id else ""
             return f"delta new_element {el}{extra} at {list(m.metadata.delta_path)}"
-        return f"delta {what} at {list(m.metadata.delta_path)}"
+        return f"delta {what} at {list(m.metadata.delta_path)}" + (f" (fragment {d.fragment_id[:8]})" if d.fragment_id else "")
     if kind == "script_finished":
         return f"script_finished {m.script_finished}"
     return kind

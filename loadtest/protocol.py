@@ -16,7 +16,10 @@ What a browser does (recorded with ``python -m loadtest.capture``):
    ``{"drawing": {"raw": {...fabric.js objects...}, "data": "data:image/png;base64,..."}}``
    (the drawing as a 280 x 280 RGBA PNG, which the server decodes into
    ``image_data``).  The server streams the page's deltas (among them the
-   ``Prediction`` metric) and then ``script_finished``.
+   ``Prediction`` metric) and then ``script_finished``.  A widget inside an
+   ``st.fragment`` (the Draw page's canvas) reruns only that fragment: its
+   deltas carry the fragment's id, and the browser names it in the rerun
+   (``fragment_id``); the run ends with ``script_finished`` 3.
 4. An upload: ``file_urls_request`` -> ``file_urls_response`` (an upload URL),
    an HTTP PUT of the file (multipart, with the XSRF cookie and header), then
    a rerun whose file uploader state names the file.
@@ -55,6 +58,7 @@ class RunResult:
     metrics: dict = field(default_factory=dict)  # label -> body
     alerts: list = field(default_factory=list)  # (kind, body)
     exceptions: list = field(default_factory=list)  # messages of st.exception / uncaught errors
+    widgets: list = field(default_factory=list)  # names of the widgets this run drew ("canvas", keys)
     t_metric: float | None = None  # s from sending the rerun to the Prediction metric's delta
     t_done: float | None = None  # s to script_finished
     finish: int | None = None  # ScriptFinishedStatus
@@ -93,6 +97,7 @@ class Session:
         self.page_hash = ""
         self.session_id = ""
         self.widget_ids: dict[str, str] = {}  # "canvas", "file_uploader", widget keys -> id
+        self.widget_fragments: dict[str, str] = {}  # the same names -> the id of the fragment drawing them
         self.xsrf = ""
         self._ws = None
         self._request_id = 0
@@ -137,8 +142,9 @@ class Session:
         return {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US",
                 "url": f"{self.base_url}/{self.page}", "is_embedded": False, "color_scheme": "light"}
 
-    async def rerun(self, widgets: list[WidgetState]) -> RunResult:
-        """Send a rerun with these widget states; read until the run finishes."""
+    async def rerun(self, widgets: list[WidgetState], fragment_id: str = "") -> RunResult:
+        """Send a rerun with these widget states (of the fragment `fragment_id` only, if given);
+        read until the run finishes."""
         if self._ws is None:
             raise ProtocolError("not connected")
         msg = BackMsg()
@@ -148,6 +154,7 @@ class Session:
         if not self.page_hash:
             rs.page_name = self.page
         rs.widget_states.widgets.extend(widgets)
+        rs.fragment_id = fragment_id
         for k, v in self._context().items():
             setattr(rs.context_info, k, v)
         result = RunResult(started=time.perf_counter())
@@ -182,7 +189,7 @@ class Session:
             elif kind == "page_info_changed":
                 self.query = m.page_info_changed.query_string
             elif kind == "delta" and m.delta.WhichOneof("type") == "new_element":
-                self._element(m.delta.new_element, result)
+                self._element(m.delta.new_element, result, m.delta.fragment_id)
             elif kind == "script_finished":
                 result.finish = m.script_finished
                 result.t_done = time.perf_counter() - result.started
@@ -190,7 +197,7 @@ class Session:
                 if m.script_finished != 2:
                     return
 
-    def _element(self, el, result: RunResult) -> None:
+    def _element(self, el, result: RunResult, fragment_id: str = "") -> None:
         what = el.WhichOneof("type")
         if what == "metric":
             result.metrics[el.metric.label] = el.metric.body
@@ -201,14 +208,19 @@ class Session:
         elif what == "exception":
             result.exceptions.append(f"{el.exception.type}: {el.exception.message}")
         elif what == "bidi_component" and "drawable_canvas" in el.bidi_component.component_name:
-            self.widget_ids["canvas"] = el.bidi_component.id
+            self._saw_widget("canvas", el.bidi_component.id, fragment_id, result)
         elif what == "file_uploader":
-            self.widget_ids["file_uploader"] = el.file_uploader.id
+            self._saw_widget("file_uploader", el.file_uploader.id, fragment_id, result)
         else:
             inner = getattr(el, what, None) if what else None
             wid = getattr(inner, "id", "") if inner is not None else ""
             if isinstance(wid, str) and wid.startswith("$$ID-"):
-                self.widget_ids[wid.rsplit("-", 1)[-1]] = wid
+                self._saw_widget(wid.rsplit("-", 1)[-1], wid, fragment_id, result)
+
+    def _saw_widget(self, name: str, wid: str, fragment_id: str, result: RunResult) -> None:
+        result.widgets.append(name)
+        self.widget_ids[name] = wid
+        self.widget_fragments[name] = fragment_id
 
     # -------------------------------------------------------------------- actions
     def _widget(self, name: str) -> str:
@@ -221,7 +233,7 @@ class Session:
         """A stroke ends: the canvas sends this drawing (PNG bytes) or a raw JSON `value`."""
         w = WidgetState(id=self._widget("canvas"))
         w.json_value = value if value is not None else canvas_value(png)
-        return await self.rerun([w])
+        return await self.rerun([w], self.widget_fragments.get("canvas", ""))
 
     async def set_widget(self, key: str, **value) -> RunResult:
         """Change a widget by its key, e.g. set_widget("vote_k", double_array_value=[7])."""
@@ -231,7 +243,7 @@ class Session:
             getattr(w, field_name).data.extend(v)
         else:
             setattr(w, field_name, v)
-        return await self.rerun([w])
+        return await self.rerun([w], self.widget_fragments.get(key, ""))
 
     async def upload(self, data: bytes, name: str = "digit.png", mime: str = "image/png") -> RunResult:
         """Upload a file into the page's file uploader, the way the browser does."""
@@ -255,7 +267,7 @@ class Session:
         info = w.file_uploader_state_value.uploaded_file_info.add()
         info.file_id, info.name, info.size = urls.file_id, name, len(data)
         info.file_urls.CopyFrom(urls)
-        return await self.rerun([w])
+        return await self.rerun([w], self.widget_fragments.get("file_uploader", ""))
 
     def _put(self, url: str, data: bytes, name: str, mime: str) -> None:
         if url.startswith("/"):

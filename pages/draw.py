@@ -5,6 +5,8 @@ instead of the canvas (the canvas only exists in a browser).
 """
 from __future__ import annotations
 
+import html
+
 import cv2
 import numpy as np
 import streamlit as st
@@ -29,11 +31,19 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
     """
     settings = ui.current_settings()
     st.title("✏️ Draw a digit")
+    st.caption("Draw one digit, big, in the black box. The prediction updates when you lift the pen. "
+               "Undo and clear are in the toolbar above the box.")
+    _draw_and_classify(settings, image, upload)
 
+
+# A stroke reruns only this fragment: the title, the sidebar and the page menu stay as they are,
+# in the server and in the browser. With thirty students drawing, the browsers' CPU runs out first
+# (loadtest/README.md), and every element re-sent is one more each browser redraws. The settings
+# only change in the sidebar, which reruns the whole page and hands the fragment the new ones.
+@st.fragment
+def _draw_and_classify(settings: ui.Settings, image: np.ndarray | None, upload) -> None:
     left, right = st.columns([4, 7], gap="large")
     with left:
-        st.caption("Draw one digit, big, in the black box. The prediction updates when you lift the "
-                   "pen. Undo and clear are in the toolbar above the box.")
         st.write("")  # room for the canvas' floating toolbar, which sits above the canvas
         if image is None:
             image = _canvas()  # in a container keyed "canvas_box"
@@ -83,33 +93,29 @@ def _preprocess(image, upload) -> Stages | None:
     return None
 
 
+# A stroke redraws the whole result in every student's browser, and on a projector-and-30-laptops
+# server the browsers' CPU is what runs out first (loadtest/README.md): so the result is a few
+# elements, each holding a lot (a metric, two HTML blocks, the chart), not a dozen small ones.
+CAPTION_STYLE = "font-size:0.875rem;opacity:0.7;margin:0 0 0.5rem 0"
+
+
 def _show_result(stages: Stages, settings: ui.Settings) -> None:
     digit = stages.centred
     clf = ui.classifier(settings)
     nb = ui.nearest(clf, digit, settings)
     vote = clf.explain(nb.distances, nb.indices)
 
-    c1, c2 = st.columns([1, 1])
-    with c1:
-        st.metric("Prediction", vote.winner)
-        st.caption(f"k={settings.k}, {settings.distance_label}, "
-                   f"{settings.weights} votes, {settings.size:,} training digits")
-    with c2:
-        if settings.method == ui.CLASSIC:
-            ui.digit_grid([digit], ["What the model sees (28×28)"], scale=6)
-        else:
-            h, w = nb.query.shape
-            ui.digit_grid([digit, nb.query], ["Your digit (28×28)", f"As the method compares it ({w}×{h})"],
-                          scale=4)
-
-    if vote.was_tied:
-        st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
-    else:
-        st.caption(vote.describe())
-    ui.vote_chart(vote.scores, clf.classes_, vote.winner, tied=vote.tied_classes, weights=settings.weights,
-                  key="votes")
-
-    _show_neighbours(nb, vote.winner, settings)
+    summary, chart = st.columns([2, 3], gap="medium")
+    with summary:
+        st.metric("Prediction", vote.winner)  # first: users and browser tests read it here
+        if vote.was_tied:
+            st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
+        st.html(_summary_html(vote, settings))
+    with chart:
+        ui.vote_chart(vote.scores, clf.classes_, vote.winner, tied=vote.tied_classes, weights=settings.weights,
+                      key="votes", height=210)
+    with st.container(key="neighbours"):
+        st.html(_neighbours_html(nb, digit, vote.winner, settings))
 
     # Drawn only while open (on_change="rerun" makes the expander report that): built and sent on
     # every stroke, the stages cost the server and every browser for a section usually closed.
@@ -119,23 +125,34 @@ def _show_result(stages: Stages, settings: ui.Settings) -> None:
             _show_stages(stages)
 
 
-def _show_neighbours(nb: ui.Neighbours, winner, settings: ui.Settings) -> None:
-    voted = nb.labels == winner
-    st.subheader(f"The {len(nb.indices)} nearest training digits")
+def _summary_html(vote, settings: ui.Settings) -> str:
+    """The settings behind the prediction and, unless tied (then a warning says it), how the vote went."""
+    lines = [f"k={settings.k}, {settings.distance_label}, {settings.weights} votes, "
+             f"{settings.size:,} training digits"]
+    if not vote.was_tied:
+        lines.append(vote.describe())
+    return "".join(f'<p class="draw-summary" style="{CAPTION_STYLE}">{html.escape(t)}</p>' for t in lines)
+
+
+def _neighbours_html(nb: ui.Neighbours, digit: np.ndarray, winner, settings: ui.Settings) -> str:
+    """The digit as the model sees it beside its k nearest training digits, with a heading and a
+    caption saying how to read them: one HTML element."""
     how = "" if settings.method == ui.CLASSIC else " Shown as the method compared them"
     if nb.shifts is not None:
         how += ", each at the shift that matched best (a digit may appear at several shifts and vote for each)"
-    st.caption(f"Nearest first, by {nb.distance_name} (d). Framed in green with ✓: the neighbours that voted "
+    caption = (f"Nearest first, by {nb.distance_name} (d). Framed in green with ✓: the neighbours that voted "
                f"for {winner}.{how}{'.' if how else ''}")
-    moved = [None] * len(nb.indices) if nb.shifts is None else [tuple(s) for s in nb.shifts.tolist()]
-    rows_ = list(enumerate(zip(nb.labels.tolist(), nb.distances.tolist(), voted.tolist(), moved), start=1))
-    captions = [f"#{r} {'✓ ' if v else ''}**{lab}**\nd={d:.4g}" + (f"\nmoved {ui.shift_arrows(*m)}" if m and any(m) else "")
-                for r, (lab, d, v, m) in rows_]
-    alts = [f"rank {r}: a training {lab} at distance {d:.4g}{', voted for the winner' if v else ''}"
-            for r, (lab, d, v, _) in rows_]
-    borders = [ui.GREEN if v else None for v in voted.tolist()]
-    with st.container(key="neighbours"):
-        ui.digit_grid(nb.images, captions, scale=3, borders=borders, alts=alts)
+    if settings.method == ui.CLASSIC:
+        views, view_captions = [digit], ["What the model sees (28×28)"]
+    else:
+        h, w = nb.query.shape
+        views, view_captions = [digit, nb.query], ["Your digit (28×28)", f"As the method compares it ({w}×{h})"]
+    captions, borders, alts = ui.neighbour_captions(nb.labels, nb.distances, winner, nb.shifts)
+    return (f'<h3 style="margin:0.25rem 0 0.25rem 0;font-size:1.5rem;font-weight:600">'
+            f'The {len(nb.indices)} nearest training digits</h3>'
+            f'<p style="{CAPTION_STYLE}">{html.escape(caption)}</p>'
+            + ui.digits_beside_neighbours_html(views, view_captions, nb.images, captions, borders, alts,
+                                               scale=4 if len(views) == 1 else 3, nb_scale=3))
 
 
 def _stage_tile(a: np.ndarray, side: int = STAGE_SIDE) -> np.ndarray:

@@ -74,14 +74,20 @@ def texts(elements) -> list[str]:
 
 
 def digit_grids(at: AppTest) -> list[list[tuple[str, str]]]:
-    """Each ui.digit_grid on the page, as a list of (alt text, caption HTML) per picture."""
+    """Each ui.digit_grid on the page (an HTML element may hold several), as a list of
+    (alt text, caption HTML) per picture."""
     grids = []
     for e in at.get("html"):
-        body = e.proto.body
-        if 'class="digit-grid"' in body:
-            figures = re.findall(r'<img [^>]*alt="([^"]*)"[^>]*>(?:<figcaption[^>]*>(.*?)</figcaption>)?', body)
+        for part in e.proto.body.split('<div class="digit-grid"')[1:]:
+            figures = re.findall(r'<img [^>]*alt="([^"]*)"[^>]*>(?:<figcaption[^>]*>(.*?)</figcaption>)?', part)
             grids.append([(html.unescape(alt), caption) for alt, caption in figures])
     return grids
+
+
+def shown_text(at: AppTest) -> str:
+    """The page's captions and the text of its HTML elements (tags dropped), in one string."""
+    bodies = [html.unescape(re.sub(r"<[^>]+>", " ", e.proto.body)) for e in at.get("html")]
+    return " ".join(texts(at.caption) + bodies)
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +260,7 @@ def test_settings_change_the_view_but_not_the_shared_classifier(mnist):
     assert at.sidebar.select_slider[0].value == 2000
     grids = [g for g in digit_grids(at) if len(g) == 7]
     assert len(grids) == 1
-    assert "2,000 training digits" in " ".join(texts(at.caption))
+    assert "2,000 training digits" in shown_text(at)
     fitted = ui.get_fitted("euclidean", 2000)
     assert (fitted.n_neighbors, fitted.weights, fitted.tie_break) == (5, "uniform", "smallest")
     assert fitted.n_samples_fit_ == 2000
@@ -419,3 +425,49 @@ def test_enlarge_keeps_pixels_crisp():
     tile = ui.digit_tile(img, 2, border=ui.GREEN, width=1)
     assert tile.shape == (6, 6, 3)
     assert tuple(tile[0, 0]) == ui.GREEN and tuple(tile[1, 3]) == (255, 255, 255)
+
+
+# -------------------------------------------------------------- what a stroke costs the server
+
+
+def test_a_stroke_reruns_only_the_drawing_fragment():
+    """A real server, spoken to as a browser does (loadtest.protocol): the canvas lives in an
+    st.fragment, so a stroke reruns the fragment alone (script_finished 3) and the sidebar's
+    widgets are not rebuilt, while the prediction matches knn_core's."""
+    import asyncio
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from loadtest.payloads import drawings
+    from loadtest.protocol import Session
+    from loadtest.server import Server
+
+    (png, label), = drawings(1, seed=3)
+
+    async def stroke(url):
+        async with Session(url) as s:
+            return dict(s.widget_fragments), await s.draw(png)
+
+    with Server("app.py") as srv:
+        first, result = asyncio.run(stroke(srv.url))
+
+    assert first["canvas"] and first["canvas"] == first["pen_width"] == first["file_uploader"]
+    assert first["setting_k"] == ""  # the sidebar is outside the fragment
+    assert result.finish == 3 and not result.exceptions  # FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+    assert {"canvas", "pen_width", "file_uploader"} <= set(result.widgets)
+    assert not [w for w in result.widgets if w.startswith("setting_")]  # the sidebar was not rebuilt
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    ds = load_mnist()
+    expected = KNNClassifier(n_neighbors=5).fit(ds.train_images, ds.train_labels).predict(ui.drawing_to_mnist(image)[None])[0]
+    assert result.prediction == str(expected)
+
+
+def test_one_blas_thread_per_run_limits_blas_for_the_process():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    with threadpool_limits(limits=None):  # restores the process' limits afterwards
+        ui.one_blas_thread_per_run.clear()
+        ui.one_blas_thread_per_run()
+        assert blas and all(p["num_threads"] == ui.SERVER_BLAS_THREADS
+                            for p in threadpool_info() if p["user_api"] == "blas")

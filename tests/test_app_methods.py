@@ -13,7 +13,7 @@ from knn_core import load_mnist
 from knn_core.evaluate import stratified_subset, train_rows
 from knn_core.methods import PRESETS, MethodClassifier, estimate_recipe_seconds, recipe_cached, recipe_neighbors
 from test_app_analysis import SMALL, chart, cli, codes, grids, metrics, neighbour_caption_check, run_page
-from test_app_draw import digit_grids, on_canvas, run_draw, texts
+from test_app_draw import digit_grids, on_canvas, run_draw, shown_text, texts
 from test_app_neighbour_vote import figures, run_vote
 
 
@@ -79,7 +79,7 @@ def test_draw_page_shows_the_methods_neighbours_and_distance(mnist, method):
     assert not at.error and not at.warning
     assert int(at.metric[0].value) == expected
     name = PRESETS[method].recipe.distance_name
-    assert any(f"by {name}" in c for c in texts(at.caption))
+    assert f"by {name}" in shown_text(at)
     grid = [g for g in digit_grids(at) if len(g) == 5 and g[0][1].startswith("#1")]
     assert len(grid) == 1
     y = clf.classes_[clf._y]

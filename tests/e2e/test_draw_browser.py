@@ -18,7 +18,7 @@ SCREENSHOT = ROOT / "docs" / "screenshots" / "draw.png"
 LATENCY_BUDGET_MS = 300  # the issue's budget for the median, stroke end -> prediction shown
 
 METRIC = '[data-testid="stMetricValue"]'
-NEIGHBOURS = ".st-key-neighbours img"
+NEIGHBOURS = ".st-key-neighbours .neighbour-digits img"
 CLEAR = 'button[aria-label="Reset canvas & history"]'
 
 # Strokes in canvas pixels (the canvas is 280 x 280).
@@ -40,7 +40,7 @@ TIMER_JS = r"""(k) => {
       if (m && m.textContent.trim() !== '') L.shown = performance.now();
     }
     if (L.shown !== null && L.grid === null) {
-      const imgs = [...document.querySelectorAll('.st-key-neighbours img')];
+      const imgs = [...document.querySelectorAll('.st-key-neighbours .neighbour-digits img')];
       if (imgs.length === k && imgs.every(i => i.complete && i.naturalWidth > 0)) L.grid = performance.now();
     }
   };
