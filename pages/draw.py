@@ -33,13 +33,24 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
     st.title("✏️ Draw a digit")
     st.caption("Draw one digit, big, in the black box. The prediction updates when you lift the pen. "
                "Undo and clear are in the toolbar above the box.")
+    pen, photo = st.columns([4, 7], gap="large")
+    with pen:
+        st.slider("Pen width", 6, 40, PEN_DEFAULT, key="pen_width",
+                  help="Stroke width in canvas pixels (the box is 280 x 280).")
+    if upload is None:
+        with photo:
+            upload = st.file_uploader(
+                "Or classify a photo or scan of a digit on paper", type=["png", "jpg", "jpeg"],
+                help="Dark ink on light paper (or the reverse), one digit, PNG or JPEG up to 5 MB.",
+            )
     _draw_and_classify(settings, image, upload)
 
 
-# A stroke reruns only this fragment: the title, the sidebar and the page menu stay as they are,
-# in the server and in the browser. With thirty students drawing, the browsers' CPU runs out first
-# (loadtest/README.md), and every element re-sent is one more each browser redraws. The settings
-# only change in the sidebar, which reruns the whole page and hands the fragment the new ones.
+# A stroke reruns only this fragment: the title, the pen and upload controls, the sidebar and the
+# page menu stay as they are, in the server and in the browser. With thirty students drawing, the
+# browsers' CPU runs out first (loadtest/README.md), and every element re-sent is one more that each
+# browser redraws. Whatever is outside changes only by a full rerun, which hands the fragment the
+# new settings and upload.
 @st.fragment
 def _draw_and_classify(settings: ui.Settings, image: np.ndarray | None, upload) -> None:
     left, right = st.columns([4, 7], gap="large")
@@ -47,14 +58,6 @@ def _draw_and_classify(settings: ui.Settings, image: np.ndarray | None, upload) 
         st.write("")  # room for the canvas' floating toolbar, which sits above the canvas
         if image is None:
             image = _canvas()  # in a container keyed "canvas_box"
-        st.slider("Pen width", 6, 40, PEN_DEFAULT, key="pen_width",
-                  help="Stroke width in canvas pixels (the box is 280 x 280).")
-        if upload is None:
-            upload = st.file_uploader(
-                "…or upload a photo or scan of a digit on paper", type=["png", "jpg", "jpeg"],
-                help="Dark ink on light paper (or the reverse), one digit, PNG or JPEG up to 5 MB.",
-            )
-
     with right:
         stages = _preprocess(image, upload)
         if stages is not None:

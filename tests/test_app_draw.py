@@ -451,11 +451,11 @@ def test_a_stroke_reruns_only_the_drawing_fragment():
     with Server("app.py") as srv:
         first, result = asyncio.run(stroke(srv.url))
 
-    assert first["canvas"] and first["canvas"] == first["pen_width"] == first["file_uploader"]
-    assert first["setting_k"] == ""  # the sidebar is outside the fragment
+    assert first["canvas"]
+    assert first["setting_k"] == first["pen_width"] == first["file_uploader"] == ""  # outside the fragment
     assert result.finish == 3 and not result.exceptions  # FINISHED_FRAGMENT_RUN_SUCCESSFULLY
-    assert {"canvas", "pen_width", "file_uploader"} <= set(result.widgets)
-    assert not [w for w in result.widgets if w.startswith("setting_")]  # the sidebar was not rebuilt
+    assert "canvas" in result.widgets
+    assert not [w for w in result.widgets if w.startswith("setting_") or w in ("pen_width", "file_uploader")]
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
     ds = load_mnist()
     expected = KNNClassifier(n_neighbors=5).fit(ds.train_images, ds.train_labels).predict(ui.drawing_to_mnist(image)[None])[0]
