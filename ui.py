@@ -536,12 +536,12 @@ def digit_grid_html(images: Sequence[np.ndarray], captions: Sequence[str] | None
     framed = any(b is not None for b in borders)
     figures = []
     for img, cap, border, alt in zip(images, captions, borders, alts):
-        big = enlarge(to_uint8(img), scale)
-        h, w = big.shape[:2]
+        small = to_uint8(img)  # sent at its own size; the browser enlarges it, crisp (pixelated)
+        h, w = small.shape[0] * scale, small.shape[1] * scale
         frame = f"border:3px solid {_rgb_css(border if border is not None else GREY)};" if framed else ""
         figures.append(
             f'<figure class="digit" style="margin:0;width:{w + (6 if framed else 0)}px">'
-            f'<img src="{png_data_uri(big)}" alt="{html.escape(alt)}" width="{w}" height="{h}" '
+            f'<img src="{png_data_uri(small)}" alt="{html.escape(alt)}" width="{w}" height="{h}" '
             f'style="display:block;width:{w}px;height:{h}px;image-rendering:pixelated;{frame}">'
             + (f'<figcaption style="font-size:0.75rem;line-height:1.25;text-align:center;'
                f'opacity:0.75;margin-top:3px">{_caption_html(cap)}</figcaption>' if cap else "")
@@ -556,8 +556,9 @@ def digit_grid(images: Sequence[np.ndarray], captions: Sequence[str] | None = No
                alts: Sequence[str] | None = None) -> None:
     """Show digits (or any small pictures) in a wrapping row with captions.
 
-    Each picture is enlarged by whole pixels (``scale``; crisp, no smoothing)
-    and sent inline as a tiny PNG inside one st.html element: no media files
+    Each picture is shown enlarged by whole pixels (``scale``; crisp, no
+    smoothing: the browser scales it with ``image-rendering: pixelated``) and
+    sent inline at its own size as a tiny PNG inside one st.html element: no media files
     for the browser to fetch, so the grid appears together with the rest of
     the page.  captions: plain text, ``**bold**`` and ``\n`` allowed.
     borders: a frame colour (RGB tuple) or None per picture; when any picture
