@@ -435,6 +435,7 @@ def test_a_stroke_reruns_only_the_drawing_fragment():
     widgets are not rebuilt, while the prediction matches knn_core's."""
     import asyncio
     import sys
+    from concurrent.futures import ThreadPoolExecutor
 
     sys.path.insert(0, str(ROOT))
     from loadtest.payloads import drawings
@@ -447,8 +448,9 @@ def test_a_stroke_reruns_only_the_drawing_fragment():
         async with Session(url) as s:
             return dict(s.widget_fragments), await s.draw(png)
 
-    with Server("app.py") as srv:
-        first, result = asyncio.run(stroke(srv.url))
+    with Server("app.py") as srv, ThreadPoolExecutor(1) as thread:
+        # In a thread of its own: the browser tests' Playwright keeps an event loop running in this one.
+        first, result = thread.submit(asyncio.run, stroke(srv.url)).result()
 
     assert first["canvas"]
     assert first["setting_k"] == first["pen_width"] == first["file_uploader"] == ""  # outside the fragment
