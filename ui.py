@@ -18,7 +18,8 @@
 - **Cached resources**: :func:`get_dataset`, :func:`get_fitted` (one fitted
   classifier per (metric, training size) per server process, shared by every
   session) and :func:`classifier` (a cheap copy carrying this view's vote
-  parameters; the shared object is never mutated).
+  parameters; the shared object is never mutated).  :func:`one_blas_thread_per_run`
+  (app.py, once per process): the sessions are the parallelism, not BLAS threads.
 
 - **Digit pictures**: :func:`enlarge` (nearest-neighbour upscaling, so pixels
   stay crisp), :func:`digit_tile` (optionally with a coloured frame) and
