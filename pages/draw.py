@@ -15,8 +15,6 @@ import ui
 from knn_core import EmptyDrawingError
 from knn_core.preprocess import ImageError, Stages, photo_to_mnist_stages
 
-CANVAS_SIZE = 280
-PEN_DEFAULT = 18
 STAGE_SIDE = 112  # px of each preprocessing-stage picture (28 x 4)
 PAGE_COLOUR = (241, 245, 242)  # the theme's secondaryBackgroundColor
 
@@ -35,7 +33,7 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
                "Undo and clear are in the toolbar above the box.")
     pen, photo = st.columns([4, 7], gap="large")
     with pen:
-        st.slider("Pen width", 6, 40, PEN_DEFAULT, key="pen_width",
+        st.slider("Pen width", 6, 40, ui.PEN_DEFAULT, key="pen_width",
                   help="Stroke width in canvas pixels (the box is 280 x 280).")
     if upload is None:
         with photo:
@@ -66,7 +64,7 @@ def _draw_and_classify(settings: ui.Settings, image: np.ndarray | None, upload) 
 
 def _canvas() -> np.ndarray | None:
     """The shared drawing canvas (ui.drawing_canvas: it also turns a garbage drawing into a message)."""
-    return ui.drawing_canvas(key="canvas", pen_width=int(st.session_state.get("pen_width", PEN_DEFAULT)))
+    return ui.drawing_canvas(key="canvas", pen_width=int(st.session_state.get("pen_width", ui.PEN_DEFAULT)))
 
 
 def _preprocess(image, upload) -> Stages | None:
