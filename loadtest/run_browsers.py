@@ -106,8 +106,9 @@ async def draw_loop(browser, url: str, seconds: float, think: float, seed: int, 
 
 
 async def one_phase(url: str, pages: int, seconds: float, think: float, seed: int,
-                    cpu: dict | None = None) -> tuple[list, list]:
-    """Run the pages; `cpu` gets the browsers' CPU seconds while they draw."""
+                    cpu: dict | None = None, servers: tuple[int, ...] = ()) -> tuple[list, list]:
+    """Run the pages; `cpu` gets the browsers' CPU seconds while they draw (our descendants but the
+    `servers`' processes)."""
     from playwright.async_api import async_playwright
 
     lat, errors = [], []
@@ -119,11 +120,11 @@ async def one_phase(url: str, pages: int, seconds: float, think: float, seed: in
         t0 = time.monotonic()  # all pages loaded (or given up) before the clock starts
         while len(ready) < pages and time.monotonic() - t0 < 120 and not all(t.done() for t in tasks):
             await asyncio.sleep(0.2)
-        c0 = descendants_cpu_seconds(os.getpid())
+        c0 = descendants_cpu_seconds(os.getpid(), exclude=servers)
         start.set()
         await asyncio.sleep(seconds)  # measured before the pages close (a closed page's CPU is not counted)
         if cpu is not None:
-            cpu["browsers"] = descendants_cpu_seconds(os.getpid()) - c0
+            cpu["browsers"] = descendants_cpu_seconds(os.getpid(), exclude=servers) - c0
         await asyncio.wait(tasks, timeout=150)
         for t in tasks:
             t.cancel()
@@ -163,7 +164,8 @@ def main(argv=None) -> int:
         for r in range(args.rounds):
             for name, srv in (("bare", bare), ("app", app)):
                 cpu, s0 = {}, cpu_seconds(srv.pid)
-                lat, errors = asyncio.run(one_phase(srv.url, args.pages, args.seconds, args.think, 100 * r, cpu))
+                lat, errors = asyncio.run(one_phase(srv.url, args.pages, args.seconds, args.think, 100 * r, cpu,
+                                                     servers=(bare.pid, app.pid)))
                 cpu_used[name]["server"] += cpu_seconds(srv.pid) - s0  # includes loading the pages
                 cpu_used[name]["browsers"] += cpu.get("browsers", 0.0)
                 results[name][0].extend(lat)

@@ -102,8 +102,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def descendants_cpu_seconds(root: int) -> float:
-    """CPU seconds used so far by all living descendants of process `root` (e.g. the browsers we started)."""
+def descendants_cpu_seconds(root: int, exclude: tuple[int, ...] = ()) -> float:
+    """CPU seconds used so far by all living descendants of process `root` (e.g. the browsers we
+    started), leaving out the processes in `exclude` and their descendants (e.g. our servers)."""
     parent, cpu = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -118,10 +119,10 @@ def descendants_cpu_seconds(root: int) -> float:
         cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in cpu:
-        p = parent.get(pid)
-        while p and p != root and p in parent:
+        p = pid
+        while p in parent and p != root and p not in exclude:
             p = parent[p]
-        if p == root:
+        if p == root and pid != root:
             total += cpu[pid]
     return total
 

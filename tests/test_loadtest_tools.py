@@ -1,0 +1,44 @@
+"""The load test's own measuring tools (loadtest/server.py)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from loadtest.server import cpu_seconds, descendants_cpu_seconds  # noqa: E402
+
+# A parent that starts two children, each burning ~0.3 s of CPU and then sleeping; the parent
+# prints their pids and sleeps too, so the CPU figures stop moving once both are asleep.
+FAMILY = r"""
+import subprocess, sys
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nprint('done', flush=True)\ntime.sleep(60)"
+kids = [subprocess.Popen([sys.executable, "-c", BURN], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+for k in kids:
+    k.stdout.readline()
+print(*[k.pid for k in kids], flush=True)
+import time; time.sleep(60)
+"""
+
+
+def test_descendants_cpu_seconds_counts_children_and_leaves_out_the_excluded():
+    parent = subprocess.Popen([sys.executable, "-c", FAMILY], stdout=subprocess.PIPE, text=True)
+    first = second = None
+    try:
+        first, second = map(int, parent.stdout.readline().split())
+        time.sleep(0.2)  # everyone asleep now
+        everything = descendants_cpu_seconds(parent.pid)
+        without_first = descendants_cpu_seconds(parent.pid, exclude=(first,))
+        assert everything >= 0.55  # both children's burn (the parent's own CPU is not counted)
+        assert abs((everything - without_first) - cpu_seconds(first)) < 1e-9
+        assert cpu_seconds(first) >= 0.28 and cpu_seconds(second) >= 0.28
+        assert abs(descendants_cpu_seconds(parent.pid, exclude=(first, second))) < 1e-9
+    finally:
+        for child in (first, second):
+            if child is not None:
+                os.kill(child, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
