@@ -58,6 +58,7 @@ def summarise_forward(payload: bytes) -> str:
     if kind == "delta":
         d = m.delta
         what = d.WhichOneof("type")
+        fragment = f" (fragment {d.fragment_id[:8]})" if d.fragment_id else ""
         if what == "new_element":
             el = d.new_element.WhichOneof("type")
             extra = ""
@@ -65,9 +66,8 @@ def summarise_forward(payload: bytes) -> str:
                 extra = f" {d.new_element.metric.label}={d.new_element.metric.body}"
             elif el == "alert":
                 extra = f" {d.new_element.alert.body[:80]!r}"
-            extra += f" (fragment {d.fragment_id[:8]})" if d.fragment_id else ""
-            return f"delta new_element {el}{extra} at {list(m.metadata.delta_path)}"
-        return f"delta {what} at {list(m.metadata.delta_path)}" + (f" (fragment {d.fragment_id[:8]})" if d.fragment_id else "")
+            return f"delta new_element {el}{extra}{fragment} at {list(m.metadata.delta_path)}"
+        return f"delta {what} at {list(m.metadata.delta_path)}{fragment}"
     if kind == "script_finished":
         return f"script_finished {m.script_finished}"
     return kind
