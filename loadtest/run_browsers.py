@@ -1,6 +1,6 @@
 """The real-browser run: a few headless Chromium pages drawing on the app, and on a bare canvas page.
 
-    .venv/bin/python -m loadtest.run_browsers                 # 6 pages, 2 rounds of 30 s + 30 s
+    .venv/bin/python -m loadtest.run_browsers                 # 6 pages, 4 rounds of 30 s + 30 s
     .venv/bin/python -m loadtest.run_browsers --pages 3 --seconds 10 --rounds 1
 
 Real browsers are heavy: a handful of headless Chromium pages saturate two
@@ -13,6 +13,12 @@ machine hits both.  Each page draws a stroke with the mouse, waits until the
 Prediction is on the page, clears the canvas, waits a moment and draws
 again; latency is measured inside the page, from pointerup to the
 Prediction metric appearing in the DOM.  Target: p95(app) <= 2 x p95(bare).
+
+Four rounds by default: two minutes of drawing on each page, as long as the
+protocol-level run.  A p95 rests on its slowest 5% of strokes, and slow spells
+of the machine come in bursts, so one 30 s phase's p95 ratio ranges from 1.3
+to 2.8 and a 2-round run's moved by +-0.5 from run to run (loadtest/README.md);
+the report prints each round's ratio beside the pooled one.
 """
 from __future__ import annotations
 
@@ -148,16 +154,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=6, help="browser pages at once (default %(default)s)")
     p.add_argument("--seconds", type=float, default=30, help="seconds per phase (default %(default)s)")
-    p.add_argument("--rounds", type=int, default=2, help="bare/app rounds (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=4, help="bare/app rounds (default %(default)s)")
     p.add_argument("--think", type=float, default=1.0, help="mean pause after clearing (default %(default)s s)")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--check", action="store_true", help=f"exit 1 unless p95(app) <= {TARGET_RATIO} x p95(bare)")
     args = p.parse_args(argv)
-    if not (1 <= args.pages <= 12 and 1 <= args.seconds <= 600 and 1 <= args.rounds <= 5):
-        p.error("--pages 1..12, --seconds 1..600, --rounds 1..5")
+    if not (1 <= args.pages <= 12 and 1 <= args.seconds <= 600 and 1 <= args.rounds <= 10):
+        p.error("--pages 1..12, --seconds 1..600, --rounds 1..10")
 
     load_avg = [round(v, 2) for v in os.getloadavg()]
     results = {"bare": ([], []), "app": ([], [])}
+    round_p95 = {"bare": [], "app": []}
     cpu_used = {"bare": {"browsers": 0.0, "server": 0.0}, "app": {"browsers": 0.0, "server": 0.0}}
     with Server("loadtest/bare_canvas.py") as bare, Server("app.py") as app:
         warm(app.url)
@@ -170,6 +177,7 @@ def main(argv=None) -> int:
                 cpu_used[name]["browsers"] += cpu.get("browsers", 0.0)
                 results[name][0].extend(lat)
                 results[name][1].extend(errors)
+                round_p95[name].append(_pct(lat, 95))
                 print(f"round {r + 1} {name:4s}: {len(lat)} strokes, p50 {_pct(lat, 50) * 1000:.0f} ms, "
                       f"p95 {_pct(lat, 95) * 1000:.0f} ms, errors {len(errors)}", flush=True)
         tracebacks = app.log_text().count("Traceback") + bare.log_text().count("Traceback")
@@ -184,13 +192,16 @@ def main(argv=None) -> int:
                          "server_cpu_ms_per_stroke": round(cpu_used[name]["server"] * 1000 / max(1, len(lat)))}
     ratio = summary["app"]["p95_ms"] / max(1, summary["bare"]["p95_ms"])
     summary["p95_ratio_app_over_bare"] = round(ratio, 2)
+    per_round = [a / b for a, b in zip(round_p95["app"], round_p95["bare"]) if b > 0]
+    summary["p95_ratio_per_round"] = [round(r, 2) for r in per_round]
     print(f"\n{args.pages} Chromium pages, {args.rounds} x ({args.seconds:.0f} s bare + {args.seconds:.0f} s app)")
     for name in ("bare", "app"):
         s = summary[name]
         print(f"  {name:4s}  strokes {s['strokes']:4d}  errors {s['errors']}  p50 {s['p50_ms']} ms  "
               f"p95 {s['p95_ms']} ms  max {s['max_ms']} ms  CPU per stroke: browsers "
               f"{s['browser_cpu_ms_per_stroke']} ms, server {s['server_cpu_ms_per_stroke']} ms")
-    print(f"  p95 app / p95 bare = {ratio:.2f} (target <= {TARGET_RATIO}); load average before {load_avg}")
+    print(f"  p95 app / p95 bare = {ratio:.2f} (target <= {TARGET_RATIO}); each round: "
+          f"{', '.join(f'{r:.2f}' for r in per_round)}; load average before {load_avg}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
