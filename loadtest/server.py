@@ -95,11 +95,19 @@ def read_memory(pid: int) -> dict:
     return out
 
 
+def _stat_fields(pid) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (fields[1] is the parent's pid)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def _cpu_of(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process (all its threads) has used, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _cpu_of(_stat_fields(pid))
 
 
 def descendants_cpu_seconds(root: int, exclude: tuple[int, ...] = ()) -> float:
@@ -110,13 +118,12 @@ def descendants_cpu_seconds(root: int, exclude: tuple[int, ...] = ()) -> float:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            fields = _stat_fields(entry)
         except OSError:
             continue
         pid = int(entry)
         parent[pid] = int(fields[1])
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu[pid] = _cpu_of(fields)
     total = 0.0
     for pid in cpu:
         p = pid
