@@ -42,3 +42,15 @@ def test_descendants_cpu_seconds_counts_children_and_leaves_out_the_excluded():
                 os.kill(child, signal.SIGKILL)
         parent.kill()
         parent.wait()
+
+
+def test_mixed_rounds_time_both_kinds_at_once_and_every_page_draws_on_both():
+    from loadtest.run_browsers import round_plan
+
+    for pages in (2, 5, 6):
+        first, second = round_plan("mixed", pages)
+        assert len(first) == len(second) == pages
+        assert {first.count("app") - first.count("bare"), second.count("app") - second.count("bare")} <= {-1, 0, 1}
+        assert "app" in first and "bare" in first  # both kinds under the same load, in every phase
+        assert all({a, b} == {"app", "bare"} for a, b in zip(first, second))  # each page draws on each kind
+    assert round_plan("phases", 3) == [["bare"] * 3, ["app"] * 3]
