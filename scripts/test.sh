@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up (first time) and run the whole test suite, browser tests included.
-# Chromium for the browser tests comes from Debian; it is installed here when missing.
+# Chromium for the browser tests comes from Debian; it is installed here when missing, with an
+# emoji font so that the screenshots the browser tests save show the page icons (not empty boxes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian's chromium for the browser tests..."
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji) >/dev/null
   else
     echo "chromium is not installed (and this is not root): the browser tests will be skipped"
   fi
