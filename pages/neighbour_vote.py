@@ -55,6 +55,10 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         present = _presentation_toggle()
     if present:
         st.markdown(_PRESENT_CSS, unsafe_allow_html=True)
+    # The projector's width goes to the vote: the sidebar folds away when presentation mode is turned
+    # on (or a present=1 link is opened) and comes back when it is turned off. Streamlit acts only on
+    # a change of this setting, so a teacher can still open the sidebar meanwhile.
+    st.set_page_config(initial_sidebar_state="collapsed" if present else "auto")
     with head:
         st.title("🗳️ Neighbour vote")
 

@@ -77,17 +77,25 @@ def test_draw_vote_change_k_and_present(page, app_url):
     expect(page.get_by_text("9 neighbours vote", exact=False)).to_be_visible()
     expect(page.locator(SIDEBAR_K)).to_have_value("9")
 
-    # presentation mode: in the link, and everything larger
+    # presentation mode: in the link, everything larger, and the sidebar folded away
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    expect(sidebar).to_have_attribute("data-collapsed", "false")
     page.get_by_text("Presentation mode").click()
     page.wait_for_url("**present=1**")
     page.wait_for_function("() => getComputedStyle(document.documentElement).fontSize === '24px'")
+    expect(sidebar).to_have_attribute("data-collapsed", "true")
     # the same link opens the same view in another tab
     other = page.context.new_page()
     other.goto(page.url)
     other.locator("canvas.upper-canvas >> visible=true").wait_for()
     other.wait_for_function("() => getComputedStyle(document.documentElement).fontSize === '24px'")
     assert other.locator(K_SLIDER).input_value() == "9"
+    expect(other.locator('[data-testid="stSidebar"]')).to_have_attribute("data-collapsed", "true")
     other.close()
+    # turned off again: the sidebar comes back
+    page.get_by_text("Presentation mode").click()
+    page.wait_for_url("**present=0**")
+    expect(sidebar).to_have_attribute("data-collapsed", "false")
 
 
 def test_screenshot(page, app_url):
