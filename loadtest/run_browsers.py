@@ -171,6 +171,23 @@ def warm(url: str) -> None:
     asyncio.run(go())
 
 
+def print_report(summary: dict) -> None:
+    """The run's summary (as --json writes it), for people."""
+    layout = "half the pages on each, swapping" if summary["design"] == "mixed" else "all on bare, then all on app"
+    print(f"\n{summary['pages']} Chromium pages, {summary['rounds']} rounds x 2 phases of "
+          f"{summary['seconds_per_phase']:.0f} s ({summary['design']}: {layout})")
+    for kind in ("bare", "app"):
+        s = summary[kind]
+        browsers = f"browsers {s['browser_cpu_ms_per_stroke']} ms, " if "browser_cpu_ms_per_stroke" in s else ""
+        print(f"  {kind:4s}  strokes {s['strokes']:4d}  errors {s['errors']}  p50 {s['p50_ms']} ms  "
+              f"p95 {s['p95_ms']} ms  max {s['max_ms']} ms  CPU per stroke: {browsers}"
+              f"server {s['server_cpu_ms_per_stroke']} ms")
+    print(f"  browsers' CPU per stroke, all pages: {summary['browser_cpu_ms_per_stroke_all']} ms")
+    print(f"  p95 app / p95 bare = {summary['p95_ratio_app_over_bare']:.2f} (target <= {TARGET_RATIO}); each round: "
+          f"{', '.join(f'{r:.2f}' for r in summary['p95_ratio_per_round'])}; "
+          f"load average before {summary['load_average_before']}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=6, help="browser pages at once (default %(default)s)")
@@ -232,18 +249,7 @@ def main(argv=None) -> int:
     summary["p95_ratio_app_over_bare"] = round(ratio, 2)
     per_round = [a / b for a, b in zip(round_p95["app"], round_p95["bare"]) if b > 0]
     summary["p95_ratio_per_round"] = [round(r, 2) for r in per_round]
-    layout = ("half the pages on each, swapping" if args.design == "mixed" else "all on bare, then all on app")
-    print(f"\n{args.pages} Chromium pages, {args.rounds} rounds x 2 phases of {args.seconds:.0f} s "
-          f"({args.design}: {layout})")
-    for kind in kinds:
-        s = summary[kind]
-        browsers = f"browsers {s['browser_cpu_ms_per_stroke']} ms, " if "browser_cpu_ms_per_stroke" in s else ""
-        print(f"  {kind:4s}  strokes {s['strokes']:4d}  errors {s['errors']}  p50 {s['p50_ms']} ms  "
-              f"p95 {s['p95_ms']} ms  max {s['max_ms']} ms  CPU per stroke: {browsers}"
-              f"server {s['server_cpu_ms_per_stroke']} ms")
-    print(f"  browsers' CPU per stroke, all pages: {summary['browser_cpu_ms_per_stroke_all']} ms")
-    print(f"  p95 app / p95 bare = {ratio:.2f} (target <= {TARGET_RATIO}); each round: "
-          f"{', '.join(f'{r:.2f}' for r in per_round)}; load average before {load_avg}")
+    print_report(summary)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
