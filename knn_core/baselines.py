@@ -38,14 +38,16 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from . import cache
-from .evaluate import DEFAULT_KS, K_MAX, choose_k, find_neighbors, stratified_subset
+from .data import stratified_subset
+from .evaluate import DEFAULT_KS, choose_k
+from .lists import K_MAX, find_neighbors
+from .threads import one_blas_thread
 
 FEATURES = ("pixels", "10x10")
 RANDOM_STATE = 0
@@ -59,7 +61,7 @@ Status = Optional[Callable[[str], None]]
 
 
 @dataclass(frozen=True)
-class Method:
+class Baseline:
     """One classifier of the comparison.
 
     factory: () -> an unfitted scikit-learn style estimator.
@@ -105,29 +107,29 @@ def _knn():
     return KNNClassifier(n_neighbors=5)
 
 
-METHODS: dict[str, Method] = {
+METHODS: dict[str, Baseline] = {
     m.key: m
     for m in (
-        Method("gnb", "Gaussian naive Bayes", _gnb,
+        Baseline("gnb", "Gaussian naive Bayes", _gnb,
                "GaussianNB: one Gaussian per pixel and class, pixels treated as independent."),
-        Method("logreg", "Logistic regression", _logreg,
+        Baseline("logreg", "Logistic regression", _logreg,
                "LogisticRegression (multinomial, lbfgs, L2 penalty C=1, max_iter=1000)."),
-        Method("sgd-hinge", "SGD hinge (linear SVM)", _sgd("hinge"),
+        Baseline("sgd-hinge", "SGD hinge (linear SVM)", _sgd("hinge"),
                "SGDClassifier(loss='hinge'): a linear SVM trained by stochastic gradient descent, "
                "one class against the rest."),
-        Method("sgd-log", "SGD log loss (logistic)", _sgd("log_loss"),
+        Baseline("sgd-log", "SGD log loss (logistic)", _sgd("log_loss"),
                "SGDClassifier(loss='log_loss'): logistic regression trained by stochastic gradient "
                "descent, one class against the rest."),
-        Method("knn-5", "kNN k=5", _knn,
+        Baseline("knn-5", "kNN k=5", _knn,
                "knn_core.KNNClassifier, k=5, euclidean, uniform votes.", scaled=False),
-        Method("knn-best", "kNN best k", _knn,
+        Baseline("knn-best", "kNN best k", _knn,
                f"knn_core.KNNClassifier with the k of {', '.join(map(str, DEFAULT_KS))} that is most "
                "accurate on the validation split.", scaled=False, tune_k=True),
     )
 }
 
 
-def method(name: str) -> Method:
+def method(name: str) -> Baseline:
     """A method by key ("sgd-hinge") or label ("SGD hinge (linear SVM)"), case-insensitive."""
     for m in METHODS.values():
         if name.lower() in (m.key, m.label.lower()):
@@ -155,7 +157,7 @@ def scaled(rows: np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32) / np.float32(255.0)
 
 
-def model_input(rows: np.ndarray, m: Method) -> np.ndarray:
+def model_input(rows: np.ndarray, m: Baseline) -> np.ndarray:
     """What method `m` is fed: the scaled floats, or (kNN) the uint8 codes."""
     return scaled(rows) if m.scaled else rows
 
@@ -240,12 +242,12 @@ class _Data:
         return self._rows[features]
 
 
-def _steps(m: Method, cv: int) -> int:
+def _steps(m: Baseline, cv: int) -> int:
     """Progress steps of one row: each fold, the final fit, and (best k) the validation search."""
     return cv + 1 + int(m.tune_k)
 
 
-def _cache_parts(m: Method, features: str, data: _Data, cv: int) -> dict:
+def _cache_parts(m: Baseline, features: str, data: _Data, cv: int) -> dict:
     import sklearn
 
     est = m.factory()
@@ -283,22 +285,6 @@ def _best_k(data: _Data, features: str, use_cache: bool) -> tuple[int, float]:
     return k, lists.accuracy(k)
 
 
-@contextmanager
-def one_blas_thread():
-    """Fit and predict with one BLAS thread (process-wide while inside).
-
-    The linear models' matrix products are skinny (10 outputs) and memory-bound: a
-    second BLAS thread gains little on an idle machine, and when the 2 cores are
-    shared OpenBLAS's waiting threads make them many times slower (measured:
-    LogisticRegression on 1,500 digits took 0.3 CPU-s with one thread, 4.7 with two).
-    kNN's search already runs two workers with one BLAS thread each.
-    """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def _fit(est, X, y) -> list[str]:
     """Fit; a note when an iterative solver stopped at max_iter without converging.
 
@@ -312,14 +298,14 @@ def _fit(est, X, y) -> list[str]:
     return []
 
 
-def _compute_row(m: Method, features: str, data: _Data, cv: int, use_cache: bool,
+def _compute_row(m: Baseline, features: str, data: _Data, cv: int, use_cache: bool,
                  step: Callable[[str], None]) -> dict:
     """Everything one row holds, as arrays (for the cache). `step(text)` is called as each step starts."""
     with one_blas_thread():
         return _measure(m, features, data, cv, use_cache, step)
 
 
-def _measure(m: Method, features: str, data: _Data, cv: int, use_cache: bool, step) -> dict:
+def _measure(m: Baseline, features: str, data: _Data, cv: int, use_cache: bool, step) -> dict:
     from sklearn.base import clone
 
     Xr, y, Tr = data.rows(features)
@@ -369,7 +355,7 @@ def _measure(m: Method, features: str, data: _Data, cv: int, use_cache: bool, st
     }
 
 
-def _as_row(m: Method, features: str, got: dict) -> BaselineRow:
+def _as_row(m: Baseline, features: str, got: dict) -> BaselineRow:
     return BaselineRow(
         method=m.key,
         label=m.label,
@@ -390,9 +376,9 @@ class _NotCached(Exception):
     pass
 
 
-def _plan(methods, features) -> list[tuple[Method, str]]:
+def _plan(methods, features) -> list[tuple[Baseline, str]]:
     ms = list(METHODS.values()) if methods is None else [
-        m if isinstance(m, Method) else method(m) for m in methods
+        m if isinstance(m, Baseline) else method(m) for m in methods
     ]
     fs = [features] if isinstance(features, str) else list(features)
     for f in fs:
@@ -408,7 +394,7 @@ def _check_cv(cv: int) -> None:
 
 def run_baselines(
     ds,
-    methods: Sequence[str | Method] | None = None,
+    methods: Sequence[str | Baseline] | None = None,
     features: Sequence[str] | str = FEATURES,
     cv: int = 3,
     train_size: int | None = None,
@@ -498,7 +484,7 @@ def estimate_seconds(pairs, n_train: int, n_test: int = 10_000, cv: int = 3, n_v
     """A rough estimate of the time to compute these (method, features) rows (on 2 cores)."""
     total = 0.0
     for m, f in pairs:
-        m = m if isinstance(m, Method) else method(m)
+        m = m if isinstance(m, Baseline) else method(m)
         if m.key in ("knn-5", "knn-best"):
             queries = n_test * n_train + (cv - 1) / cv * n_train * n_train
             if m.tune_k:

@@ -56,12 +56,22 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
+def entry_path(name: str, parts: dict) -> Path:
+    """Where the entry of `name` with these key parts is (or would be) stored."""
+    return cache_dir() / f"{name}-{cache_key(name=name, **parts)}.npz"
+
+
+def is_cached(name: str, parts: dict) -> bool:
+    """Whether cached_arrays(name, parts, ...) would read an entry instead of computing (computes nothing)."""
+    return entry_path(name, parts).exists()
+
+
 def cached_arrays(name: str, parts: dict, compute: Callable[[], dict], *, use_cache: bool = True) -> dict:
     """`compute()`'s dict of arrays, from the cache when a valid entry exists."""
     if not use_cache:
         return compute()
     key = cache_key(name=name, **parts)
-    path = cache_dir() / f"{name}-{key}.npz"
+    path = entry_path(name, parts)
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:

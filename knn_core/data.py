@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, ParameterError
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "mnist"
 DEFAULT_N_VAL = 10_000
@@ -490,3 +490,19 @@ def _load_openml(n_val: int | None) -> Dataset:
     train = (images[:60_000], labels[:60_000])
     test = (images[60_000:], labels[60_000:])
     return _make_dataset(train, test, n_val, "openml")
+
+
+def stratified_subset(labels, n: int, random_state: int = 0) -> np.ndarray:
+    """Sorted indices of n items with the class proportions of `labels` (all of them when n >= len)."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    if n < 1:
+        raise ParameterError(f"a training subset needs at least 1 digit; got {n}")
+    from sklearn.model_selection import train_test_split
+
+    if n < len(np.unique(labels)):
+        rng = np.random.default_rng(random_state)
+        return np.sort(rng.choice(len(labels), n, replace=False))
+    idx, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=random_state)
+    return np.sort(idx)

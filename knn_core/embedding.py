@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cache
-from .evaluate import stratified_subset
+from .data import stratified_subset
 
 __all__ = ["DigitMap", "METHODS", "SHIPPED", "compute_map", "load_map", "place", "read_map", "write_map"]
 

@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Optional
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from .errors import ParameterError
+from .threads import one_blas_thread
 
 METRICS = ("euclidean", "manhattan", "minkowski", "cosine")
 _PRODUCT_METRICS = ("euclidean", "cosine")
@@ -38,14 +39,14 @@ def as_rows(X, name: str = "X") -> np.ndarray:
     if X.ndim == 3:
         X = X.reshape(len(X), -1)
     if X.ndim != 2:
-        raise ValueError(f"{name} must be images (N, H, W) or rows (N, D); got shape {X.shape}")
+        raise ParameterError(f"{name} must be images (N, H, W) or rows (N, D); got shape {X.shape}")
     if X.dtype == np.uint8:
         return X
     if X.dtype == bool or not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"{name} must be numeric; got dtype {X.dtype}")
+        raise ParameterError(f"{name} must be numeric; got dtype {X.dtype}")
     X = X.astype(np.float64, copy=False)
     if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise ParameterError(f"{name} contains NaN or infinite values")
     return X
 
 
@@ -85,12 +86,12 @@ class ExactSearch:
     # ------------------------------------------------------------------ fit
     def fit(self, X) -> "ExactSearch":
         if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+            raise ParameterError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         if self.metric == "minkowski" and not (self.p >= 1):
-            raise ValueError(f"minkowski needs p >= 1; got p={self.p}")
+            raise ParameterError(f"minkowski needs p >= 1; got p={self.p}")
         X = as_rows(X, "training data")
         if len(X) == 0:
-            raise ValueError("training data is empty")
+            raise ParameterError("training data is empty")
         self.X_ = X
         self.n_samples_, self.n_features_ = X.shape
         # Small uint8 training sets: all distances exactly in one float64
@@ -171,15 +172,15 @@ class ExactSearch:
         """
         Q = as_rows(Q, "query data")
         if Q.shape[1] != self.n_features_:
-            raise ValueError(f"query rows have {Q.shape[1]} features, the training rows {self.n_features_}")
+            raise ParameterError(f"query rows have {Q.shape[1]} features, the training rows {self.n_features_}")
         available = self.n_samples_ - (exclude is not None)
         if not 1 <= k <= available:
-            raise ValueError(f"k={k} neighbours asked, but only {available} training digits can be neighbours")
+            raise ParameterError(f"k={k} neighbours asked, but only {available} training digits can be neighbours")
         m = len(Q)
         if exclude is not None:
             exclude = np.asarray(exclude, dtype=np.int64)
             if exclude.shape != (m,):
-                raise ValueError("exclude needs one training index per query")
+                raise ParameterError("exclude needs one training index per query")
         dist = np.empty((m, k), dtype=np.float64)
         ind = np.empty((m, k), dtype=np.int64)
         if m == 0:
@@ -208,7 +209,7 @@ class ExactSearch:
             # One BLAS thread per worker: the workers keep both cores busy,
             # including during the (single-threaded) selection steps. The BLAS
             # limit is process-wide, so batch searches take turns.
-            with _BATCH_LOCK, threadpool_limits(limits=1, user_api="blas"):
+            with _BATCH_LOCK, one_blas_thread():
                 with ThreadPoolExecutor(workers) as pool:
                     for fut in as_completed([pool.submit(run, s) for s in starts]):
                         done += fut.result()
