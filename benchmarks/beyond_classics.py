@@ -39,15 +39,10 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from knn_core import KNNClassifier, neighbor_lists  # noqa: E402
 from knn_core.data import load_mnist  # noqa: E402
-from knn_core.methods import (  # noqa: E402
-    BEST_PRESET,
-    PRESETS,
-    MethodClassifier,
-    MethodSearch,
-    brute_force_neighbors,
-    recipe_neighbors,
-)
+from knn_core.methods import BEST_PRESET, PRESETS, MethodSearch, brute_force_neighbors  # noqa: E402
+from knn_core.vote import decide, tally  # noqa: E402
 
 KS = tuple(range(1, 11))
 WEIGHTS = ("uniform", "distance")
@@ -87,10 +82,10 @@ def measure_preset(ds, name: str, n_single: int, use_cache: bool, one_vote: bool
     preset = PRESETS[name]
     r = preset.recipe
     log(f"== {name}: {r.describe()}")
-    val = recipe_neighbors(ds, r, "val", progress=progress(f"{name} val"), use_cache=use_cache)
+    val = neighbor_lists(ds, r, "val", progress=progress(f"{name} val"), use_cache=use_cache)
     val_acc = {w: val.sweep(KS, weights=w) for w in WEIGHTS}
     weights, k = choose_vote(val_acc)
-    test = recipe_neighbors(ds, r, "test", progress=progress(f"{name} test"), use_cache=use_cache)
+    test = neighbor_lists(ds, r, "test", progress=progress(f"{name} test"), use_cache=use_cache)
     test_acc = {w: test.sweep(KS, weights=w) for w in WEIGHTS}
     out = dict(
         name=name, label=preset.label, recipe=r.to_dict(), describe=r.describe(), k=k, weights=weights,
@@ -107,14 +102,14 @@ def measure_preset(ds, name: str, n_single: int, use_cache: bool, one_vote: bool
     if r.shifts and one_vote:
         # Each training digit voting once (its best shift) changes the lists: its own (cached) search.
         r1 = r.replace(one_vote_per_digit=True)
-        v1 = recipe_neighbors(ds, r1, "val", progress=progress(f"{name} 1-vote val"), use_cache=use_cache)
+        v1 = neighbor_lists(ds, r1, "val", progress=progress(f"{name} 1-vote val"), use_cache=use_cache)
         w1, k1 = choose_vote({w: v1.sweep(KS, weights=w) for w in WEIGHTS})
-        t1 = recipe_neighbors(ds, r1, "test", progress=progress(f"{name} 1-vote test"), use_cache=use_cache)
+        t1 = neighbor_lists(ds, r1, "test", progress=progress(f"{name} 1-vote test"), use_cache=use_cache)
         out["one_vote"] = dict(k=k1, weights=w1, test_error=100 * (1 - t1.accuracy(k1, weights=w1)),
                                val_error=100 * (1 - v1.accuracy(k1, weights=w1)), test_seconds=t1.seconds)
     if n_single:
         t0 = time.perf_counter()
-        clf = MethodClassifier(r, k, weights=weights).fit(ds.train_images, ds.train_labels)
+        clf = KNNClassifier(k, method=r, weights=weights).fit(ds.train_images, ds.train_labels)
         out["fit_seconds"] = time.perf_counter() - t0
         times = []
         for i in range(n_single):
@@ -148,8 +143,6 @@ def exactness(ds, name: str, n: int, k: int, weights: str = "uniform", k_list: i
     t_exact = time.perf_counter() - t0
     same_list = np.all((approx.indices == exact.indices) & np.all(approx.shifts == exact.shifts, axis=2), axis=1)
     y = ds.train_labels
-    from knn_core.classifier import decide, tally
-
     def pred(nb):
         cls = y[nb.indices[:, :k]]
         return decide(tally(cls, nb.distances[:, :k], 10, weights), cls, "smallest")[0]
@@ -166,7 +159,8 @@ def canvas_figure(n: int, seed: int, best: str, k: int, weights: str) -> dict:
     import canvas_robustness as cr
 
     out = {}
-    for label, make in ((best, lambda: MethodClassifier(best, k, weights=weights)), ("plain", lambda: MethodClassifier("plain", 5))):
+    for label, make in ((best, lambda: KNNClassifier(k, method=best, weights=weights)),
+                        ("plain", lambda: KNNClassifier(5, method="plain"))):
         t0 = time.perf_counter()
         res = cr.run(n, seed, make, log=log)
         out[label] = dict(markdown=cr.markdown(res), seconds=time.perf_counter() - t0,
