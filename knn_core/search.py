@@ -107,7 +107,10 @@ class ExactSearch:
 
             sk_metric, p = ("minkowski", 1) if self.metric == "manhattan" else ("minkowski", self.p)
             self._sk = NearestNeighbors(algorithm="brute", metric=sk_metric, p=p, n_jobs=self.n_jobs)
-            self._sk.fit(X.astype(np.float64))
+            # Manhattan on uint8 pixels: every sum is a whole number below 2**24, so float32 is exact
+            # and half the memory (188 MB instead of 376 at 60,000 digits); other powers need float64.
+            self._sk_dtype = np.float32 if self.metric == "manhattan" and X.dtype == np.uint8 else np.float64
+            self._sk.fit(X.astype(self._sk_dtype))
         return self
 
     def _fit_product(self):
@@ -295,7 +298,8 @@ class ExactSearch:
 
     def _sklearn_chunk(self, Q, k, exclude):
         """scikit-learn's backend asked for a few extra, then (distance, index) order."""
-        Q64 = Q.astype(np.float64)
+        # Queries in the training copy's dtype where that is exact (uint8 pixels), else float64.
+        Q64 = Q.astype(self._sk_dtype if Q.dtype == np.uint8 else np.float64)
         c = len(Q)
         extra = 8
         while True:
