@@ -1,0 +1,147 @@
+"""knn_core.jobs: the one bounded queue for heavy work (no Streamlit)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from knn_core.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobQueue, QueueFull, queue_from_environment
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+def chunked(steps: int, gate: threading.Event | None = None, log: list | None = None):
+    """A job's work: `steps` chunks, reporting progress after each (and waiting for `gate` first)."""
+    def work(progress):
+        for i in range(steps):
+            if gate is not None:
+                gate.wait(5)
+            if log is not None:
+                log.append(i)
+            progress(i + 1, steps)
+        return f"{steps} steps"
+    return work
+
+
+@pytest.fixture
+def queue():
+    q = JobQueue(1, per_owner=2, abandon_after=30.0)
+    yield q
+    q.shutdown()
+
+
+def test_a_job_runs_and_its_result_is_kept_by_key(queue):
+    job = queue.submit("a", chunked(3), owner="s1")
+    wait_for(lambda: job.ended)
+    assert (job.state, job.result, job.done, job.total, job.fraction) == (DONE, "3 steps", 3, 3, 1.0)
+    assert queue.get("a") is job
+
+
+def test_the_same_key_joins_the_running_job_instead_of_starting_it_again(queue):
+    gate = threading.Event()
+    runs: list = []
+    first = queue.submit("a", chunked(2, gate, runs), owner="s1")
+    second = queue.submit("a", chunked(2, gate, runs), owner="s2")
+    assert second is first
+    gate.set()
+    wait_for(lambda: first.ended)
+    assert runs == [0, 1]  # ran once
+
+
+def test_one_worker_runs_jobs_one_after_the_other_in_order(queue):
+    gate = threading.Event()
+    a = queue.submit("a", chunked(1, gate), owner="s1")
+    b = queue.submit("b", chunked(1), owner="s2")
+    wait_for(lambda: a.state == RUNNING)
+    assert b.state == QUEUED and queue.position(b) == 0 and len(queue.active()) == 2
+    gate.set()
+    wait_for(lambda: b.ended)
+    assert a.finished <= b.started
+
+
+def test_an_owner_may_have_only_per_owner_jobs_at_once(queue):
+    gate = threading.Event()
+    queue.submit("a", chunked(1, gate), owner="s1")
+    queue.submit("b", chunked(1, gate), owner="s1")
+    with pytest.raises(QueueFull, match="at most 2"):
+        queue.submit("c", chunked(1), owner="s1")
+    queue.submit("c", chunked(1), owner="s2")  # another session is not affected
+    gate.set()
+    wait_for(lambda: all(j.ended for j in [queue.get("a"), queue.get("b"), queue.get("c")]))
+    queue.submit("d", chunked(1), owner="s1")  # once they ended, s1 may ask again
+
+
+def test_cancelling_a_running_job_stops_it_between_chunks(queue):
+    gate = threading.Event()
+    log: list = []
+    job = queue.submit("a", chunked(100, gate, log), owner="s1")
+    wait_for(lambda: job.state == RUNNING)
+    queue.cancel("a")
+    gate.set()
+    wait_for(lambda: job.ended)
+    assert job.state == CANCELLED and job.result is None
+    assert len(log) == 1  # the chunk under way finished; no further chunk started
+
+
+def test_a_job_nobody_waits_for_is_cancelled_queued_or_running():
+    q = JobQueue(1, per_owner=5, abandon_after=0.2)
+    try:
+        gate = threading.Event()
+        running = q.submit("a", chunked(1000, gate), owner="s1")
+        queued = q.submit("b", chunked(1), owner="s1")
+        wait_for(lambda: running.state == RUNNING)
+        time.sleep(0.3)  # nobody touches either job for longer than abandon_after
+        gate.set()
+        wait_for(lambda: running.ended and queued.ended)
+        assert (running.state, queued.state) == (CANCELLED, CANCELLED)
+        assert running.done < 1000
+    finally:
+        q.shutdown()
+
+
+def test_a_job_that_is_touched_is_not_abandoned():
+    q = JobQueue(1, abandon_after=0.3)
+    try:
+        def slow(progress):
+            for i in range(10):
+                time.sleep(0.1)
+                progress(i + 1, 10)
+            return "done"
+
+        job = q.submit("a", slow, owner="s1")
+        while not job.ended:
+            job.touch()
+            time.sleep(0.05)
+        assert job.state == DONE
+    finally:
+        q.shutdown()
+
+
+def test_a_failed_job_keeps_its_error_and_may_be_asked_for_again(queue):
+    def broken(progress):
+        raise RuntimeError("disk full")
+
+    job = queue.submit("a", broken, owner="s1")
+    wait_for(lambda: job.ended)
+    assert job.state == FAILED and str(job.error) == "disk full"
+    again = queue.submit("a", chunked(1), owner="s1")
+    assert again is not job
+    wait_for(lambda: again.ended)
+    assert again.state == DONE
+
+
+def test_the_operator_sets_workers_and_jobs_per_session(monkeypatch):
+    monkeypatch.setenv("KNN_LAB_SEARCH_WORKERS", "3")
+    monkeypatch.setenv("KNN_LAB_SEARCHES_PER_SESSION", "1")
+    q = queue_from_environment()
+    assert (q.workers, q.per_owner) == (3, 1)
+    monkeypatch.setenv("KNN_LAB_SEARCH_WORKERS", "many")
+    with pytest.raises(Exception, match="KNN_LAB_SEARCH_WORKERS must be a whole number"):
+        queue_from_environment()
