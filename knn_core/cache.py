@@ -25,7 +25,7 @@ CODE_VERSION = "1"
 
 log = logging.getLogger(__name__)
 _warned: set = set()
-warnings_seen: list = []  # for pages that show them once
+warnings_seen: list = []  # for pages that show them once: no paths (the server's log has them)
 
 
 def cache_dir() -> Path:
@@ -49,11 +49,14 @@ def cache_key(**parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        warnings_seen.append(message)
-        log.warning(message)
+def _warn_once(message: str, path: Path, public: str) -> None:
+    """Log a cache problem once per process: `{where}` is the full path in the log, `public` for pages
+    (which must not show the server's paths)."""
+    logged = message.format(where=path)
+    if logged not in _warned:
+        _warned.add(logged)
+        warnings_seen.append(message.format(where=public))
+        log.warning(logged)
 
 
 def entry_path(name: str, parts: dict) -> Path:
@@ -78,9 +81,9 @@ def cached_arrays(name: str, parts: dict, compute: Callable[[], dict], *, use_ca
                 stored = {k: f[k] for k in f.files}
             if str(stored.pop("__key__", "")) == key:
                 return stored
-            _warn_once(f"cache entry {path} does not match its key; recomputing")
+            _warn_once("cache entry {where} does not match its key; recomputing", path, path.name)
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            _warn_once(f"cache entry {path} is unreadable ({type(exc).__name__}); recomputing")
+            _warn_once(f"cache entry {{where}} is unreadable ({type(exc).__name__}); recomputing", path, path.name)
     result = compute()
     _write_atomic(path, {**result, "__key__": np.array(key)})
     return result
@@ -98,7 +101,8 @@ def _write_atomic(path: Path, arrays: dict) -> None:
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        _warn_once(f"results cannot be cached in {path.parent} ({exc.strerror or exc}); they will be recomputed")
+        _warn_once(f"results cannot be cached in {{where}} ({exc.strerror or type(exc).__name__}); they will be "
+                   "recomputed", path.parent, f"the cache folder (${CACHE_ENV})")
     finally:
         if tmp is not None:
             try:
