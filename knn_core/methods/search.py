@@ -256,7 +256,7 @@ class MethodSearch:
         if not r.two_stage:
             # Exact euclidean over the (augmented) set: each shift's top k holds
             # every member of the top k overall (also of the best-shift lists).
-            d, i, s = self._stage1(Q, k, exclude)
+            d, i, s = self._stage1(Q, min(k, available), exclude)  # per shift, at most every digit
             rows = np.repeat(np.arange(len(Q)), d.shape[1])
             return _sort_pairs(rows, d.ravel(), i.ravel(), s.ravel(), len(Q), k, r.one_vote_per_digit)
         C = min(max(r.candidates, k), available)
