@@ -83,7 +83,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y):
         method = Method.classic(self.metric, self.p) if self.method is None else Method.parse(self.method)
         _check_vote_params(self.weights, self.tie_break)
-        X = as_rows(X, "X") if method.is_classic else as_images(X, "X")
+        X = as_rows(X, "X").reshape(np.shape(X)) if method.is_classic else as_images(X, "X")  # images stay images
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise ParameterError(f"y must have one label per image of X: X has {len(X)}, y has shape {y.shape}")
