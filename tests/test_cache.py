@@ -15,7 +15,8 @@ import pytest
 
 from knn_core import cache
 from knn_core.cache import CACHE_ENV, cache_dir, cache_key, cached_arrays, fingerprint
-from knn_core.evaluate import find_neighbors
+from knn_core.lists import find_neighbors
+from knn_core.methods import Method
 from knn_core.search import ExactSearch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,7 +125,7 @@ def test_find_neighbors_searches_once(monkeypatch, cdir):
     assert calls == ["euclidean"]
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(a.distances, b.distances)
-    find_neighbors(X, y, Q, qy, k_max=10, metric="manhattan")  # another metric
+    find_neighbors(X, y, Q, qy, k_max=10, method=Method.classic("manhattan"))  # another metric
     find_neighbors(X, y, Q[:29], qy[:29], k_max=10)  # other queries
     y2 = y.copy()
     y2[0] = (y2[0] + 1) % 10
@@ -135,6 +136,14 @@ def test_find_neighbors_searches_once(monkeypatch, cdir):
     assert len(list(cdir.glob("neighbors-*.npz"))) == 5
     find_neighbors(X, y, Q, qy, k_max=10, use_cache=False)
     assert len(calls) == 6
+    # The key is the Method, however it was spelt: a name, Method.classic, p that only minkowski uses.
+    find_neighbors(X, y, Q, qy, k_max=10, method="manhattan")
+    find_neighbors(X, y, Q, qy, k_max=10, method=Method.classic("euclidean", p=7))
+    assert len(calls) == 6
+    find_neighbors(X, y, Q, qy, k_max=10, method=Method.classic("minkowski", p=3))
+    find_neighbors(X, y, Q, qy, k_max=10, method=Method.classic("minkowski", p=4))  # p matters there
+    assert calls[6:] == ["minkowski", "minkowski"]
+    assert len(list(cdir.glob("neighbors-*.npz"))) == 7
 
 
 # --------------------------------------------------------------------------- bad entries

@@ -10,7 +10,8 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from knn_core import KNNClassifier, load_mnist
-from knn_core.classifier import VoteExplanation, decide, neighbor_weights, tally
+from knn_core.errors import ParameterError
+from knn_core.vote import VoteExplanation, decide, neighbor_weights, tally
 
 WEIGHTS = ("uniform", "distance")
 
@@ -171,7 +172,7 @@ def test_leave_one_out_kneighbors_matches_sklearn_and_keeps_duplicates():
     assert i[3, 0] == 100 and i[100, 0] == 3 and d[3, 0] == d[100, 0] == 0
     assert i[50, :2].tolist() == [20, 21] and i[20, :2].tolist() == [21, 50]
     assert ours.kneighbors(return_distance=False).tolist() == i.tolist()
-    with pytest.raises(ValueError, match="149 training digits"):
+    with pytest.raises(ParameterError, match="149 training digits"):
         ours.kneighbors(n_neighbors=150)  # only n - 1 are left once the digit itself is out
     assert ours.kneighbors(n_neighbors=149)[1].shape == (150, 149)
 
@@ -183,6 +184,31 @@ def test_images_and_rows_agree(mnist):
     np.testing.assert_array_equal(clf.predict(Q), clf.predict(Q.reshape(30, 784)))
     np.testing.assert_array_equal(clf.predict(Q), clf.predict(Q.reshape(30, 784).tolist()))
     assert clf.n_features_in_ == 784 and clf.n_samples_fit_ == 300
+
+
+def test_detail_transform_and_training_image_of_classic_knn(mnist):
+    """What the pages show works for classic kNN as for the methods: no shifts, the digits as they are."""
+    X, y, Q = mnist.train_images[:200], mnist.train_labels[:200], mnist.test_images[:5]
+    clf = KNNClassifier(4, metric="manhattan").fit(X, y)
+    nb = clf.kneighbors_detail(Q)
+    d, i = clf.kneighbors(Q)
+    assert nb.shifts is None
+    np.testing.assert_array_equal(nb.indices, i)
+    np.testing.assert_array_equal(nb.distances, d)
+    np.testing.assert_array_equal(nb.distances, true_distances(X, Q, i, "manhattan"))
+    loo = clf.kneighbors_detail(n_neighbors=2)
+    np.testing.assert_array_equal(loo.indices, clf.kneighbors(n_neighbors=2)[1])
+    np.testing.assert_array_equal(clf.transform(Q), Q)
+    np.testing.assert_array_equal(clf.training_image(int(i[0, 0])), X[i[0, 0]])
+    assert clf.training_image(3).shape == (28, 28)
+    assert clf.distance_name == "manhattan distance"
+    assert KNNClassifier(3, metric="minkowski", p=4).fit(X, y).distance_name == "minkowski (p=4) distance"
+    rows = KNNClassifier(3).fit(X.reshape(200, -1), y)
+    np.testing.assert_array_equal(rows.training_image(3), X[3].reshape(-1))  # rows stay rows
+    with pytest.raises(NotFittedError):
+        KNNClassifier(3).distance_name
+    with pytest.raises(NotFittedError):
+        KNNClassifier(3).training_image(0)
 
 
 # --------------------------------------------------------------------------- constructed ties
@@ -284,9 +310,9 @@ def test_tally_and_decide_on_their_own():
         winners, tied = decide(scores, cls, rule)
         assert winners.tolist() == [first_winner, 1]
         assert tied.tolist() == [[True, False, True], [False, True, False]]
-    with pytest.raises(ValueError, match="unknown tie_break 'largest'"):
+    with pytest.raises(ParameterError, match="unknown tie_break 'largest'"):
         decide(scores, cls, "largest")
-    with pytest.raises(ValueError, match="unknown weights 'gauss'"):
+    with pytest.raises(ParameterError, match="unknown weights 'gauss'"):
         tally(cls, d, 3, "gauss")
 
 
@@ -358,7 +384,8 @@ def test_grid_search_over_k(small_xy):
 
 
 def test_get_set_params_and_clone():
-    params = dict(n_neighbors=7, metric="cosine", p=4, weights="distance", tie_break="random", random_state=3, n_jobs=1)
+    params = dict(n_neighbors=7, method=None, metric="cosine", p=4, weights="distance", tie_break="random",
+                  random_state=3, n_jobs=1)
     clf = KNNClassifier(**params)
     assert clf.get_params() == params
     assert KNNClassifier().set_params(**params).get_params() == params
@@ -394,10 +421,13 @@ y4 = np.arange(10) % 3
     (dict(weights="gaussian"), "unknown weights 'gaussian'"),
     (dict(tie_break="largest"), "unknown tie_break 'largest'"),
     (dict(metric="minkowski", p=0.5), "p >= 1"),
+    (dict(method="chebyshev"), "unknown method 'chebyshev'; choose a metric"),
+    (dict(method={"blur": 1}), "unknown recipe fields: blur"),
 ])
 def test_bad_parameters_raise_at_fit(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ParameterError, match=match) as exc:
         KNNClassifier(**kwargs).fit(X4, y4)
+    assert isinstance(exc.value, ValueError)  # as scikit-learn's parameter errors are
 
 
 def test_numpy_integer_k_is_fine():
@@ -406,24 +436,24 @@ def test_numpy_integer_k_is_fine():
 
 
 def test_bad_data_raises_clear_errors():
-    with pytest.raises(ValueError, match="one label per row"):
+    with pytest.raises(ParameterError, match="one label per image of X: X has 10"):
         KNNClassifier(3).fit(X4, y4[:9])
-    with pytest.raises(ValueError, match="one label per row"):
+    with pytest.raises(ParameterError, match="one label per image of X: X has 10"):
         KNNClassifier(3).fit(X4, y4[:, None])
     bad = X4.copy()
     bad[2, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ParameterError, match="NaN"):
         KNNClassifier(3).fit(bad, y4)
     clf = KNNClassifier(3).fit(X4, y4)
-    with pytest.raises(ValueError, match="5 features, the training rows 4"):
+    with pytest.raises(ParameterError, match="5 features, the training rows 4"):
         clf.predict(np.zeros((2, 5)))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ParameterError, match="NaN"):
         clf.predict(bad[:3])
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ParameterError, match="NaN"):
         clf.predict_proba(bad[:3])
-    with pytest.raises(ValueError, match="positive whole number"):
+    with pytest.raises(ParameterError, match="positive whole number"):
         clf.kneighbors(X4, n_neighbors=0)
-    with pytest.raises(ValueError, match="larger than the 10"):
+    with pytest.raises(ParameterError, match="larger than the 10"):
         clf.kneighbors(X4, n_neighbors=11)
 
 

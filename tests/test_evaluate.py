@@ -1,4 +1,5 @@
-"""knn_core.evaluate: one search serves every k; LOO; report; error analysis; subsets and size curves."""
+"""knn_core.lists and knn_core.evaluate: one search serves every k; LOO; the rows searched; the cache;
+report; error analysis; subsets and size curves."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,18 +10,11 @@ from sklearn.neighbors import NearestNeighbors
 
 from knn_core import KNNClassifier, load_mnist
 from knn_core.cache import CACHE_ENV
-from knn_core.data import Dataset
-from knn_core.evaluate import (
-    NeighborLists,
-    choose_k,
-    find_neighbors,
-    misclassified,
-    report,
-    size_curve,
-    split_neighbors,
-    stratified_subset,
-    suspicious_labels,
-)
+from knn_core.data import Dataset, stratified_subset
+from knn_core.errors import ParameterError
+from knn_core.evaluate import choose_k, misclassified, report, size_curve, suspicious_labels
+from knn_core.lists import NeighborLists, estimate_seconds, find_neighbors, is_cached, neighbor_lists, split_data
+from knn_core.methods import PRESETS, Method
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -106,7 +100,7 @@ def test_vote_outside_searched_k_is_an_error(sweep_data):
     X, y, Q, qy = sweep_data
     lists = find_neighbors(X[:100], y[:100], Q[:5], qy[:5], k_max=7)
     for k in (0, 8):
-        with pytest.raises(ValueError, match="outside 1..7"):
+        with pytest.raises(ParameterError, match="outside 1..7"):
             lists.predict(k)
 
 
@@ -129,7 +123,7 @@ def test_split_loo_excludes_the_digit_itself(mnist):
     X[600] = X[17]  # an exact duplicate: it must still count as a neighbour
     y = mnist.train_labels[:800]
     ds = Dataset(X, y, mnist.test_images[:10], mnist.test_labels[:10], n_val=100, source="dup")
-    lists = split_neighbors(ds, "loo", k_max=6)
+    lists = neighbor_lists(ds, "euclidean", "loo", k_max=6)
     n = len(X)
     assert lists.indices.shape == (n, 6)
     assert not np.any(lists.indices == np.arange(n)[:, None])
@@ -150,23 +144,130 @@ def test_split_loo_excludes_the_digit_itself(mnist):
 
 
 def test_split_val_uses_the_digits_before_the_validation_split(ds_small):
-    lists = split_neighbors(ds_small, "val", k_max=3)
+    lists = neighbor_lists(ds_small, "euclidean", "val", k_max=3)
     assert lists.indices.shape == (500, 3)
     assert lists.indices.max() < 2500
     np.testing.assert_array_equal(lists.query_labels, ds_small.train_labels[2500:])
     np.testing.assert_array_equal(lists.train_labels, ds_small.train_labels[:2500])
     d, i = KNNClassifier(3).fit(ds_small.fit_images, ds_small.fit_labels).kneighbors(ds_small.val_images)
     np.testing.assert_array_equal(lists.indices, i)
-    with pytest.raises(ValueError, match="unknown split 'train'"):
-        split_neighbors(ds_small, "train")
+    with pytest.raises(ParameterError, match="unknown split 'train'; choose one of test, val, loo"):
+        neighbor_lists(ds_small, "euclidean", "train")
 
 
 def test_split_train_size_is_a_stratified_subset(ds_small):
-    lists = split_neighbors(ds_small, "test", train_size=600, k_max=3)
+    lists = neighbor_lists(ds_small, "euclidean", "test", train_size=600, k_max=3)
     keep = stratified_subset(ds_small.train_labels, 600)
     np.testing.assert_array_equal(lists.train_labels, ds_small.train_labels[keep])
     d, i = KNNClassifier(3).fit(ds_small.train_images[keep], ds_small.train_labels[keep]).kneighbors(ds_small.test_images)
     np.testing.assert_array_equal(lists.indices, i)
+
+
+# --------------------------------------------------------------------------- the training rows searched
+
+
+def test_train_rows_of_a_training_subset(ds_small):
+    lists = neighbor_lists(ds_small, "euclidean", "test", train_size=600, k_max=4)
+    keep = stratified_subset(ds_small.train_labels, 600)
+    np.testing.assert_array_equal(lists.train_rows, keep)
+    np.testing.assert_array_equal(ds_small.train_labels[lists.train_rows], lists.train_labels)
+    # neighbor_rows: the dataset's rows of the neighbours, i.e. the images that were found
+    np.testing.assert_array_equal(lists.neighbor_rows(4), keep[lists.indices])
+    Xs = ds_small.train_images[keep]
+    np.testing.assert_array_equal(ds_small.train_images[lists.neighbor_rows(2)], Xs[lists.indices[:, :2]])
+    assert not np.array_equal(lists.neighbor_rows(4), lists.indices)  # rows of the dataset, not of the subset
+
+
+def test_train_rows_of_the_val_split_and_its_subsets(ds_small):
+    val = neighbor_lists(ds_small, "euclidean", "val", k_max=3)
+    np.testing.assert_array_equal(val.train_rows, np.arange(2500))  # the digits before the validation split
+    # a subset of the val split: drawn from the 2500 digits before it, with their dataset rows
+    sub = neighbor_lists(ds_small, "manhattan", "val", train_size=400, k_max=3)
+    keep = stratified_subset(ds_small.fit_labels, 400)
+    np.testing.assert_array_equal(sub.train_rows, keep)
+    assert sub.train_rows.max() < 2500
+    np.testing.assert_array_equal(ds_small.train_labels[sub.train_rows], sub.train_labels)
+    clf = KNNClassifier(3, metric="manhattan").fit(ds_small.train_images[sub.train_rows], sub.train_labels)
+    d, i = clf.kneighbors(ds_small.val_images)
+    np.testing.assert_array_equal(sub.indices, i)
+    np.testing.assert_array_equal(sub.distances, d)
+    assert sub.method == Method.classic("manhattan")
+    # leave-one-out: every training digit, in order
+    loo = neighbor_lists(ds_small, "euclidean", "loo", train_size=300, k_max=2)
+    np.testing.assert_array_equal(loo.train_rows, stratified_subset(ds_small.train_labels, 300))
+    np.testing.assert_array_equal(loo.query_labels, loo.train_labels)
+
+
+def test_split_data_says_what_each_split_searches(ds_small):
+    test = split_data(ds_small, "test")
+    assert test.query_images is ds_small.test_images and test.n_queries == 300
+    np.testing.assert_array_equal(test.train_rows, np.arange(3000))
+    val = split_data(ds_small, "val", train_size=1000)
+    np.testing.assert_array_equal(val.train_images, ds_small.train_images[val.train_rows])
+    np.testing.assert_array_equal(val.query_labels, ds_small.train_labels[2500:])
+    loo = split_data(ds_small, "loo", train_size=5000)  # larger than the set: all of it
+    assert loo.query_images is None and loo.n_queries == 3000 and len(loo.train_rows) == 3000
+    with pytest.raises(ParameterError, match="unknown split 'train'"):
+        split_data(ds_small, "train")
+
+
+# --------------------------------------------------------------------------- the cache of neighbour lists
+
+
+def test_is_cached_says_whether_neighbor_lists_would_search(ds_small, monkeypatch):
+    from knn_core.methods import MetricSearch
+
+    assert not is_cached(ds_small, "euclidean", "val", train_size=800)
+    first = neighbor_lists(ds_small, "euclidean", "val", train_size=800)
+    assert first.k_max == 50 and first.seconds >= 0 and first.cpu_seconds >= 0
+    assert is_cached(ds_small, "euclidean", "val", train_size=800)
+    assert is_cached(ds_small, Method.classic("euclidean"), "val", train_size=800)  # however it is spelt
+    # everything the lists depend on is part of the key
+    assert not is_cached(ds_small, "euclidean", "val", train_size=801)
+    assert not is_cached(ds_small, "euclidean", "val")
+    assert not is_cached(ds_small, "euclidean", "test", train_size=800)
+    assert not is_cached(ds_small, "cosine", "val", train_size=800)
+    assert not is_cached(ds_small, "euclidean", "val", train_size=800, k_max=10)
+    # a training size of the whole split is the whole split's entry
+    neighbor_lists(ds_small, "euclidean", "test", k_max=3)
+    assert is_cached(ds_small, "euclidean", "test", train_size=3000, k_max=3)
+    assert is_cached(ds_small, "euclidean", "test", train_size=10**6, k_max=3)
+
+    def boom(*a, **k):
+        raise AssertionError("searched although is_cached said it would not")
+
+    monkeypatch.setattr(MetricSearch, "fit", boom)
+    again = neighbor_lists(ds_small, "euclidean", "val", train_size=800)
+    np.testing.assert_array_equal(again.indices, first.indices)
+    np.testing.assert_array_equal(again.train_rows, first.train_rows)
+    assert again.seconds == first.seconds  # the time of the search that computed it
+    with pytest.raises(AssertionError, match="searched although"):
+        neighbor_lists(ds_small, "euclidean", "val", train_size=800, use_cache=False)
+
+
+def test_is_cached_for_recipes_keys_on_the_recipe_not_the_name(ds_small):
+    recipe = PRESETS["deskew"].recipe
+    assert not is_cached(ds_small, "deskew", "test", train_size=500, k_max=5)
+    lists = neighbor_lists(ds_small, "deskew", "test", train_size=500, k_max=5)
+    assert lists.method == Method.parse("deskew") and lists.method.preset == "deskew"
+    # the same recipe given as a Recipe, a dict or JSON is the same entry
+    for spelt in (recipe, recipe.to_dict(), recipe.to_json()):
+        assert is_cached(ds_small, spelt, "test", train_size=500, k_max=5), spelt
+        assert Method.parse(spelt).cache_id() == lists.method.cache_id()
+    assert not is_cached(ds_small, "euclidean", "test", train_size=500, k_max=5)  # plain pixels: another entry
+    assert not is_cached(ds_small, {**recipe.to_dict(), "blur_sigma": 1.0}, "test", train_size=500, k_max=5)
+
+
+def test_estimate_seconds_grows_with_the_work(ds_small, mnist):
+    small = estimate_seconds(ds_small, "euclidean", "test", train_size=300)
+    full = estimate_seconds(ds_small, "euclidean", "test")
+    assert 0 < small < full
+    assert estimate_seconds(ds_small, "euclidean", "loo") > estimate_seconds(ds_small, "euclidean", "val")
+    assert estimate_seconds(ds_small, "idm", "test") > full  # re-ranking by IDM costs more than one search
+    assert estimate_seconds(mnist, "minkowski", "test") > 10 * estimate_seconds(mnist, "euclidean", "test")
+    with pytest.raises(ParameterError, match="unknown method 'fast'"):
+        estimate_seconds(ds_small, "fast", "test")
+
 
 
 # --------------------------------------------------------------------------- the full data set
@@ -174,7 +275,7 @@ def test_split_train_size_is_a_stratified_subset(ds_small):
 
 def test_full_mnist_k5_accuracy_is_0_9688(mnist):
     """k=5, euclidean, uniform, 60,000 training / 10,000 test digits: 312 errors."""
-    lists = split_neighbors(mnist, "test", k_max=5)
+    lists = neighbor_lists(mnist, "euclidean", "test", k_max=5)
     pred = lists.predict(5)
     assert int((pred == mnist.test_labels).sum()) == 9688
     assert lists.accuracy(5) == 0.9688
@@ -258,7 +359,7 @@ def hand_made_lists():
     train = np.array([0, 1, 1, 1, 0, 0, 0])
     ind = np.array([[1, 2, 3, 0, 4, 5, 6], [0, 4, 5, 1, 2, 3, 6]])
     dist = np.tile(np.arange(1.0, 8.0), (2, 1))
-    return NeighborLists(dist, ind, train, np.array([0, 0]))
+    return NeighborLists(dist, ind, train, np.array([0, 0]), train_rows=np.arange(len(train)))
 
 
 def test_choose_k_best_and_smallest_on_ties():
@@ -286,7 +387,7 @@ def test_stratified_subset_keeps_proportions_and_is_deterministic(mnist):
     np.testing.assert_array_equal(stratified_subset(y[:50], 80), np.arange(50))
     few = stratified_subset(y, 4)  # fewer than the classes: any 4, still sorted and distinct
     assert len(few) == 4 == len(set(few.tolist())) and np.all(np.diff(few) > 0)
-    with pytest.raises(ValueError, match="at least 1 digit"):
+    with pytest.raises(ParameterError, match="at least 1 digit"):
         stratified_subset(y, 0)
 
 
@@ -306,6 +407,6 @@ def test_size_curve(ds_small):
                 continue
             assert acc[row, col] == np.mean(clf.set_params(n_neighbors=k).predict(Q) == qy), (n, k)
     # the full-size row is the plain test accuracy
-    full = split_neighbors(ds_small, "test", k_max=5, use_cache=False)
+    full = neighbor_lists(ds_small, "euclidean", "test", k_max=5, use_cache=False)
     np.testing.assert_array_equal(acc[2], full.sweep(ks))
     assert acc[2, 0] > acc[1, 0] > acc[0, 0]  # more data helps

@@ -1,26 +1,42 @@
-"""knn_core.methods: recipes, shifted copies without copies, two-stage L3, IDM re-ranking."""
+"""knn_core.methods: Method, recipes, shifted copies without copies, two-stage L3, IDM re-ranking."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
 from knn_core import KNNClassifier, load_mnist
-from knn_core.data import Dataset
+from knn_core.data import Dataset, stratified_subset
+from knn_core.errors import KnnLabError, ParameterError
+from knn_core.lists import is_cached, neighbor_lists
 from knn_core.methods import (
+    CLASSIC_P,
     PRESETS,
-    MethodClassifier,
+    Method,
     MethodSearch,
+    MetricSearch,
     Recipe,
     brute_force_neighbors,
     idm_distances,
     pad_frame,
-    recipe_neighbors,
     resolve_recipe,
     shift_offsets,
     sobel_gradients,
     translate,
 )
+from knn_core.search import METRICS, ExactSearch
+from knn_core.threads import one_blas_thread
+from knn_core.vote import decide, tally
+
+
+@pytest.fixture(autouse=True, scope="module")
+def blas_on_one_thread():
+    """One BLAS thread for the classic searches' fits (MethodSearch.fit limits itself): ExactSearch.fit's
+    eigh with 2 OpenBLAS threads is erratic on a busy 2-core machine (see test_search.py)."""
+    with one_blas_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +148,7 @@ def test_l3_two_stage_ranks_by_exact_l3(small):
 
 def test_reported_distance_is_that_of_the_shown_images(small):
     X, y, Q, _ = small
-    clf = MethodClassifier(Recipe(deskew=True, blur_sigma=1.0, metric="minkowski", p=3, shifts=2), 5).fit(X, y)
+    clf = KNNClassifier(5, method=Recipe(deskew=True, blur_sigma=1.0, metric="minkowski", p=3, shifts=2)).fit(X, y)
     nb = clf.kneighbors_detail(Q[:3])
     q = clf.transform(Q[:3]).astype(np.float64)
     for j in range(3):
@@ -148,7 +164,7 @@ def test_reported_distance_is_that_of_the_shown_images(small):
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_training_digit_finds_itself_at_distance_zero(small, name):
     X, y, _, _ = small
-    clf = MethodClassifier(name, 3).fit(X[:150], y[:150])
+    clf = KNNClassifier(3, method=name).fit(X[:150], y[:150])
     d, i = clf.kneighbors(X[:4])
     assert np.all(d[:, 0] == 0)
     nb = clf.kneighbors_detail(X[:4])
@@ -161,7 +177,7 @@ def test_training_digit_finds_itself_at_distance_zero(small, name):
 def test_plain_matches_knnclassifier_exactly(small):
     X, y, Q, qy = small
     a = KNNClassifier(7, weights="distance", tie_break="nearest").fit(X, y)
-    b = MethodClassifier("plain", 7, weights="distance", tie_break="nearest").fit(X, y)
+    b = KNNClassifier(7, method="plain", weights="distance", tie_break="nearest").fit(X, y)
     for got, want in zip(b.kneighbors(Q), a.kneighbors(Q)):
         assert np.array_equal(got, want)
     for got, want in zip(b.kneighbors(), a.kneighbors()):  # leave-one-out
@@ -176,15 +192,17 @@ def test_plain_matches_knnclassifier_exactly(small):
 
 
 def test_sklearn_clone_and_params():
-    clf = MethodClassifier("deskew+blur", 3, weights="distance")
+    clf = KNNClassifier(3, method="deskew+blur", weights="distance")
     params = clf.get_params()
-    assert params["recipe"] == "deskew+blur" and params["n_neighbors"] == 3
+    assert params["method"] == "deskew+blur" and params["n_neighbors"] == 3  # stored as given
     c2 = clone(clf)
     assert c2.get_params() == params
     r = Recipe(shifts=1)
-    assert clone(MethodClassifier(r)).get_params()["recipe"] == r
-    clf.set_params(n_neighbors=9, recipe=r)
-    assert clf.n_neighbors == 9 and clf.recipe == r
+    assert clone(KNNClassifier(method=r)).get_params()["method"] == r
+    m = Method.parse("idm")
+    assert clone(KNNClassifier(method=m)).get_params()["method"] == m
+    clf.set_params(n_neighbors=9, method=r)
+    assert clf.n_neighbors == 9 and clf.method == r
 
 
 def test_recipe_serialises():
@@ -201,10 +219,19 @@ def test_recipe_serialises():
 
 
 def test_k_larger_than_the_copies_raises(small):
-    X, y, _, _ = small
-    MethodClassifier(Recipe(shifts=1), 20).fit(X[:3], y[:3])  # 27 copies of 3 digits
-    with pytest.raises(ValueError, match="n_neighbors=20 is larger than the 3"):
-        MethodClassifier(Recipe(shifts=1, one_vote_per_digit=True), 20).fit(X[:3], y[:3])
+    X, y, Q, _ = small
+    clf = KNNClassifier(20, method=Recipe(shifts=1)).fit(X[:3], y[:3])  # 27 copies of 3 digits
+    # more neighbours than digits: each digit at several shifts (the search asks each shift for at most 3)
+    nb = clf.kneighbors_detail(Q[:4])
+    want_d, want_i, want_s = materialised_neighbors(X[:3], Q[:4], 1, 20)
+    assert np.array_equal(nb.indices, want_i) and np.array_equal(nb.shifts, want_s)
+    np.testing.assert_allclose(nb.distances, want_d, rtol=1e-12)
+    loo = clf.kneighbors_detail(n_neighbors=18)  # leave-one-out: 2 other digits x 9 copies
+    assert loo.indices.shape == (3, 18) and not np.any(loo.indices == np.arange(3)[:, None])
+    with pytest.raises(ParameterError, match="larger than the 18"):
+        clf.kneighbors(n_neighbors=19)
+    with pytest.raises(ParameterError, match="n_neighbors=20 is larger than the 3"):
+        KNNClassifier(20, method=Recipe(shifts=1, one_vote_per_digit=True)).fit(X[:3], y[:3])
 
 
 @pytest.mark.parametrize(
@@ -224,19 +251,19 @@ def test_k_larger_than_the_copies_raises(small):
     ],
 )
 def test_bad_recipe_raises(kwargs, words):
-    with pytest.raises(ValueError, match=words):
+    with pytest.raises(ParameterError, match=words):
         Recipe(**kwargs)
 
 
 def test_pca_larger_than_the_pixels_raises(small):
     X, y, _, _ = small
-    with pytest.raises(ValueError, match="pca=785 is more than the 784 features"):
-        MethodClassifier(Recipe(pca=785)).fit(X, y)
-    with pytest.raises(ValueError, match="pca=101 is more than the 100 features"):
-        MethodClassifier(Recipe(pca=101, downsample=True)).fit(X, y)
-    with pytest.raises(ValueError, match="unknown method"):
-        MethodClassifier("best-ever").fit(X, y)
-    with pytest.raises(ValueError, match="unknown recipe fields"):
+    with pytest.raises(ParameterError, match="pca=785 is more than the 784 features"):
+        KNNClassifier(method=Recipe(pca=785)).fit(X, y)
+    with pytest.raises(ParameterError, match="pca=101 is more than the 100 features"):
+        KNNClassifier(method=Recipe(pca=101, downsample=True)).fit(X, y)
+    with pytest.raises(ParameterError, match="unknown method 'best-ever'"):
+        KNNClassifier(method="best-ever").fit(X, y)
+    with pytest.raises(ParameterError, match="unknown recipe fields"):
         Recipe.from_dict({"deskw": True})
 
 
@@ -248,6 +275,178 @@ def test_pca_recipe_is_euclidean_on_projection(small):
     zq = s._rows(Q)
     d = np.sqrt(((zq[:, None, :] - Z[None]) ** 2).sum(-1))
     np.testing.assert_allclose(nb.distances, np.sort(d, axis=1)[:, :4], rtol=1e-9)
+
+
+# ------------------------------------------------------------------ Method: how neighbours are found
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_method_parse_metric_names(metric):
+    m = Method.parse(metric)
+    assert m == Method.classic(metric) and m.is_classic and m.recipe is None and m.preset is None
+    assert m.name == metric and m.p == CLASSIC_P == 3.0 and m.copies == 1
+    assert (m.k, m.weights) == (5, "uniform")
+    assert isinstance(m.make_search(), MetricSearch)
+    assert m.distance_name == ("minkowski (p=3) distance" if metric == "minkowski" else f"{metric} distance")
+    assert Method.parse(m) is m
+
+
+def test_method_classic_power_and_cache_id():
+    assert Method.classic("minkowski", 4).label == "minkowski (p=4)"
+    assert Method.classic("minkowski", 4).p == 4.0 and isinstance(Method.classic("minkowski", 4).p, float)
+    # p is part of what minkowski finds, and nothing else's
+    assert Method.classic("minkowski", 3).cache_id() != Method.classic("minkowski", 4).cache_id()
+    assert Method.classic("euclidean", 3).cache_id() == Method.classic("euclidean", 7).cache_id()
+    assert Method.classic("euclidean").cache_id() != Method.classic("cosine").cache_id()
+    # frozen and hashable: it keys caches
+    assert len({Method.parse("idm"), Method.parse("idm"), Method.classic()}) == 2
+    with pytest.raises(AttributeError):
+        Method.classic().metric = "cosine"
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_method_parse_preset_names(name):
+    preset = PRESETS[name]
+    m = Method.parse(name)
+    assert not m.is_classic and m.recipe == preset.recipe and m.preset == name
+    assert m.name == name and m.label == preset.label
+    assert (m.k, m.weights) == (preset.k, preset.weights)  # the preset's vote, chosen on validation
+    assert m.copies == preset.recipe.copies
+    assert m.distance_name == preset.recipe.distance_name
+    assert isinstance(m.make_search(), MethodSearch) and m.make_search().recipe == preset.recipe
+    assert Method.parse(preset) == m  # a Preset too
+    # the cache id is the recipe's: a preset and its recipe share cached lists
+    assert m.cache_id() == Method.parse(preset.recipe).cache_id()
+    assert name not in m.cache_id() or name in preset.recipe.to_json()
+
+
+def test_method_parse_recipes_dicts_and_json():
+    r = Recipe(deskew=True, blur_sigma=1.0, shifts=1)
+    m = Method.parse(r)
+    assert m.recipe == r and m.preset is None and not m.is_classic
+    assert m.name == r.describe() == m.label
+    assert (m.k, m.weights) == (5, "uniform")  # no preset: the classic defaults
+    assert m.copies == 9
+    assert Method.parse(r.to_dict()) == m
+    assert Method.parse(r.to_json()) == m
+    assert Method.parse("  " + r.to_json()) == m
+    assert Method.parse({"deskew": True}) == Method(recipe=Recipe(deskew=True))
+    assert Method.parse("idm").distance_name == "IDM distance"
+    assert Method.parse("L3").distance_name == "L3 distance"
+
+
+@pytest.mark.parametrize("value", ["chebyshev", "best-ever", "", "Euclidean", "[1]"])
+def test_method_parse_bad_name_names_the_choices(value):
+    with pytest.raises(ParameterError, match=re.escape(f"unknown method {value!r}; choose a metric")) as exc:
+        Method.parse(value)
+    for choice in (*METRICS, *PRESETS):
+        assert choice in str(exc.value)
+    assert isinstance(exc.value, KnnLabError) and isinstance(exc.value, ValueError)
+
+
+@pytest.mark.parametrize("value, words", [
+    ({"deskw": True}, "unknown recipe fields: deskw"),
+    ('{"shifts": -1}', "shifts"),
+    (3, "a recipe must be a Recipe, a preset name or a dict; got int"),
+])
+def test_method_parse_bad_recipes(value, words):
+    with pytest.raises(ParameterError, match=words):
+        Method.parse(value)
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="bug: Recipe.from_json lets json.JSONDecodeError out (a ValueError, not a KnnLabError)")
+def test_method_parse_malformed_json_is_a_parameter_error():
+    with pytest.raises(ParameterError):
+        Method.parse('{"deskew": true')
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(metric="chebyshev"), "unknown metric 'chebyshev'"),
+    (dict(metric="minkowski", p=0.5), "p >= 1"),
+    (dict(metric="minkowski", p=True), "p >= 1"),
+    (dict(metric="minkowski", p="3"), "p >= 1"),
+    (dict(recipe=Recipe(), preset="bogus"), "unknown method 'bogus'"),
+])
+def test_bad_method_fields_raise(kwargs, words):
+    with pytest.raises(ParameterError, match=words):
+        Method(**kwargs)
+
+
+def test_metric_search_is_the_exact_search_behind_one_interface(small):
+    X, y, Q, _ = small
+    s = Method.classic("cosine").make_search(n_jobs=1).fit(X)
+    nb = s.kneighbors(Q, 6)
+    d, i = ExactSearch("cosine").fit(X).kneighbors(Q, 6)
+    assert nb.shifts is None and s.copies == 1
+    np.testing.assert_array_equal(nb.indices, i)
+    np.testing.assert_array_equal(nb.distances, d)
+    loo = s.kneighbors_training(4)
+    d, i = ExactSearch("cosine").fit(X).kneighbors(X, 4, exclude=np.arange(len(X)))
+    np.testing.assert_array_equal(loo.indices, i)
+    np.testing.assert_array_equal(loo.distances, d)
+    assert np.array_equal(s.training_image(7), X[7]) and s.training_image(7, (1, 1)).shape == (28, 28)
+    assert np.array_equal(s.transform(Q[:2]), Q[:2])
+    rows = Method.classic().make_search().fit(X.reshape(len(X), -1))
+    assert rows.training_image(7).shape == (784,)
+
+
+def vote_as_method_classifier_did(X, y, Q, recipe, k, weights, tie_break):
+    """The removed MethodClassifier's predictions: MethodSearch's neighbours, then the vote."""
+    classes, yi = np.unique(y, return_inverse=True)
+    nb = MethodSearch(recipe).fit(X).kneighbors(Q, k)
+    scores = tally(yi[nb.indices], nb.distances, len(classes), weights)
+    winners, _ = decide(scores, yi[nb.indices], tie_break)
+    return nb, classes[winners], scores / scores.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", ["deskew+blur+L3+shift1", "deskew+blur+pca", "idm"])
+def test_knnclassifier_with_a_preset_equals_method_search_and_its_vote(small, name):
+    X, y, Q, qy = small
+    X, y = X[:200], y[:200]
+    preset = PRESETS[name]
+    clf = KNNClassifier(preset.k, method=name, weights=preset.weights, tie_break="nearest").fit(X, y)
+    nb, pred, proba = vote_as_method_classifier_did(X, y, Q, preset.recipe, preset.k, preset.weights, "nearest")
+    got = clf.kneighbors_detail(Q)
+    assert np.array_equal(got.indices, nb.indices) and np.array_equal(got.distances, nb.distances)
+    assert np.array_equal(got.shifts, nb.shifts)
+    d, i = clf.kneighbors(Q)
+    assert np.array_equal(d, nb.distances) and np.array_equal(i, nb.indices)
+    assert np.array_equal(clf.predict(Q), pred)
+    np.testing.assert_array_equal(clf.predict_proba(Q), proba)
+    assert clf.score(Q, qy) == np.mean(pred == qy)
+    assert clf.method_ == Method.parse(name) and clf.distance_name == preset.recipe.distance_name
+    # leave-one-out is the search's (on fewer digits: every digit is a query)
+    loo = MethodSearch(preset.recipe).fit(X[:60]).kneighbors_training(3)
+    d, i = clf.fit(X[:60], y[:60]).kneighbors(n_neighbors=3)
+    assert np.array_equal(i, loo.indices) and np.array_equal(d, loo.distances)
+    assert not np.any(i == np.arange(60)[:, None])
+    # transform and training_image are the recipe's
+    s = MethodSearch(preset.recipe).fit(X)
+    assert np.array_equal(clf.transform(Q[:2]), s.transform(Q[:2]))
+    assert np.array_equal(clf.training_image(5, (1, 0)), s.training_image(5, (1, 0)))
+
+
+def test_knnclassifier_method_equals_the_cached_lists(small, tmp_path, monkeypatch):
+    """One search concept: the estimator and neighbor_lists find the same neighbours and votes."""
+    monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
+    X, y, Q, qy = small
+    ds = Dataset(X, y, Q, qy, n_val=100)
+    for method in ("deskew+blur+L3+shift1", Method.classic("manhattan")):
+        m = Method.parse(method)
+        lists = neighbor_lists(ds, method, "test", k_max=10)
+        clf = KNNClassifier(m.k, method=method, weights=m.weights).fit(X, y)
+        nb = clf.kneighbors_detail(Q, 10)
+        assert np.array_equal(nb.indices, lists.indices) and np.array_equal(nb.distances, lists.distances)
+        assert (nb.shifts is None) == (lists.shifts is None) == m.is_classic
+        assert np.array_equal(clf.predict(Q), lists.predict(m.k, weights=m.weights))
+    # method=None is classic kNN with metric and p
+    a = KNNClassifier(3, metric="minkowski", p=4).fit(X[:100], y[:100])
+    b = KNNClassifier(3, method=Method.classic("minkowski", 4)).fit(X[:100], y[:100])
+    assert a.method_ == b.method_ and a.distance_name == "minkowski (p=4) distance"
+    for got, want in zip(a.kneighbors(Q), b.kneighbors(Q)):
+        assert np.array_equal(got, want)
+    assert KNNClassifier(3, method="cosine", metric="manhattan").fit(X[:50], y[:50]).method_.metric == "cosine"
 
 
 # ------------------------------------------------------------------ IDM
@@ -321,7 +520,7 @@ def test_idm_tolerates_one_pixel_shifts(small):
 def test_idm_classifier_neighbours_sorted_by_idm(small):
     X, y, Q, qy = small
     r = Recipe(rerank="idm", candidates=40, idm_window=1)
-    clf = MethodClassifier(r, 3).fit(X, y)
+    clf = KNNClassifier(3, method=r).fit(X, y)
     nb = clf.kneighbors_detail(Q[:6], 10)
     assert np.all(np.diff(nb.distances, axis=1) >= 0)
     for j in range(6):
@@ -346,41 +545,60 @@ def test_idm_float_images_agree_with_uint8(small):
 # ------------------------------------------------------------------ cached lists
 
 
-def test_recipe_neighbors_cached_and_original_indices(small, tmp_path, monkeypatch):
+def test_recipe_neighbor_lists_cached_and_original_indices(small, tmp_path, monkeypatch):
     monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
     X, y, Q, qy = small
     ds = Dataset(X[:300], y[:300], Q, qy, n_val=100)
     r = Recipe(deskew=True, shifts=1)
-    lists = recipe_neighbors(ds, r, "test", k_max=8)
+    assert not is_cached(ds, r, "test", k_max=8)
+    lists = neighbor_lists(ds, r, "test", k_max=8)
+    assert is_cached(ds, r, "test", k_max=8)
     assert lists.indices.shape == (len(Q), 8) and lists.shifts.shape == (len(Q), 8, 2)
-    assert lists.seconds > 0
+    assert lists.shifts.dtype == np.int8
+    assert lists.seconds > 0 and lists.cpu_seconds > 0
+    assert lists.method == Method(recipe=r)
     want = MethodSearch(r).fit(X[:300]).kneighbors(Q, 8)
     assert np.array_equal(lists.indices, want.indices) and np.array_equal(lists.shifts, want.shifts)
-    val = recipe_neighbors(ds, r, "val", k_max=8)
+    assert np.array_equal(lists.distances, want.distances)
+    np.testing.assert_array_equal(lists.train_rows, np.arange(300))
+    val = neighbor_lists(ds, r, "val", k_max=8)
     assert val.indices.max() < 200 and len(val.query_labels) == 100
+    np.testing.assert_array_equal(val.train_rows, np.arange(200))
+    # a training subset: indices into the subset, train_rows into the dataset
+    sub = neighbor_lists(ds, r, "test", train_size=120, k_max=8)
+    keep = stratified_subset(ds.train_labels, 120)
+    np.testing.assert_array_equal(sub.train_rows, keep)
+    want = MethodSearch(r).fit(X[keep]).kneighbors(Q, 8)
+    assert np.array_equal(sub.indices, want.indices) and np.array_equal(sub.shifts, want.shifts)
+    np.testing.assert_array_equal(sub.neighbor_rows(8), keep[want.indices])
+    # k_max is at most what the split holds: 3 digits x 9 shifted copies
+    tiny = Dataset(X[:13], y[:13], Q[:2], qy[:2], n_val=10)
+    assert neighbor_lists(tiny, r, "val", k_max=50).k_max == 27
+    assert neighbor_lists(tiny, r.replace(one_vote_per_digit=True), "val", k_max=50).k_max == 3
 
     def boom(*a, **k):
         raise AssertionError("recomputed instead of read from the cache")
 
     monkeypatch.setattr(MethodSearch, "fit", boom)
-    again = recipe_neighbors(ds, r, "test", k_max=8)
+    again = neighbor_lists(ds, r, "test", k_max=8)
     assert np.array_equal(again.indices, lists.indices) and again.seconds == lists.seconds
+    assert np.array_equal(again.shifts, lists.shifts) and again.method == lists.method
     assert 0 <= again.accuracy(3) <= 1
 
 
 def test_float_rows_of_whole_numbers_are_the_uint8_digits(small):
     X, y, Q, _ = small
-    a = MethodClassifier("deskew+blur", 3).fit(X, y)
-    b = MethodClassifier("deskew+blur", 3).fit(X.reshape(len(X), -1).astype(np.float32), y)
+    a = KNNClassifier(3, method="deskew+blur").fit(X, y)
+    b = KNNClassifier(3, method="deskew+blur").fit(X.reshape(len(X), -1).astype(np.float32), y)
     for got, want in zip(b.kneighbors(Q.reshape(len(Q), -1).astype(np.float64)), a.kneighbors(Q)):
         assert np.array_equal(got, want)
     # Scaled to [0, 1]: float arithmetic, the same neighbours
-    c = MethodClassifier("plain", 3).fit(X / 255.0, y)
-    assert np.array_equal(c.kneighbors(Q / 255.0)[1], MethodClassifier("plain", 3).fit(X, y).kneighbors(Q)[1])
+    c = KNNClassifier(3, method="plain").fit(X / 255.0, y)
+    assert np.array_equal(c.kneighbors(Q / 255.0)[1], KNNClassifier(3, method="plain").fit(X, y).kneighbors(Q)[1])
 
 
 def test_command_line_methods_and_evaluate_method(small, tmp_path, monkeypatch, capsys):
-    import knn_core.__main__ as cli
+    import knn_core.cli as cli
 
     monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
     X, y, Q, qy = small

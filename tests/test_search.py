@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from sklearn.neighbors import NearestNeighbors
 
 from knn_core import load_mnist
+from knn_core.errors import ParameterError
 from knn_core.search import METRICS, ExactSearch
 
 # --------------------------------------------------------------------------- helpers
@@ -383,9 +384,9 @@ def test_exclude_leaves_n_minus_1_available():
     d, i = s.kneighbors(X, 9, exclude=np.arange(10))
     for r in range(10):
         assert sorted(i[r].tolist()) == [j for j in range(10) if j != r]
-    with pytest.raises(ValueError, match="only 9 training digits"):
+    with pytest.raises(ParameterError, match="only 9 training digits"):
         s.kneighbors(X, 10, exclude=np.arange(10))
-    with pytest.raises(ValueError, match="one training index per query"):
+    with pytest.raises(ParameterError, match="one training index per query"):
         s.kneighbors(X, 2, exclude=np.arange(9))
 
 
@@ -429,25 +430,25 @@ def test_empty_query_batch():
 
 def test_bad_input_raises_clear_errors():
     X = np.random.default_rng(12).normal(size=(20, 4))
-    with pytest.raises(ValueError, match="unknown metric 'chebyshev'"):
+    with pytest.raises(ParameterError, match="unknown metric 'chebyshev'"):
         ExactSearch("chebyshev").fit(X)
-    with pytest.raises(ValueError, match="p >= 1"):
+    with pytest.raises(ParameterError, match="p >= 1"):
         ExactSearch("minkowski", p=0.5).fit(X)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ParameterError, match="empty"):
         ExactSearch().fit(np.empty((0, 4)))
-    with pytest.raises(ValueError, match="NaN or infinite"):
+    with pytest.raises(ParameterError, match="NaN or infinite"):
         ExactSearch().fit(np.where(np.eye(20, 4) > 0, np.nan, X))
-    with pytest.raises(ValueError, match="numeric"):
+    with pytest.raises(ParameterError, match="numeric"):
         ExactSearch().fit(X > 0)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ParameterError, match="shape"):
         ExactSearch().fit(np.zeros(5))
     s = ExactSearch().fit(X)
-    with pytest.raises(ValueError, match="3 features, the training rows 4"):
+    with pytest.raises(ParameterError, match="3 features, the training rows 4"):
         s.kneighbors(np.zeros((2, 3)), 1)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ParameterError, match="NaN"):
         s.kneighbors(np.full((1, 4), np.inf), 1)
     for k in (0, 21):
-        with pytest.raises(ValueError, match=f"k={k} neighbours asked"):
+        with pytest.raises(ParameterError, match=f"k={k} neighbours asked"):
             s.kneighbors(X, k)
 
 
