@@ -45,6 +45,7 @@ import numpy as np
 
 from . import cache
 from .data import stratified_subset
+from .errors import ParameterError
 from .evaluate import DEFAULT_KS, choose_k
 from .lists import K_MAX, find_neighbors
 from .threads import one_blas_thread
@@ -134,7 +135,7 @@ def method(name: str) -> Baseline:
     for m in METHODS.values():
         if name.lower() in (m.key, m.label.lower()):
             return m
-    raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    raise ParameterError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
 
 
 # ---------------------------------------------------------------------------- features
@@ -149,7 +150,7 @@ def feature_rows(images, features: str) -> np.ndarray:
         return a.reshape(len(a), -1)
     if features == "10x10":
         return downsample(a).reshape(len(a), -1)
-    raise ValueError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
+    raise ParameterError(f"unknown features {features!r}; choose from {', '.join(FEATURES)}")
 
 
 def scaled(rows: np.ndarray) -> np.ndarray:
@@ -274,7 +275,7 @@ def _best_k(data: _Data, features: str, use_cache: bool) -> tuple[int, float]:
     ds = data.ds
     X, y = ds.fit_images, ds.fit_labels
     if len(ds.val_labels) == 0 or len(y) == 0:
-        raise ValueError("choosing k needs a validation split (the dataset has n_val=0)")
+        raise ParameterError("choosing k needs a validation split (the dataset has n_val=0)")
     if data.train_size is not None and data.train_size < len(X):
         keep = stratified_subset(y, data.train_size)
         X, y = X[keep], y[keep]
@@ -383,13 +384,13 @@ def _plan(methods, features) -> list[tuple[Baseline, str]]:
     fs = [features] if isinstance(features, str) else list(features)
     for f in fs:
         if f not in FEATURES:
-            raise ValueError(f"unknown features {f!r}; choose from {', '.join(FEATURES)}")
+            raise ParameterError(f"unknown features {f!r}; choose from {', '.join(FEATURES)}")
     return [(m, f) for m in ms for f in fs]
 
 
 def _check_cv(cv: int) -> None:
     if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
-        raise ValueError(f"cross-validation needs at least 2 folds; got cv={cv!r}")
+        raise ParameterError(f"cross-validation needs at least 2 folds; got cv={cv!r}")
 
 
 def run_baselines(
@@ -416,7 +417,7 @@ def run_baselines(
     """
     _check_cv(cv)
     if train_size is not None and train_size < 2 * cv:
-        raise ValueError(f"train_size={train_size} is too small for {cv}-fold cross-validation")
+        raise ParameterError(f"train_size={train_size} is too small for {cv}-fold cross-validation")
     plan = _plan(methods, features)
     data = _Data(ds, train_size)
     total = sum(_steps(m, cv) for m, _ in plan)

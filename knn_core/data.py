@@ -209,7 +209,7 @@ def _make_dataset(train, test, n_val: int | None, source: str) -> Dataset:
     if n_val is None:
         n_val = min(DEFAULT_N_VAL, n_train // 6)
     elif not 0 <= n_val < n_train:
-        raise ValueError(f"n_val={n_val} must leave at least one of {n_train} training digits to fit on")
+        raise ParameterError(f"n_val={n_val} must leave at least one of {n_train} training digits to fit on")
     arrays = (*train, *test)
     for a in arrays:
         a.flags.writeable = False

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import cache
 from .data import stratified_subset
+from .errors import DataError, ParameterError
 
 __all__ = ["DigitMap", "METHODS", "SHIPPED", "compute_map", "load_map", "place", "read_map", "write_map"]
 
@@ -82,7 +83,7 @@ def compute_map(train_images, train_labels, *, n: int = SAMPLE_SIZE, method: str
     method="pca": the first two principal components; about a second.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown map method {method!r}; choose one of {', '.join(METHODS)}")
+        raise ParameterError(f"unknown map method {method!r}; choose one of {', '.join(METHODS)}")
     train_images = np.asarray(train_images)
     train_labels = np.asarray(train_labels)
     idx = stratified_subset(train_labels, n, random_state=random_state)
@@ -121,13 +122,13 @@ def read_map(path) -> DigitMap:
         with np.load(path, allow_pickle=False) as f:
             a = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise ValueError(f"{path} is not a digit map ({type(exc).__name__})") from exc
+        raise DataError(f"{path} is not a digit map ({type(exc).__name__})") from exc
     if str(a.get("format", "")) != _FORMAT:
-        raise ValueError(f"{path} is not a digit map (format {a.get('format')!r})")
+        raise DataError(f"{path} is not a digit map (format {a.get('format')!r})")
     idx, coords, labels = a["indices"].astype(np.int64), a["coords"], a["labels"]
     if idx.ndim != 1 or coords.shape != (len(idx), 2) or labels.shape != idx.shape \
             or not np.isfinite(coords).all():
-        raise ValueError(f"{path} holds arrays of inconsistent shapes")
+        raise DataError(f"{path} holds arrays of inconsistent shapes")
     return DigitMap(indices=idx, coords=coords.astype(np.float32), labels=labels.astype(np.uint8),
                     method=str(a["method"]), digits_fingerprint=str(a["digits_fingerprint"]))
 
@@ -182,7 +183,7 @@ def place(m: DigitMap, distances, positions) -> np.ndarray:
     d = np.asarray(distances, dtype=np.float64)
     pos = np.asarray(positions)
     if d.ndim != 1 or d.shape != pos.shape or len(d) == 0:
-        raise ValueError("place needs one distance per neighbour, at least one")
+        raise ParameterError("place needs one distance per neighbour, at least one")
     zero = d == 0
     w = zero.astype(np.float64) if zero.any() else 1.0 / d
     return (w[:, None] * m.coords[pos]).sum(axis=0) / w.sum()

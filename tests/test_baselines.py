@@ -198,9 +198,6 @@ def test_command_line_prints_the_table(cache_dir, capsys):
 
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: knn_core/baselines.py still raises plain ValueError (lines 137, 152, 277, 386, 392, "
-                          "419), not ParameterError")
 @pytest.mark.parametrize("kwargs, words", BAD_ARGUMENTS)
 def test_bad_arguments_are_parameter_errors(small, kwargs, words):
     with pytest.raises(ValueError, match=words) as exc:
@@ -208,8 +205,6 @@ def test_bad_arguments_are_parameter_errors(small, kwargs, words):
     assert isinstance(exc.value, ParameterError)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="bug: baselines' ValueError is not a KnnLabError, so the CLI shows a traceback, not exit 2")
 def test_command_line_bad_method_exits_2(cache_dir, capsys):
     assert main(["baselines", "--methods", "bogus"]) == 2
     assert "unknown method 'bogus'" in capsys.readouterr().err

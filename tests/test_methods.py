@@ -354,8 +354,6 @@ def test_method_parse_bad_recipes(value, words):
         Method.parse(value)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="bug: Recipe.from_json lets json.JSONDecodeError out (a ValueError, not a KnnLabError)")
 def test_method_parse_malformed_json_is_a_parameter_error():
     with pytest.raises(ParameterError):
         Method.parse('{"deskew": true')

@@ -47,7 +47,8 @@ class Method:
                 raise ParameterError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
             if isinstance(self.p, bool) or not isinstance(self.p, (int, float)) or not self.p >= 1:
                 raise ParameterError(f"minkowski needs a power p >= 1; got p={self.p!r}")
-            object.__setattr__(self, "p", float(self.p))
+            # p matters to minkowski only: other metrics keep the default, so equal searches compare equal.
+            object.__setattr__(self, "p", float(self.p) if self.metric == "minkowski" else CLASSIC_P)
         elif self.preset is not None and self.preset not in PRESETS:
             raise ParameterError(f"unknown method {self.preset!r}; choose one of {', '.join(PRESETS)}")
 

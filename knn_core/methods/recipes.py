@@ -159,7 +159,13 @@ class Recipe:
 
     @classmethod
     def from_json(cls, text: str) -> "Recipe":
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ParameterError(f"a recipe in JSON could not be read ({exc.msg} at character {exc.pos})") from None
+        if not isinstance(d, dict):
+            raise ParameterError(f"a recipe in JSON must be an object of recipe fields; got {type(d).__name__}")
+        return cls.from_dict(d)
 
     def replace(self, **changes) -> "Recipe":
         return Recipe.from_dict({**self.to_dict(), **changes})
