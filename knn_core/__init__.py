@@ -6,8 +6,9 @@
 """
 from .classifier import KNNClassifier, VoteExplanation
 from .data import Dataset, load_mnist
-from .errors import DataError, EmptyDrawingError
-from .preprocess import ImageError, canvas_to_mnist, canvas_to_mnist_stages, photo_to_mnist
+from .errors import DataError, EmptyDrawingError, ImageError
+from .normalize import canvas_to_mnist, canvas_to_mnist_stages
+from .photo import canvas_from_png, photo_to_mnist
 from .search import METRICS, ExactSearch
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "KNNClassifier",
     "METRICS",
     "VoteExplanation",
+    "canvas_from_png",
     "canvas_to_mnist",
     "canvas_to_mnist_stages",
     "load_mnist",

@@ -241,7 +241,7 @@ def read_image_file(path: str) -> np.ndarray:
     """A 28x28 grayscale file is taken as an MNIST digit as it is; anything else as a photo or drawing."""
     import cv2
 
-    from .preprocess import photo_to_mnist
+    from .photo import photo_to_mnist
 
     try:
         with open(path, "rb") as f:

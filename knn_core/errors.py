@@ -7,3 +7,7 @@ class DataError(ValueError):
 
 class EmptyDrawingError(ValueError):
     """A drawing or photo holds no ink, so there is no digit to classify."""
+
+
+class ImageError(ValueError):
+    """The input is not an image we can read: not PNG/JPEG, damaged, wrong shape, or too big to be a digit."""

@@ -310,7 +310,7 @@ def _as_images(X, name: str = "X") -> np.ndarray:
 
 def prepare_images(images, recipe: Recipe) -> np.ndarray:
     """The recipe's image steps (deskew, blur, downsample), the same for training digits and queries."""
-    from .preprocess import blur, deskew, downsample
+    from .features import blur, deskew, downsample
 
     recipe = resolve_recipe(recipe)
     a = _as_images(images)
