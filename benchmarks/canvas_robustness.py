@@ -33,13 +33,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from knn_core.data import load_mnist  # noqa: E402
-from knn_core.preprocess import (  # noqa: E402
-    ENCODINGS,
-    MNIST_STROKE,
-    PEN_RADII,
-    canvas_to_mnist,
-    simulate_canvas,
-)
+from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
+from knn_core.testing import ENCODINGS, PEN_RADII, simulate_canvas  # noqa: E402
 
 PENS = ("thin", "normal", "thick", "random")
 STROKE_ROW = f"{ENCODINGS[0]} + min_stroke={MNIST_STROKE}"

@@ -8,18 +8,20 @@
 >>> lists.accuracy(5)
 0.9688
 
-Where things are: data.py (every MNIST source -> Dataset), preprocess
-(canvas and photos -> 28x28 the MNIST way), search.py (the exact search),
+Where things are: data.py (every MNIST source -> Dataset), normalize.py
+(a drawing -> 28x28 the MNIST way), photo.py (decoding photos and canvas
+values safely), features.py (deskew, blur, downsample), search.py (the exact search),
 methods/ (Method: classic metrics and recipes beyond them), classifier.py
 (the estimator), vote.py (weights, ties), lists.py (neighbour lists of a
 split, cached), evaluate.py (reports, sweeps), cli.py (the command line).
 """
 from .classifier import KNNClassifier
 from .data import Dataset, load_mnist, stratified_subset
-from .errors import DataError, EmptyDrawingError, KnnLabError, ParameterError
+from .errors import DataError, EmptyDrawingError, ImageError, KnnLabError, ParameterError
 from .lists import K_MAX, NeighborLists, estimate_seconds, find_neighbors, is_cached, neighbor_lists, split_data
 from .methods import PRESETS, Method, Recipe
-from .preprocess import ImageError, canvas_to_mnist, canvas_to_mnist_stages, photo_to_mnist
+from .normalize import canvas_to_mnist, canvas_to_mnist_stages
+from .photo import canvas_from_png, photo_to_mnist
 from .search import METRICS, ExactSearch
 from .vote import VoteExplanation
 
@@ -39,6 +41,7 @@ __all__ = [
     "ParameterError",
     "Recipe",
     "VoteExplanation",
+    "canvas_from_png",
     "canvas_to_mnist",
     "canvas_to_mnist_stages",
     "estimate_seconds",

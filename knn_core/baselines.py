@@ -17,7 +17,7 @@ same measurements (:class:`BaselineRow`):
 - ``predictions``: the test predictions, for galleries.
 
 Features: ``"pixels"`` (784 values) and ``"10x10"`` (3x3 block means,
-:func:`knn_core.preprocess.downsample`), both scaled to [0, 1] floats for the
+:func:`knn_core.features.downsample`), both scaled to [0, 1] floats for the
 scikit-learn models.  kNN gets the same features as their uint8 codes (the
 [0, 1] values times 255): scaling all features by one factor changes no
 neighbour ranking, and the integer codes give exact distances and share the
@@ -143,7 +143,7 @@ def method(name: str) -> Baseline:
 
 def feature_rows(images, features: str) -> np.ndarray:
     """Images (N, 28, 28) uint8 -> feature rows (N, D) uint8: "pixels" (D=784) or "10x10" (D=100)."""
-    from .preprocess import downsample
+    from .features import downsample
 
     a = np.asarray(images)
     if features == "pixels":

@@ -235,19 +235,26 @@ def cmd_sweep(args) -> None:
 
 
 def read_image_file(path: str) -> np.ndarray:
-    """A 28x28 grayscale file is taken as an MNIST digit as it is; anything else as a photo or drawing."""
-    import cv2
+    """A 28x28 PNG or JPEG is taken as an MNIST digit as it is; anything else as a photo or drawing
+    (knn_core.photo, which bounds the work whatever the file holds)."""
+    import io
 
-    from .preprocess import photo_to_mnist
+    from PIL import Image, UnidentifiedImageError
+
+    from .photo import photo_to_mnist
 
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise DataError(f"cannot read ({exc.strerror})") from exc
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
-    if img is not None and img.shape == (28, 28):
-        return img if np.median(img) < 128 else 255 - img
+    try:
+        img = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])  # reads the header only
+        if img.size == (28, 28):
+            grey = np.asarray(img.convert("L"))
+            return grey if np.median(grey) < 128 else 255 - grey
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass  # not a readable 28x28 digit: the photo path says what is wrong with it
     return photo_to_mnist(data)
 
 

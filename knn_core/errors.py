@@ -20,3 +20,7 @@ class DataError(KnnLabError):
 
 class EmptyDrawingError(KnnLabError):
     """A drawing or photo holds no ink, so there is no digit to classify."""
+
+
+class ImageError(KnnLabError):
+    """The input is not an image we can read: not PNG/JPEG, damaged, wrong shape, or too big to be a digit."""

@@ -1,11 +1,10 @@
 """What the load test sends: real MNIST test digits as canvas drawings, and garbage."""
 from __future__ import annotations
 
-import struct
-import zlib
-
 import cv2
 import numpy as np
+
+from knn_core.testing import huge_png, png_header_only  # noqa: F401  (garbage the load test sends)
 
 CANVAS = 280
 
@@ -34,25 +33,6 @@ def drawings(n: int = 200, seed: int = 0) -> list[tuple[bytes, int]]:
         y, x = (int(v) for v in rng.integers(0, CANVAS - size, 2))
         out.append((canvas_png(ds.test_images[i], size, (y, x)), int(ds.test_labels[i])))
     return out
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def huge_png(side: int = 12_000) -> bytes:
-    """A valid, all-black grey PNG of side x side pixels (144 Mpx by default) that compresses to ~150 kB."""
-    comp = zlib.compressobj(9)
-    row = b"\x00" * (side + 1)  # filter byte + pixels
-    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", body) + _png_chunk(b"IEND", b"")
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR claiming a huge image, no pixel data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
 
 
 NOT_AN_IMAGE = b"this is not an image, just a few words of text\n" * 20

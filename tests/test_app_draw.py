@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import re
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -20,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 import ui
 from knn_core import KNNClassifier, load_mnist
+from knn_core.testing import png_header_only
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
@@ -59,14 +58,6 @@ def png_bytes(grey: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", grey)
     assert ok
     return buf.tobytes()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR chunk claiming a huge image (no pixel data)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
-            + struct.pack(">I", zlib.crc32(chunk)))
 
 
 def texts(elements) -> list[str]:
@@ -157,7 +148,8 @@ def test_vote_chart_and_stages_drawn_only_when_the_expander_is_open(mnist, refer
 
 
 def test_a_thin_pen_is_thickened_to_mnist_strokes_before_the_search(mnist, reference_clf):
-    from knn_core.preprocess import MNIST_STROKE, canvas_to_mnist, simulate_canvas
+    from knn_core.normalize import MNIST_STROKE, canvas_to_mnist
+    from knn_core.testing import simulate_canvas
 
     image = simulate_canvas(mnist.test_images[0], rng=0, pen="thin", size=0.8)
     as_drawn = canvas_to_mnist(image)

@@ -23,7 +23,7 @@ from knn_core.errors import DataError, EmptyDrawingError, KnnLabError, Parameter
 from knn_core.evaluate import choose_k
 from knn_core.lists import find_neighbors
 from knn_core.methods import PRESETS
-from knn_core.preprocess import ImageError
+from knn_core.errors import ImageError
 
 ROOT = Path(__file__).resolve().parent.parent
 _real_load_mnist = knn_core.data.load_mnist
@@ -234,9 +234,6 @@ def test_predict_blank_image_is_named_and_fails(capsys, tmp_path):
     assert error_lines(err) == [f"{blank}: no ink found in the photo: nothing to classify"]
 
 
-@pytest.mark.xfail(strict=True, raises=ImageError,
-                   reason="bug: preprocess.ImageError is a ValueError, not a KnnLabError, so cmd_predict "
-                          "lets it out as a traceback instead of naming the file and exiting 1")
 def test_predict_bad_files_are_named_and_fail(capsys, ds, tmp_path):
     good = write_png(tmp_path / "good.png", ds.test_images[1])
     text = tmp_path / "notes.txt"

@@ -1,32 +1,25 @@
-"""knn_core.preprocess: drawings and photos -> MNIST-style 28x28 digits; feature transforms."""
+"""knn_core.normalize, .photo, .features: drawings and photos -> MNIST-style 28x28 digits; feature transforms."""
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import cv2
 import numpy as np
 import pytest
 
 from knn_core.data import load_mnist
-from knn_core.errors import EmptyDrawingError
-from knn_core.preprocess import (
-    ENCODINGS,
+from knn_core.errors import EmptyDrawingError, ImageError
+from knn_core.features import blur, deskew, downsample
+from knn_core.normalize import (
     MNIST_STROKE,
-    ImageError,
     Stages,
-    blur,
     canvas_to_mnist,
     canvas_to_mnist_stages,
-    deskew,
-    downsample,
     find_ink,
-    photo_to_mnist,
-    photo_to_mnist_stages,
-    simulate_canvas,
     stroke_width,
 )
+from knn_core.photo import photo_to_mnist, photo_to_mnist_stages
+from knn_core.testing import ENCODINGS, png_header_only, simulate_canvas
 
 
 @pytest.fixture(scope="module")
@@ -334,15 +327,13 @@ def test_non_images_raise_image_error(data):
         photo_to_mnist(data)
 
 
-def png_header_only(width, height):
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
-
-
 def test_too_many_pixels_raise_before_decoding():
-    with pytest.raises(ImageError, match=r"20000x20000.*25,000,000"):
-        photo_to_mnist(png_header_only(20000, 20000))
+    with pytest.raises(ImageError, match=r"6,000x5,000 = 30,000,000 pixels.*25,000,000"):
+        photo_to_mnist(png_header_only(6000, 5000))
+    with pytest.raises(ImageError, match=r"2,500x2,000 = 5,000,000 pixels.*4,000,000 for a PNG"):
+        photo_to_mnist(png_header_only(2500, 2000))  # PNGs are decoded in full: a lower limit
+    with pytest.raises(ImageError, match=r"more than 178,956,970 pixels.*25,000,000"):
+        photo_to_mnist(png_header_only(20000, 20000))  # beyond Pillow's own bomb limit
     small = encode(np.full((60, 80, 3), 200, np.uint8), ".png")
     with pytest.raises(ImageError, match=r"80x60 = 4,800 pixels.*1,000"):
         photo_to_mnist(small, max_pixels=1000)

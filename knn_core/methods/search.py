@@ -73,7 +73,7 @@ def as_images(X, name: str = "X") -> np.ndarray:
 
 def prepare_images(images, recipe: Recipe) -> np.ndarray:
     """The recipe's image steps (deskew, blur, downsample), the same for training digits and queries."""
-    from ..preprocess import blur, deskew, downsample
+    from ..features import blur, deskew, downsample
 
     recipe = resolve_recipe(recipe)
     a = as_images(images)
