@@ -127,7 +127,7 @@ def test_load_test_smoke(chromium_path):
 
 
 def test_a_shared_link_on_a_fresh_server_runs_the_app(browser):
-    """A teacher's link opened first on a fresh server gets the whole app (see ui._leave_legacy_pages_mode)."""
+    """A teacher's link opened first on a fresh server gets the whole app (see ui.run_page)."""
     sys.path.insert(0, str(ROOT))
     from loadtest.server import Server
 
