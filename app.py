@@ -22,6 +22,7 @@ PAGES = [
 ]
 # ------------------------------------------------------------------------------
 
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, position="hidden")
+ui.page_menu(PAGES)  # our menu, not Streamlit's: see ui/navigation.py
 with ui.shared_sidebar():  # the shared settings; pages read them with ui.current_settings()
     page.run()

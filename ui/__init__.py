@@ -12,8 +12,8 @@ Pages and tests use only the names listed in ``__all__``; the code is one hop aw
 - ``ui/charts.py``: the vote chart and the vote colours.
 - ``ui/canvas.py``: the drawing canvas and what a drawing becomes.
 - ``ui/cache_warnings.py``: on-disk cache problems, told once per session.
-- ``ui/navigation.py``: :func:`run_page`, how a page file runs inside app.py, even when
-  Streamlit's legacy ``pages/`` mode runs it by itself.
+- ``ui/navigation.py``: the page menu (:func:`page_menu`) and how a page file runs inside
+  app.py, even when Streamlit's legacy ``pages/`` mode runs it by itself (:func:`run_page`).
 """
 from .cache_warnings import show_cache_warnings
 from .canvas import (
@@ -42,7 +42,7 @@ from .digits import (
     to_uint8,
 )
 from .jobs import CONFIRM_SECONDS, fmt_seconds, neighbor_lists, search_jobs
-from .navigation import run_page
+from .navigation import page_menu, run_page
 from .resources import (
     SERVER_BLAS_THREADS,
     Neighbours,
@@ -95,5 +95,5 @@ __all__ = [
     # cache warnings
     "show_cache_warnings",
     # navigation
-    "run_page",
+    "page_menu", "run_page",
 ]
