@@ -7,7 +7,7 @@ import streamlit as st
 import ui
 
 st.set_page_config(page_title="kNN Digit Lab", page_icon="🔢", layout="wide")
-ui.one_blas_thread_per_run()  # many sessions share this process: see ui.py
+ui.one_blas_thread_per_run()  # many sessions share this process: see ui/resources.py
 
 # ---- The pages, one per line, in menu order. ---------------------------------
 PAGES = [
@@ -22,6 +22,7 @@ PAGES = [
 ]
 # ------------------------------------------------------------------------------
 
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, position="hidden")
+ui.page_menu(PAGES)  # our menu, not Streamlit's: see ui/navigation.py
 with ui.shared_sidebar():  # the shared settings; pages read them with ui.current_settings()
     page.run()

@@ -297,5 +297,5 @@ def _gallery(ds, rows: list) -> None:
             ui.digit_grid(ds.test_images[pick[sl]], captions[sl], scale=2, borders=borders[sl], alts=alts[sl])
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    baselines_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(baselines_page)

@@ -174,5 +174,5 @@ def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:
             lists.distances[q, :k], int(pred[q]), frame=ui.GREEN if true == said else ui.RED)
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    confusion_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(confusion_page)

@@ -170,5 +170,5 @@ def _mean_digits(ds) -> None:
                "these ten averages is the nearest-centroid classifier, kNN's simplest cousin.")
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    dataset_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(dataset_page)

@@ -199,5 +199,5 @@ def _show_stages(stages: Stages) -> None:
                "(1/8 of the box's longer side) are thickened first, in stage 1.")
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    draw_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(draw_page)

@@ -247,5 +247,5 @@ def _compare(settings: ui.Settings) -> None:
                                      k=False, ks=f"1-{K_MAX}") for m in metrics for w in weights), language="bash")
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    k_sweep_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(k_sweep_page)

@@ -126,5 +126,5 @@ def _explain(lists, q: int, settings: ui.Settings) -> None:
     ui.neighbour_grid(ui.get_dataset().train_images[rows[nb]], nb_labels, lists.distances[q, :k], vote.winner)
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    misclassified_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(misclassified_page)

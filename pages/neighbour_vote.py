@@ -130,7 +130,7 @@ def _presentation_toggle() -> bool:
 
 def _sync_k() -> None:
     """The page's k slider moved: hand the value to the shared setting (the sidebar and the URL)."""
-    st.session_state[ui._widget_key("k")] = st.session_state["vote_k"]
+    ui.set_setting("k", st.session_state["vote_k"])
 
 
 def _k_slider(settings: ui.Settings) -> int:
@@ -394,5 +394,5 @@ def _clicked_row(event) -> int | None:
     return None
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    neighbour_vote_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(neighbour_vote_page)

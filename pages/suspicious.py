@@ -83,5 +83,5 @@ def doubt_table(d: dict, rows: np.ndarray, lists, k: int, which: str) -> pd.Data
     })
 
 
-if __name__ == "__main__":  # Streamlit runs pages as __main__; importing (tests) does not render
-    suspicious_page()
+if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render
+    ui.run_page(suspicious_page)

@@ -199,25 +199,25 @@ def test_confusion_diagonal_cell(mnist):
 
 def test_slow_search_asks_first_with_an_estimate(mnist, monkeypatch, tmp_path):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "empty-cache"))
-    ui._searches.clear()
+    ui.search_jobs.clear()
     at = run_page("confusion", {"metric": "minkowski"})  # minkowski p=3 on all 60,000: about 50 minutes
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 1 and "This takes about 50 min" in warnings[0], warnings
     assert [b.label for b in at.button] == ["Start the search (about 50 min)"]
     assert not at.get("plotly_chart") and not at.status
-    table, _ = ui._searches()
+    table, _ = ui.search_jobs()
     assert ("test", "minkowski", 60000) not in table  # nothing started
-    ui._searches.clear()
+    ui.search_jobs.clear()
 
 
 def test_first_search_shows_progress_then_comes_from_the_cache(mnist, monkeypatch, tmp_path):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
-    ui._searches.clear()
+    ui.search_jobs.clear()
     params = {"size": 500}
     at = run_page("suspicious", params)  # leave-one-out on 500 training digits: a quick first search
     assert len(at.status) == 1 and at.status[0].label.startswith("Searched in ")
     assert at.get("progress")
-    ui._searches.clear()  # a new server process: the lists are on disk now
+    ui.search_jobs.clear()  # a new server process: the lists are on disk now
     at = run_page("suspicious", params)
     assert len(at.status) == 1 and at.status[0].label.startswith("Loaded from the disk cache in ")
     times = []
@@ -227,7 +227,7 @@ def test_first_search_shows_progress_then_comes_from_the_cache(mnist, monkeypatc
         times.append(time.perf_counter() - t0)
         assert not at.status and not at.exception
     assert min(times) < 1.0, times
-    ui._searches.clear()
+    ui.search_jobs.clear()
 
 
 # --------------------------------------------------------------------------- Choosing k
@@ -293,7 +293,7 @@ def test_k_sweep_slow_metric_in_the_comparison_asks_first(mnist):
     assert not [d for d in at.dataframe if "k chosen on validation" in d.value.columns]
     for key in ("sweep_chart", "loo_chart", "size_chart"):  # the rest of the page is there
         chart(at, key)
-    table, _ = ui._searches()
+    table, _ = ui.search_jobs()
     assert ("val", "minkowski", SMALL) not in table
 
 

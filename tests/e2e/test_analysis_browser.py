@@ -33,7 +33,7 @@ OTHER = {"confusion": "misclassified", "k_sweep": "confusion", "misclassified": 
 
 def open_page(page, app_url: str, path: str) -> None:
     page.goto(app_url)  # the entry point first: app.py's navigation, then the page's own link
-    page.locator('[data-testid="stSidebarNav"]').wait_for()
+    page.locator(".st-key-page_menu").wait_for()
     page.goto(f"{app_url}/{path}")
     page.locator(PAGES[path]).first.wait_for(timeout=FIRST_LOAD_MS)
     idle(page)
@@ -48,7 +48,7 @@ def idle(page) -> None:
 def switch(page, path: str) -> float:
     """Click the page's link in the sidebar; seconds until its main element is drawn."""
     t0 = time.perf_counter()
-    page.locator(f'[data-testid="stSidebarNav"] a[href$="/{path}"]').click()
+    page.locator(f'.st-key-page_menu a[href="{path}"]').click()
     page.locator(PAGES[path]).first.wait_for()
     return time.perf_counter() - t0
 
@@ -101,3 +101,24 @@ def _save_small_png(png: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.open(io.BytesIO(png)).convert("RGB")
     img.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+def test_choosing_a_page_on_a_phone_folds_the_sidebar_away(browser, app_url):
+    """On a phone the open sidebar covers the page: choosing a page in the menu folds it away
+    (ui.page_menu), as Streamlit's own menu does."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 412, "height": 839}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(app_url)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        page.locator(".st-key-page_menu").wait_for(state="attached")
+        expect(sidebar).to_have_attribute("data-collapsed", "true")  # a phone starts with it folded
+        page.locator('[data-testid="stExpandSidebarButton"]').tap()
+        expect(sidebar).to_have_attribute("data-collapsed", "false")
+        page.locator('.st-key-page_menu a[href="dataset"]').tap()
+        page.wait_for_url("**/dataset?**")
+        expect(sidebar).to_have_attribute("data-collapsed", "true")
+    finally:
+        context.close()

@@ -126,17 +126,32 @@ def test_load_test_smoke(chromium_path):
     assert "targets met" in proc.stdout
 
 
+# Records every text of Streamlit's own sidebar menu the page ever shows (the app draws its own).
+STREAMLIT_MENU_WATCH = """
+window.__streamlitMenus = [];
+new MutationObserver(function () {
+  const nav = document.querySelector('[data-testid="stSidebarNav"]');
+  if (nav) window.__streamlitMenus.push(nav.innerText);
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
 def test_a_shared_link_on_a_fresh_server_runs_the_app(browser):
-    """A teacher's link opened first on a fresh server gets the whole app (see ui._leave_legacy_pages_mode)."""
+    """A teacher's link opened first on a fresh server gets the whole app (see ui.run_page), and
+    Streamlit's legacy menu of raw file names ("app, baselines, confusion...") never shows."""
     sys.path.insert(0, str(ROOT))
     from loadtest.server import Server
 
     with Server("app.py") as srv:
         page = browser.new_page()
+        page.add_init_script(STREAMLIT_MENU_WATCH)
         try:
             page.goto(srv.url + "/neighbour_vote?k=7")
-            page.locator("canvas.upper-canvas >> visible=true").wait_for(timeout=90_000)
-            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
-            assert "Neighbour vote" in nav and "Draw" in nav, nav
+            page.locator(K_SLIDER).wait_for(timeout=90_000)  # the vote page's own k slider
+            assert page.locator(K_SLIDER).input_value() == "7"
+            menu = page.locator(".st-key-page_menu").inner_text()  # app.py's menu: the app ran
+            assert "Neighbour vote" in menu and "Draw" in menu, menu
+            page.wait_for_timeout(1000)  # the run settles
+            assert page.evaluate("window.__streamlitMenus") == []
         finally:
             page.close()

@@ -1,0 +1,99 @@
+"""Streamlit helpers shared by the pages of kNN Digit Lab: ``import ui``, then ``ui.<name>``.
+
+Pages and tests use only the names listed in ``__all__``; the code is one hop away:
+
+- ``ui/settings.py``: the shared sidebar settings, mirrored into the URL
+  (:func:`current_settings`, :class:`Settings`, :func:`shared_sidebar`).
+- ``ui/resources.py``: what every session shares, built once per server process
+  (the dataset, fitted classifiers, :func:`nearest`).
+- ``ui/jobs.py``: the analysis pages' neighbour lists, searched in background
+  threads (:func:`neighbor_lists`).
+- ``ui/digits.py``: digit pictures, grids and neighbour captions.
+- ``ui/charts.py``: the vote chart and the vote colours.
+- ``ui/canvas.py``: the drawing canvas and what a drawing becomes.
+- ``ui/cache_warnings.py``: on-disk cache problems, told once per session.
+- ``ui/navigation.py``: the page menu (:func:`page_menu`) and how a page file runs inside
+  app.py, even when Streamlit's legacy ``pages/`` mode runs it by itself (:func:`run_page`).
+"""
+from .cache_warnings import show_cache_warnings
+from .canvas import (
+    DRAWING_MIN_STROKE,
+    PEN_DEFAULT,
+    DrawingError,
+    drawing_canvas,
+    drawing_from_bytes,
+    drawing_stages,
+    drawing_to_mnist,
+)
+from .charts import VOTE_CHART_CONFIG, WINNER_COLOUR, vote_chart
+from .digits import (
+    GREEN,
+    RED,
+    digit_grid,
+    digit_grid_html,
+    digit_tile,
+    digit_with_neighbours,
+    digits_beside_neighbours_html,
+    enlarge,
+    neighbour_captions,
+    neighbour_grid,
+    png_data_uri,
+    shift_arrows,
+    to_uint8,
+)
+from .jobs import CONFIRM_SECONDS, fmt_seconds, neighbor_lists, search_jobs
+from .navigation import page_menu, run_page
+from .resources import (
+    SERVER_BLAS_THREADS,
+    Neighbours,
+    classifier,
+    get_dataset,
+    get_fitted,
+    get_subset,
+    nearest,
+    one_blas_thread_per_run,
+)
+from .settings import (
+    CLASSIC,
+    K_MAX,
+    K_MIN,
+    METHOD_PREFIX,
+    METHODS,
+    MINKOWSKI_P,
+    SETTINGS,
+    TRAIN_SIZES,
+    Settings,
+    cli_command,
+    current_settings,
+    search_label,
+    set_setting,
+    settings_caption,
+    settings_from_query,
+    shared_sidebar,
+    with_search,
+)
+
+__all__ = [
+    # settings
+    "CLASSIC", "K_MAX", "K_MIN", "METHOD_PREFIX", "METHODS", "MINKOWSKI_P", "SETTINGS", "TRAIN_SIZES",
+    "Settings", "cli_command", "current_settings", "search_label", "set_setting", "settings_caption",
+    "settings_from_query", "shared_sidebar", "with_search",
+    # resources
+    "SERVER_BLAS_THREADS", "Neighbours", "classifier", "get_dataset", "get_fitted", "get_subset", "nearest",
+    "one_blas_thread_per_run",
+    # jobs
+    "CONFIRM_SECONDS", "fmt_seconds", "neighbor_lists", "search_jobs",
+    # digits
+    "GREEN", "RED", "digit_grid", "digit_grid_html", "digit_tile", "digit_with_neighbours",
+    "digits_beside_neighbours_html", "enlarge", "neighbour_captions", "neighbour_grid", "png_data_uri",
+    "shift_arrows", "to_uint8",
+    # charts
+    "VOTE_CHART_CONFIG", "WINNER_COLOUR", "vote_chart",
+    # canvas
+    "DRAWING_MIN_STROKE", "PEN_DEFAULT", "DrawingError", "drawing_canvas", "drawing_from_bytes",
+    "drawing_stages", "drawing_to_mnist",
+    # cache warnings
+    "show_cache_warnings",
+    # navigation
+    "page_menu", "run_page",
+]
