@@ -7,7 +7,7 @@ import streamlit as st
 import ui
 
 st.set_page_config(page_title="kNN Digit Lab", page_icon="🔢", layout="wide")
-ui.one_blas_thread_per_run()  # many sessions share this process: see ui/resources.py
+ui.start_server()  # once per process: one BLAS thread per run, the default classifier fitted: ui/resources.py
 
 # ---- The pages, one per line, in menu order. ---------------------------------
 PAGES = [

@@ -217,4 +217,4 @@ def queue_from_environment() -> JobQueue:
         except ValueError:
             raise KnnLabError(f"${name} must be a whole number; got {text!r}") from None
 
-    return JobQueue(whole(WORKERS_ENV, 1), per_owner=whole(PER_OWNER_ENV, 2))
+    return JobQueue(whole(WORKERS_ENV, 1), per_owner=whole(PER_OWNER_ENV, 2), keep=8)

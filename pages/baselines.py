@@ -6,9 +6,9 @@ loss = linear SVM, log loss = logistic regression), on raw pixels and on the
 timings, beside kNN (k=5 and the k chosen on the validation split).  The
 numbers come from :func:`knn_core.baselines.run_baselines` (cached on disk per
 method and feature set); the first computation on the full training set takes
-minutes, so it starts after a button press, runs in a background thread of the
-server (it carries on if the page reruns or the user leaves) and shows its
-progress.  Then: the table, a bar chart of test accuracy, and a gallery of test
+minutes, so it goes through the server's one job queue (after a button press,
+or, beyond the operator's limit, not from a browser at all: the page shows the
+command) and shows its progress.  Then: the table, a bar chart of test accuracy, and a gallery of test
 digits titled with a method's predictions, mistakes framed in red.
 
 Everything is in :func:`baselines_page`; tests hand it a small dataset.
@@ -16,15 +16,14 @@ Everything is in :func:`baselines_page`; tests hand it a small dataset.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import streamlit as st
 
 import ui
 from knn_core import baselines as bl
+from knn_core.jobs import CANCELLED, DONE, FAILED, QueueFull
 
 CV = 3
 CONFIRM_SECONDS = 60.0  # a computation estimated to take longer waits for a button press
@@ -72,84 +71,59 @@ def baselines_page(ds=None, train_size: int | None = None, confirm_seconds: floa
 # ------------------------------------------------------------------ computing the rows
 
 
-@dataclass(eq=False)
-class _Job:
-    """One run_baselines call in a background thread of this server process."""
-
-    estimate: float
-    started: float = field(default_factory=time.monotonic)
-    done: int = 0
-    total: int = 0
-    text: str = "starting…"
-    finished: float | None = None
-    rows: list | None = None
-    error: BaseException | None = None
-
-    def progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-
-    def status(self, text: str) -> None:
-        self.text = text
-
-
-@st.cache_resource(show_spinner=False)
-def _jobs() -> tuple[dict, threading.Lock]:
-    """Process-wide: (request -> _Job, its lock), shared by every session."""
-    return {}, threading.Lock()
-
-
-def _start(ds, n_train: int, estimate: float) -> _Job:
-    job = _Job(estimate)
-
-    def run():
-        try:
-            job.rows = bl.run_baselines(ds, cv=CV, train_size=n_train, progress=job.progress,
-                                        status=job.status)
-        except BaseException as exc:  # shown by the page that waits for it
-            job.error = exc
-        finally:
-            job.finished = time.monotonic()
-
-    threading.Thread(target=run, name=f"baselines-{n_train}", daemon=True).start()
-    return job
-
-
 def _rows(ds, n_train: int, confirm_seconds: float) -> list:
-    """All the rows: from the disk cache, or computed (after a confirmation if slow) with progress."""
+    """All the rows: from the disk cache, or computed through the server's one job queue (after a
+    confirmation if slow; not from a browser at all beyond the operator's limit) with progress."""
     cached = bl.run_baselines(ds, cv=CV, train_size=n_train, only_cached=True)
     plan = [(m.key, f) for m in bl.METHODS.values() for f in bl.FEATURES]
     have = {(r.method, r.features) for r in cached}
     todo = [p for p in plan if p not in have]
     if not todo:
         return cached
-    table, lock = _jobs()
-    request = (ds.fingerprint, n_train, CV)
-    with lock:
-        job = table.get(request)
-    if job is None or (job.finished and job.error is not None):
+    request = ("baselines", ds.fingerprint, n_train, CV)
+    job = ui.QUEUE.get(request)
+    if job is None or job.state in (FAILED, CANCELLED):
         estimate = bl.estimate_seconds(todo, n_train, len(ds.test_labels), CV, len(ds.val_labels))
+        if estimate > ui.max_browser_seconds():
+            st.info(f"**{len(todo)} of the {len(plan)} results are still to compute: about "
+                    f"{ui.fmt_seconds(estimate)}** for {n_train:,} training digits, too long to start from a "
+                    "browser. A smaller *Training digits* setting in the sidebar is much quicker; whoever runs "
+                    "the server can compute this table once with:", icon="⏳")
+            st.code(_command(n_train), language="bash")
+            return cached
         if estimate > confirm_seconds:
             st.warning(
                 f"**{len(todo)} of the {len(plan)} results are still to compute: about "
                 f"{ui.fmt_seconds(estimate)}** for {n_train:,} training digits (an estimate for these "
-                f"2 cores when nothing else runs).{_busy()} It runs in the background: you can use other "
-                "pages meanwhile, and every finished result is kept on disk, so this is needed once. A "
-                "smaller *Training digits* setting in the sidebar is much quicker.", icon="⏳")
+                f"2 cores when nothing else runs).{_busy()} Every finished result is kept on disk, so this is "
+                "needed once. A smaller *Training digits* setting in the sidebar is much quicker.", icon="⏳")
             if not st.button(f"Compute the table (about {ui.fmt_seconds(estimate)})", key="bl_start",
                              type="primary"):
                 if cached:
                     st.caption(f"Below: the {len(cached)} results computed so far.")
                 return cached
-        with lock:
-            job = table.get(request)
-            if job is None or (job.finished and job.error is not None):
-                job = table[request] = _start(ds, n_train, estimate)
-    if job.finished is None:
+
+        def work(progress):
+            return bl.run_baselines(ds, cv=CV, train_size=n_train, progress=progress)
+
+        try:
+            job = ui.QUEUE.submit(request, work, owner=ui.session_owner(), estimate=estimate)
+        except QueueFull as exc:
+            st.warning(f"{exc}.", icon="⏳")
+            return cached
+    if not job.ended:
         _wait(job, n_train)
-    if job.error is not None:
-        st.error(f"Computing the baselines failed: {type(job.error).__name__}: {job.error}", icon="🚫")
+        if job.state == DONE:
+            st.rerun()  # drawn afresh: no warning or button above the finished table
+    if job.state != DONE:
+        what = f"failed: {type(job.error).__name__}: {job.error}" if job.state == FAILED else "was cancelled"
+        st.error(f"Computing the baselines {what}", icon="🚫")
         return bl.run_baselines(ds, cv=CV, train_size=n_train, only_cached=True)
-    return job.rows
+    return job.result
+
+
+def _command(n_train: int) -> str:
+    return f"python -m knn_core baselines{'' if n_train >= 60000 else f' --train-size {n_train}'}"
 
 
 def _busy() -> str:
@@ -163,20 +137,21 @@ def _busy() -> str:
     return f" The server is busy now (load {load:.1f} on {cores} cores): expect it to take longer."
 
 
-def _wait(job: _Job, n_train: int) -> None:
-    """Show the job's progress until it ends (from this script's thread)."""
+def _wait(job, n_train: int) -> None:
+    """Show the job's progress until it ends, telling the queue someone still waits."""
     label = f"Computing the baselines on {n_train:,} training digits (about {ui.fmt_seconds(job.estimate)} estimated)"
+    t0 = time.monotonic()
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0)
-        while job.finished is None:
-            frac = job.done / job.total if job.total else 0.0
-            elapsed = time.monotonic() - job.started
-            bar.progress(min(frac, 1.0), text=f"{job.text} · step {job.done + 1} of {job.total or '…'} · "
-                                              f"{ui.fmt_seconds(elapsed)} so far")
+        while not job.ended:
+            job.touch()
+            where = (f"waiting for {ui.QUEUE.position(job) + 1} other search(es) to finish" if job.started is None
+                     else f"step {job.done + 1} of {job.total or '…'}")
+            bar.progress(min(job.fraction, 1.0), text=f"{where} · {ui.fmt_seconds(time.monotonic() - t0)} so far")
             time.sleep(0.25)
         bar.progress(1.0, text="done")
-        bad = job.error is not None
-        status.update(label=f"{'Failed' if bad else 'Done'} after {ui.fmt_seconds(job.finished - job.started)}",
+        bad = job.state != DONE
+        status.update(label=f"{'Stopped' if bad else 'Done'} after {ui.fmt_seconds(time.monotonic() - t0)}",
                       state="error" if bad else "complete", expanded=False)
 
 
@@ -217,7 +192,7 @@ def _table(rows: list, n_train: int) -> None:
         f"wall-clock seconds on this server's 2 cores when each result was computed ({ui.fmt_seconds(total)} "
         "in all) and vary with its load. kNN \"fits\" by indexing the training digits and does its work "
         "when predicting; the linear models are the reverse. The same table: "
-        f"`python -m knn_core baselines{'' if n_train >= 60000 else f' --train-size {n_train}'}`."
+        f"`{_command(n_train)}`."
     )
     with st.expander("About the methods and the classic figures"):
         for m in bl.METHODS.values():

@@ -165,7 +165,7 @@ def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:
     if true != said:
         st.code(ui.cli_command("misclassified", settings, true=true, predicted=said), language="bash")
     ds = ui.get_dataset()
-    rows = ui.get_subset(settings.size)
+    rows = lists.train_rows
     k = settings.k
     for q in shown.tolist():
         nb = lists.indices[q, :k]

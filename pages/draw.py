@@ -13,7 +13,9 @@ import streamlit as st
 
 import ui
 from knn_core import EmptyDrawingError
-from knn_core.preprocess import ImageError, Stages, photo_to_mnist_stages
+from knn_core import ImageError
+from knn_core.normalize import Stages
+from knn_core.photo import photo_to_mnist_stages
 
 STAGE_SIDE = 112  # px of each preprocessing-stage picture (28 x 4)
 PAGE_COLOUR = (241, 245, 242)  # the theme's secondaryBackgroundColor

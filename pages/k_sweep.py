@@ -20,12 +20,11 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from knn_core.evaluate import K_MAX, accuracy_by_k
-from knn_core.search import METRICS
+from knn_core import K_MAX, METRICS, Method
 
 KS = tuple(range(1, K_MAX + 1))
 SIZE_KS = (1, 3, 5, 10, 25, 50)  # up to K_MAX: the size curve reuses the pages' 50-neighbour searches
-COMPARE_DEFAULT = ("euclidean", "cosine")  # manhattan and minkowski are opt-in: slow on big sets
+COMPARE_DEFAULT = (Method.classic("euclidean"), Method.classic("cosine"))  # manhattan, minkowski: slow, opt-in
 WEIGHTS = ("uniform", "distance")
 VAL_COLOUR, TEST_COLOUR, LOO_COLOUR = "#1565C0", "#2E7D32", "#6A1B9A"
 LINE_COLOURS = ("#1565C0", "#2E7D32", "#C62828", "#F39C12", "#6A1B9A", "#00838F", "#8D6E63", "#546E7A")
@@ -33,9 +32,9 @@ CHART = {"displayModeBar": False}
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def curve(_lists, split: str, search: str, size: int, weights: str, tie: str, ks: tuple = KS) -> np.ndarray:
+def curve(_lists, split: str, search: Method, size: int, weights: str, tie: str, ks: tuple = KS) -> np.ndarray:
     """Accuracy at each k of one split's neighbour lists (cached by the arguments after _lists)."""
-    return accuracy_by_k(_lists, ks, weights=weights, tie_break=tie)
+    return _lists.sweep(ks, weights=weights, tie_break=tie)
 
 
 def best_k(acc: np.ndarray, ks=KS) -> int:
@@ -57,7 +56,7 @@ def k_sweep_page() -> None:
     _compare(settings)
 
 
-def _key(settings: ui.Settings, split: str, search: str | None = None, weights: str | None = None):
+def _key(settings: ui.Settings, split: str, search: Method | None = None, weights: str | None = None):
     return (split, search or settings.search, settings.size, weights or settings.weights, settings.tie)
 
 
@@ -199,7 +198,8 @@ def _compare(settings: ui.Settings) -> None:
     st.subheader("Metrics, methods and weightings side by side")
     fmt = ui.search_label
     c1, c2 = st.columns([2, 1])
-    options = list(METRICS) + [ui.METHOD_PREFIX + m for m in ui.METHODS if m != ui.CLASSIC]
+    options = [Method.classic(m, ui.MINKOWSKI_P) for m in METRICS] + [Method.parse(m) for m in ui.METHODS
+                                                                        if m != ui.CLASSIC]
     metrics = c1.multiselect("Distances and methods", options, default=list(COMPARE_DEFAULT), format_func=fmt,
                              key="compare_metrics",
                              help="manhattan and minkowski search far slower than euclidean and cosine "

@@ -122,7 +122,7 @@ def _explain(lists, q: int, settings: ui.Settings) -> None:
         ui.vote_chart(vote.scores, lists.classes, vote.winner, tied=vote.tied_classes, weights=settings.weights,
                       true_label=true, height=210, key="wrong_vote")
     st.caption(f"Its {k} nearest training digits, nearest first (✓ and green: voted for {vote.winner}):")
-    rows = ui.get_subset(settings.size)
+    rows = lists.train_rows
     ui.neighbour_grid(ui.get_dataset().train_images[rows[nb]], nb_labels, lists.distances[q, :k], vote.winner)
 
 

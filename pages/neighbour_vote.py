@@ -26,9 +26,8 @@ import numpy as np
 import streamlit as st
 
 import ui
-from knn_core import EmptyDrawingError, KNNClassifier
+from knn_core import EmptyDrawingError, ImageError, KNNClassifier
 from knn_core.embedding import DigitMap, load_map, place
-from knn_core.preprocess import ImageError
 
 # A colour per digit (Tableau 10: distinct for most colour-blind viewers, readable on a projector).
 LABEL_COLOURS = ("#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",

@@ -39,7 +39,7 @@ def suspicious_page() -> None:
     (lists,) = got
     d = doubts(lists, split, settings.search, settings.size, settings.k, settings.weights, settings.tie)
     ds = ui.get_dataset()
-    train_rows = ui.get_subset(settings.size)
+    train_rows = lists.train_rows
     rows = train_rows[d["index"]] if split == "loo" else d["index"]  # dataset numbers of the digits
     images = ds.train_images if split == "loo" else ds.test_images
     n = len(d["index"])

@@ -6,8 +6,8 @@ Pages and tests use only the names listed in ``__all__``; the code is one hop aw
   (:func:`current_settings`, :class:`Settings`, :func:`shared_sidebar`).
 - ``ui/resources.py``: what every session shares, built once per server process
   (the dataset, fitted classifiers, :func:`nearest`).
-- ``ui/jobs.py``: the analysis pages' neighbour lists, searched in background
-  threads (:func:`neighbor_lists`).
+- ``ui/jobs.py``: the analysis pages' neighbour lists, from memory, the disk cache or
+  the server's one job queue (:func:`neighbor_lists`).
 - ``ui/digits.py``: digit pictures, grids and neighbour captions.
 - ``ui/charts.py``: the vote chart and the vote colours.
 - ``ui/canvas.py``: the drawing canvas and what a drawing becomes.
@@ -41,7 +41,10 @@ from .digits import (
     shift_arrows,
     to_uint8,
 )
-from .jobs import CONFIRM_SECONDS, fmt_seconds, neighbor_lists, search_jobs
+from .jobs import (
+    CONFIRM_SECONDS, QUEUE, fill_cache_command, fmt_seconds, forget_loaded, max_browser_seconds, neighbor_lists,
+    session_owner,
+)
 from .navigation import page_menu, run_page
 from .resources import (
     SERVER_BLAS_THREADS,
@@ -51,13 +54,12 @@ from .resources import (
     get_fitted,
     get_subset,
     nearest,
-    one_blas_thread_per_run,
+    start_server,
 )
 from .settings import (
     CLASSIC,
     K_MAX,
     K_MIN,
-    METHOD_PREFIX,
     METHODS,
     MINKOWSKI_P,
     SETTINGS,
@@ -75,14 +77,15 @@ from .settings import (
 
 __all__ = [
     # settings
-    "CLASSIC", "K_MAX", "K_MIN", "METHOD_PREFIX", "METHODS", "MINKOWSKI_P", "SETTINGS", "TRAIN_SIZES",
+    "CLASSIC", "K_MAX", "K_MIN", "METHODS", "MINKOWSKI_P", "SETTINGS", "TRAIN_SIZES",
     "Settings", "cli_command", "current_settings", "search_label", "set_setting", "settings_caption",
     "settings_from_query", "shared_sidebar", "with_search",
     # resources
     "SERVER_BLAS_THREADS", "Neighbours", "classifier", "get_dataset", "get_fitted", "get_subset", "nearest",
-    "one_blas_thread_per_run",
+    "start_server",
     # jobs
-    "CONFIRM_SECONDS", "fmt_seconds", "neighbor_lists", "search_jobs",
+    "CONFIRM_SECONDS", "QUEUE", "fill_cache_command", "fmt_seconds", "forget_loaded", "max_browser_seconds",
+    "neighbor_lists", "session_owner",
     # digits
     "GREEN", "RED", "digit_grid", "digit_grid_html", "digit_tile", "digit_with_neighbours",
     "digits_beside_neighbours_html", "enlarge", "neighbour_captions", "neighbour_grid", "png_data_uri",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from knn_core.preprocess import MNIST_STROKE, Stages, canvas_to_mnist_stages
+from knn_core import ImageError, canvas_from_png
+from knn_core.normalize import MNIST_STROKE, Stages, canvas_to_mnist_stages
 
 # Drawings: strokes thinner than MNIST's (a thin pen on a big digit) are thickened to MNIST's typical
 # width first. On 2,000 redrawn test digits this took a thin pen from 91.3% to 97.1% and a normal one
@@ -31,7 +32,6 @@ def drawing_to_mnist(image) -> np.ndarray:
 
 CANVAS_SIZE = 280
 PEN_DEFAULT = 18
-MAX_DRAWING_PIXELS = 4_000_000  # a canvas sends 280 x 280; anything near this is not a drawing
 
 # Two small fixes to the canvas component, from the page (its code is in a shadow root):
 # 1. With update_streamlit=True it shows its toolbar (undo, redo, clear) only while the
@@ -124,33 +124,12 @@ def drawing_canvas(key: str = "canvas", pen_width: int = PEN_DEFAULT) -> np.ndar
             return None
 
 
-def drawing_from_bytes(data: bytes | None, max_pixels: int = MAX_DRAWING_PIXELS) -> np.ndarray | None:
-    """The canvas' PNG -> an array; DrawingError for anything that is not a reasonably sized picture.
-
-    The size is read from the header before anything is decoded, so an
-    enormous picture costs nothing.
-    """
+def drawing_from_bytes(data: bytes | None) -> np.ndarray | None:
+    """The canvas' PNG -> an array (knn_core.canvas_from_png: PNG only, canvas-sized, size read from the
+    header before anything is decoded); DrawingError with the reason for anything else."""
     if data is None:
         return None
-    import io
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with warnings.catch_warnings():  # the size is checked below, before decoding
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise DrawingError("it is not a PNG picture") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DrawingError(f"the picture is damaged ({type(exc).__name__})") from exc
-    with img:
-        w, h = img.size
-        if w * h > max_pixels:
-            raise DrawingError(f"it is {w:,}x{h:,} pixels, the canvas sends {CANVAS_SIZE}x{CANVAS_SIZE}")
-        try:
-            img.load()
-            return np.asarray(img)
-        except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
-            raise DrawingError(f"the picture is damaged ({type(exc).__name__})") from exc
+        return canvas_from_png(data)
+    except ImageError as exc:
+        raise DrawingError(str(exc)) from exc

@@ -1,33 +1,40 @@
-"""Neighbour lists for the analysis pages, searched in background threads of the server.
+"""Neighbour lists for the analysis pages: from memory, from the disk cache, or through the one job queue.
 
-:func:`neighbor_lists` returns knn_core's lists for (split, search, training
-size) requests: from memory (one copy per server process), from the disk cache,
-or searched in a background thread while the page shows the progress; a search
-estimated to take longer than CONFIRM_SECONDS waits for a button press.
-
-The calls into knn_core's search API are :func:`_search_lists`,
-:func:`_is_cached` and :func:`_estimate` (one per step: search, cached?,
-estimate), each choosing between a metric and a method preset.
+:func:`neighbor_lists` returns knn_core's lists for (split, method, training
+size) requests. Lists already searched come from memory or the disk cache.
+A search that is missing goes through knn_core's `JobQueue`, one per server
+process (a module global, not a Streamlit cache a browser could clear): a
+fixed number of workers, at most a few searches per session, the same search
+asked twice runs once, and a search nobody waits for any more is cancelled.
+A search estimated beyond CONFIRM_SECONDS waits for a button press; one
+beyond the operator's limit ($KNN_LAB_MAX_SEARCH_SECONDS, default a minute)
+is not started from the browser at all: the page shows the command that
+fills the disk cache, and serves the result once it is there.
 """
 from __future__ import annotations
 
-import dataclasses
-import threading
+import os
 import time
-from dataclasses import dataclass
-from typing import Any, Sequence
+import uuid
+from collections import OrderedDict
+from typing import Sequence
 
 import streamlit as st
 
-from knn_core.evaluate import K_MAX as SEARCH_K
-from knn_core.evaluate import estimate_search_seconds, neighbors_cached, split_neighbors
-from knn_core.methods import PRESETS, estimate_recipe_seconds, recipe_cached, recipe_neighbors
+from knn_core import K_MAX, Method, estimate_seconds, is_cached
+from knn_core import neighbor_lists as search_neighbor_lists
+from knn_core.jobs import CANCELLED, DONE, FAILED, Job, QueueFull, queue_from_environment
 
 from .resources import get_dataset
-from .settings import METHOD_PREFIX, MINKOWSKI_P, search_label
+from .settings import Settings, cli_command, search_label, with_search
 
-CONFIRM_SECONDS = 60.0  # a search estimated to take longer waits for a button press
-KEEP_SEARCHES = 24  # finished neighbour lists kept in memory; older ones reload from the disk cache
+CONFIRM_SECONDS = 10.0  # a search estimated to take longer waits for a button press
+MAX_SECONDS_ENV = "KNN_LAB_MAX_SEARCH_SECONDS"
+DEFAULT_MAX_SECONDS = 60.0  # longer searches are not started from a browser (the operator may raise it)
+KEEP_BYTES = 400e6  # neighbour lists kept in memory; older ones reload from the disk cache
+
+QUEUE = queue_from_environment()  # the server process's one queue for long searches
+_loaded: OrderedDict = OrderedDict()  # request -> NeighborLists, least recently used first
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -39,76 +46,12 @@ def fmt_seconds(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-@dataclass(eq=False)
-class _Search:
-    """One split_neighbors call, run in a background thread of this server process."""
-
-    request: tuple  # (split, search: a metric or "method:<preset>" (Settings.search), training size)
-    estimate: float  # seconds; 0 when it is read from the disk cache
-    started: float = dataclasses.field(default_factory=time.monotonic)
-    done: int = 0
-    total: int = 0
-    finished: float | None = None
-    result: Any = None
-    error: BaseException | None = None
-    used: float = 0.0
-
-    def progress(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
-
-    @property
-    def fraction(self) -> float:
-        return 1.0 if self.finished else self.done / self.total if self.total else 0.0
-
-
-@st.cache_resource(show_spinner=False)
-def search_jobs() -> tuple[dict, threading.Lock]:
-    """Process-wide: (request -> _Search, its lock). Shared by every session."""
-    return {}, threading.Lock()
-
-
-def _preset_of(search: str):
-    """The method preset a search key names, or None for a metric."""
-    return PRESETS[search[len(METHOD_PREFIX):]] if search.startswith(METHOD_PREFIX) else None
-
-
-def _search_lists(ds, split: str, search: str, size: int, progress=None):
-    """The neighbour lists of one request: knn_core's split_neighbors or methods.recipe_neighbors."""
-    preset = _preset_of(search)
-    if preset is not None:
-        return recipe_neighbors(ds, preset.recipe, split, train_size=size, k_max=SEARCH_K, progress=progress)
-    return split_neighbors(ds, split, metric=search, p=MINKOWSKI_P, train_size=size, k_max=SEARCH_K,
-                           progress=progress)
-
-
-def _is_cached(ds, split: str, search: str, size: int) -> bool:
-    preset = _preset_of(search)
-    if preset is not None:
-        return recipe_cached(ds, preset.recipe, split, train_size=size, k_max=SEARCH_K)
-    return neighbors_cached(ds, split, metric=search, p=MINKOWSKI_P, train_size=size)
-
-
-def _estimate(ds, split: str, search: str, size: int) -> float:
-    preset = _preset_of(search)
-    if preset is not None:
-        return estimate_recipe_seconds(ds, preset.recipe, split, size)
-    return estimate_search_seconds(ds, split, search, size)
-
-
-def _start_search(ds, request: tuple, estimate: float) -> _Search:
-    split, search, size = request
-    job = _Search(request, estimate)
-
-    def run():
-        try:
-            job.result = _search_lists(ds, split, search, size, progress=job.progress)
-        except BaseException as exc:  # shown by the page that waits for it
-            job.error = exc
-        finally:
-            job.finished = time.monotonic()
-
-    threading.Thread(target=run, name=f"knn-search-{split}-{search}-{size}", daemon=True).start()
-    return job
+def max_browser_seconds() -> float:
+    """The longest search a browser may start ($KNN_LAB_MAX_SEARCH_SECONDS, default 60)."""
+    try:
+        return float(os.environ.get(MAX_SECONDS_ENV, DEFAULT_MAX_SECONDS))
+    except ValueError:
+        return DEFAULT_MAX_SECONDS
 
 
 def describe_search(ds, request: tuple) -> str:
@@ -122,82 +65,133 @@ def describe_search(ds, request: tuple) -> str:
     return f"leave-one-out on {min(size, len(ds.train_labels)):,} training digits, {name}"
 
 
-def neighbor_lists(requests: Sequence[tuple], *, key: str) -> list | None:
-    """knn_core neighbour lists (SEARCH_K neighbours) for each (split, search, training size);
-    search: a metric or a method (Settings.search).
+def fill_cache_command(request: tuple) -> str:
+    """The command line that searches a request's lists into the disk cache the pages read."""
+    split, search, size = request
+    settings = with_search(Settings(size=size), search)
+    if split == "test":
+        return cli_command("evaluate", settings, k=False, vote=False)
+    return cli_command("sweep", settings, k=False, vote=False, split=split)
 
-    From memory after the first time (one copy per server process), else from
-    the disk cache, else searched in a background thread while this shows the
-    progress and the time estimate (st.status).  A search estimated to take
-    longer than CONFIRM_SECONDS starts only after a press of the button shown
-    here (key: its widget key).  Returns None while waiting for that press or
-    after a failed search (shown as st.error): draw nothing that needs them.
-    A started search goes on when the page reruns or the user leaves it.
+
+def session_owner() -> str:
+    """This browser session, for the per-session limit of the queue."""
+    return st.session_state.setdefault("_search_owner", uuid.uuid4().hex)
+
+
+def forget_loaded() -> None:
+    """Drop the lists held in memory, as a server restart would (they reload from the disk cache)."""
+    _loaded.clear()
+
+
+def _remember(request: tuple, lists) -> None:
+    _loaded[request] = lists
+    _loaded.move_to_end(request)
+    size = sum(lst.distances.nbytes + lst.indices.nbytes for lst in _loaded.values())
+    while len(_loaded) > 1 and size > KEEP_BYTES:
+        _, old = _loaded.popitem(last=False)
+        size -= old.distances.nbytes + old.indices.nbytes
+
+
+def neighbor_lists(requests: Sequence[tuple], *, key: str) -> list | None:
+    """knn_core neighbour lists (K_MAX neighbours) for each (split, method, training size).
+
+    Returns None, having said why on the page, while a search waits for its
+    button or is too long for a browser, or after it failed: draw nothing
+    that needs them then. While searches run, this shows their progress.
     """
     ds = get_dataset()
-    table, lock = search_jobs()
-    requests = [(split, search, int(size)) for split, search, size in requests]
-    with lock:
-        missing = [r for r in dict.fromkeys(requests) if r not in table]
-    if missing:
-        estimates = {r: 0.0 if _is_cached(ds, *r) else _estimate(ds, *r) for r in missing}
-        total = sum(estimates.values())
-        if total > CONFIRM_SECONDS:
-            slow = "; ".join(describe_search(ds, r) for r, s in estimates.items() if s)
-            st.warning(f"**This takes about {fmt_seconds(total)}** on this machine ({slow}). The search runs "
-                       "in the background: you can use other pages meanwhile, and the result is kept "
-                       "on disk for next time.", icon="⏳")
-            if not st.button(f"Start the search (about {fmt_seconds(total)})", key=key, type="primary"):
-                return None
-        with lock:
-            for r in missing:
-                if r not in table:
-                    table[r] = _start_search(ds, r, estimates[r])
-            kept = sorted((j for j in table.values() if j.finished and not j.error), key=lambda j: j.used)
-            for j in kept[: max(0, len(kept) - KEEP_SEARCHES)]:
-                if j.request not in requests:
-                    del table[j.request]
-    jobs = [table[r] if r in table else None for r in requests]
-    jobs = [j if j is not None else _start_search(ds, r, 0.0) for j, r in zip(jobs, requests)]
-    if any(j.finished is None for j in jobs):
-        _wait(ds, jobs)
-    failed = [j for j in jobs if j.error is not None]
-    for j in failed:
-        st.error(f"The search ({describe_search(ds, j.request)}) failed: {j.error}", icon="🚫")
-        with lock:
-            table.pop(j.request, None)  # the next run tries again
-    if failed:
+    requests = [(split, Method.parse(search), int(size)) for split, search, size in requests]
+    missing = []
+    for r in dict.fromkeys(requests):
+        if r in _loaded:
+            _loaded.move_to_end(r)
+        elif is_cached(ds, r[1], r[0], train_size=r[2], k_max=K_MAX):
+            with st.spinner("Loading neighbour lists from the disk cache…"):
+                _remember(r, search_neighbor_lists(ds, r[1], r[0], train_size=r[2], k_max=K_MAX))
+        else:
+            missing.append(r)
+    if missing and not _search(ds, missing, key):
         return None
-    now = time.monotonic()
-    for j in jobs:
-        j.used = now
-    return [j.result for j in jobs]
+    return [_loaded[r] for r in requests]
 
 
-def _wait(ds, jobs: list) -> None:
-    """Show the progress of running searches until they end (from this script's thread)."""
-    searching = [j for j in jobs if j.finished is None and j.estimate > 0]
-    if searching:
-        est = sum(j.estimate for j in searching)
-        label = f"Searching ({fmt_seconds(est)} estimated): " + "; ".join(describe_search(ds, j.request)
-                                                                          for j in searching)
-    else:
-        label = "Loading neighbour lists from the disk cache…"
-    t0 = min([j.started for j in jobs if j.finished is None], default=time.monotonic())
+def _search(ds, missing: list, key: str) -> bool:
+    """Search the missing requests through the queue (joining searches already under way)."""
+    new = [r for r in missing if (job := QUEUE.get(r)) is None or job.state in (FAILED, CANCELLED)]
+    estimates = {r: estimate_seconds(ds, r[1], r[0], r[2]) for r in new}
+    too_long = [r for r in new if estimates[r] > max_browser_seconds()]
+    if too_long:
+        st.info(f"**This search is too long to start from a browser** (about "
+                f"{fmt_seconds(sum(estimates[r] for r in too_long))} on this server: "
+                + "; ".join(describe_search(ds, r) for r in too_long)
+                + "). Whoever runs the server can compute it once with the command below; this page then "
+                "shows the result.", icon="⏳")
+        st.code("\n".join(dict.fromkeys(fill_cache_command(r) for r in too_long)), language="bash")
+        return False
+    total = sum(estimates.values())
+    if total > CONFIRM_SECONDS:
+        st.warning(f"**This takes about {fmt_seconds(total)}** on this machine ("
+                   + "; ".join(describe_search(ds, r) for r in new)
+                   + "). The result is kept on disk for next time.", icon="⏳")
+        if not st.button(f"Start the search (about {fmt_seconds(total)})", key=key, type="primary"):
+            return False
+    owner = session_owner()
+    try:
+        jobs = [QUEUE.submit(r, _work(ds, r), owner=owner, estimate=estimates.get(r, 0.0)) for r in missing]
+    except QueueFull as exc:
+        st.warning(f"{exc}.", icon="⏳")
+        return False
+    _wait(ds, jobs)
+    ok = True
+    for job in jobs:
+        if job.state == DONE:
+            _remember(job.key, job.result)
+        elif job.state == FAILED:
+            st.error(f"The search ({describe_search(ds, job.key)}) failed: {job.error}", icon="🚫")
+            ok = False
+        else:
+            st.warning(f"The search ({describe_search(ds, job.key)}) was cancelled; reload the page to start it "
+                       "again.", icon="⏳")
+            ok = False
+    return ok
+
+
+def _work(ds, request: tuple):
+    split, search, size = request
+
+    def work(progress):
+        return search_neighbor_lists(ds, search, split, train_size=size, k_max=K_MAX, progress=progress)
+
+    return work
+
+
+def _wait(ds, jobs: list[Job]) -> None:
+    """Show the progress of the searches until they end, telling the queue someone still waits."""
+    est = sum(j.estimate for j in jobs)
+    label = f"Searching ({fmt_seconds(est)} estimated): " + "; ".join(describe_search(ds, j.key) for j in jobs)
+    t0 = time.monotonic()
     weight = [max(j.estimate, 0.5) for j in jobs]
-    with st.status(label, expanded=bool(searching)) as status:
+    with st.status(label, expanded=True) as status:
         bar = st.progress(0.0)
         while True:
-            running = [j for j in jobs if j.finished is None]
+            for j in jobs:
+                j.touch()
+            waiting = [j for j in jobs if not j.ended]
             frac = sum(w * j.fraction for w, j in zip(weight, jobs)) / sum(weight)
-            now = running[0] if running else None
-            text = (f"{describe_search(ds, now.request)}: {now.done:,} of {now.total or '…'} digits"
-                    if now else "done")
+            now = waiting[0] if waiting else None
+            if now is None:
+                text = "done"
+            elif now.started is None:
+                ahead = QUEUE.position(now)
+                text = f"{describe_search(ds, now.key)}: waiting for {ahead + 1} search{'es' if ahead else ''} " \
+                       "of other pages to finish"
+            else:
+                text = f"{describe_search(ds, now.key)}: {now.done:,} of {now.total or '…'} digits"
             bar.progress(min(frac, 1.0), text=f"{text} · {time.monotonic() - t0:.0f} s")
-            if not running:
+            if not waiting:
                 break
             time.sleep(0.2)
-        bad = any(j.error is not None for j in jobs)
-        what = "Failed" if bad else "Searched" if searching else "Loaded from the disk cache"
-        status.update(label=f"{what} in {time.monotonic() - t0:.1f} s", state="error" if bad else "complete",
-                      expanded=False)
+        bad = any(j.state != DONE for j in jobs)
+        status.update(label=f"{'Stopped' if bad else 'Searched'} in {time.monotonic() - t0:.1f} s",
+                      state="error" if bad else "complete", expanded=False)

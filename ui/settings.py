@@ -23,12 +23,12 @@ from typing import Any, Callable, Iterator, Mapping
 
 import streamlit as st
 
-from knn_core.classifier import TIE_BREAKS, WEIGHTS
-from knn_core.methods import PRESETS
+from knn_core.methods import CLASSIC_P, PRESETS, Method
 from knn_core.search import METRICS
+from knn_core.vote import TIE_BREAKS, WEIGHTS
 
 
-MINKOWSKI_P = 3
+MINKOWSKI_P = CLASSIC_P  # the app's minkowski is L3, as the command line's default
 TRAIN_SIZES = (500, 1000, 2000, 5000, 10000, 20000, 60000)
 K_MIN, K_MAX = 1, 50
 
@@ -85,10 +85,8 @@ def _parse_int(text: str) -> int | None:
         return None
 
 
-_METRIC_LABELS = {"minkowski": f"minkowski (p={MINKOWSKI_P})"}
 CLASSIC = "classic"  # the method setting's value for plain kNN with the Distance setting
 METHODS = (CLASSIC,) + tuple(name for name in PRESETS if name != "plain")  # "plain" is classic euclidean
-METHOD_PREFIX = "method:"  # a search key naming a method preset instead of a metric (see Settings.search)
 
 
 def _method_label(method: str) -> str:
@@ -106,7 +104,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 format_func=_method_label),
     SettingSpec("metric", "Distance", "euclidean", "choice", choices=tuple(METRICS),
                 help="How the distance between two 28x28 digits is measured.",
-                format_func=lambda m: _METRIC_LABELS.get(m, m)),
+                format_func=lambda m: Method.classic(m, MINKOWSKI_P).label),
     SettingSpec("weights", "Vote weights", "uniform", "choice", choices=tuple(WEIGHTS),
                 help="uniform: one vote per neighbour; distance: each vote weighs 1/distance."),
     SettingSpec("tie", "Tie rule", "smallest", "choice", choices=tuple(TIE_BREAKS),
@@ -134,11 +132,11 @@ class Settings:
         return {s.key: s.to_query(getattr(self, s.key)) for s in SETTINGS}
 
     @property
-    def search(self) -> str:
-        """What finds the neighbours: a metric name (classic kNN) or "method:<preset>".
+    def search(self) -> Method:
+        """What finds the neighbours (knn_core's Method): classic kNN with the Distance, or a method preset.
 
-        The first part of every neighbour-list request and cache key of the pages."""
-        return self.metric if self.method == CLASSIC else METHOD_PREFIX + self.method
+        The first part of every neighbour-list request of the pages."""
+        return Method.classic(self.metric, MINKOWSKI_P) if self.method == CLASSIC else Method.parse(self.method)
 
     @property
     def distance_label(self) -> str:
@@ -146,19 +144,16 @@ class Settings:
         return search_label(self.search)
 
 
-def with_search(settings: Settings, search: str, **changes) -> Settings:
-    """These settings with the neighbours found by `search` (a metric, or "method:<preset>") instead."""
-    if search.startswith(METHOD_PREFIX):
-        return dataclasses.replace(settings, method=search[len(METHOD_PREFIX):], **changes)
-    return dataclasses.replace(settings, method=CLASSIC, metric=search, **changes)
+def with_search(settings: Settings, search: Method, **changes) -> Settings:
+    """These settings with the neighbours found by `search` (a classic metric or a method preset) instead."""
+    if search.is_classic:
+        return dataclasses.replace(settings, method=CLASSIC, metric=search.metric, **changes)
+    return dataclasses.replace(settings, method=search.preset, **changes)
 
 
-def search_label(search: str) -> str:
-    """A search key (Settings.search) in words: 'euclidean', or 'deskew + blur, L3 (L3 distance)'."""
-    if search.startswith(METHOD_PREFIX):
-        preset = PRESETS[search[len(METHOD_PREFIX):]]
-        return f"{preset.label} ({preset.recipe.distance_name})"
-    return _METRIC_LABELS.get(search, search)
+def search_label(search: Method) -> str:
+    """A search in words: 'euclidean', 'minkowski (p=3)', or 'deskew + blur, L3 (L3 distance)'."""
+    return search.label if search.is_classic else f"{search.label} ({search.distance_name})"
 
 
 if [f.name for f in dataclasses.fields(Settings)] != [s.key for s in SETTINGS]:
