@@ -35,12 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = str(Path(__file__).resolve().parent.parent)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from knn_core.data import load_mnist  # noqa: E402
-from knn_core.methods import (  # noqa: E402
+from knn_core.data import load_mnist
+from knn_core.methods import (
     BEST_PRESET,
     PRESETS,
     MethodClassifier,
@@ -162,8 +158,7 @@ def exactness(ds, name: str, n: int, k: int, weights: str = "uniform", k_list: i
 
 
 def canvas_figure(n: int, seed: int, best: str, k: int, weights: str) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import canvas_robustness as cr
+    import canvas_robustness as cr  # beside this script, so on sys.path when it runs
 
     out = {}
     for label, make in ((best, lambda: MethodClassifier(best, k, weights=weights)), ("plain", lambda: MethodClassifier("plain", 5))):

@@ -23,17 +23,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-ROOT = str(Path(__file__).resolve().parent.parent)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from knn_core.data import load_mnist  # noqa: E402
-from knn_core.preprocess import (  # noqa: E402
+from knn_core.data import load_mnist
+from knn_core.preprocess import (
     ENCODINGS,
     MNIST_STROKE,
     PEN_RADII,
