@@ -23,8 +23,9 @@ from knn_core import load_mnist
 from knn_core.data import BUNDLED_DIR
 
 site = Path(sys.argv[1])
-assert Path(knn_core.__file__).is_relative_to(site), f"knn_core imported from {knn_core.__file__}, not {site}"
-assert BUNDLED_DIR.is_relative_to(site), f"bundled MNIST read from {BUNDLED_DIR}, not from the installed copy"
+package = Path(knn_core.__file__).parent
+assert package.is_relative_to(site), f"knn_core imported from {package}, not from {site}"
+assert BUNDLED_DIR.is_relative_to(package) and BUNDLED_DIR.is_dir(), f"no bundled MNIST in the installed copy: {BUNDLED_DIR}"
 ds = load_mnist()
 assert ds.train_images.shape == (60000, 28, 28) and ds.test_images.shape == (10000, 28, 28)
 print(f"installed copy OK: knn-lab --help, load_mnist() from {BUNDLED_DIR.relative_to(site)}: "
