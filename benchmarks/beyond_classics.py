@@ -35,14 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = str(Path(__file__).resolve().parent.parent)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from knn_core import KNNClassifier, neighbor_lists  # noqa: E402
-from knn_core.data import load_mnist  # noqa: E402
-from knn_core.methods import BEST_PRESET, PRESETS, MethodSearch, brute_force_neighbors  # noqa: E402
-from knn_core.vote import decide, tally  # noqa: E402
+from knn_core import KNNClassifier, neighbor_lists
+from knn_core.data import load_mnist
+from knn_core.methods import BEST_PRESET, PRESETS, MethodSearch, brute_force_neighbors
+from knn_core.vote import decide, tally
 
 KS = tuple(range(1, 11))
 WEIGHTS = ("uniform", "distance")
@@ -155,8 +151,7 @@ def exactness(ds, name: str, n: int, k: int, weights: str = "uniform", k_list: i
 
 
 def canvas_figure(n: int, seed: int, best: str, k: int, weights: str) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import canvas_robustness as cr
+    import canvas_robustness as cr  # beside this script, so on sys.path when it runs
 
     out = {}
     for label, make in ((best, lambda: KNNClassifier(k, method=best, weights=weights)),

@@ -23,18 +23,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-ROOT = str(Path(__file__).resolve().parent.parent)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from knn_core.data import load_mnist  # noqa: E402
-from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
-from knn_core.testing import ENCODINGS, PEN_RADII, simulate_canvas  # noqa: E402
+from knn_core.data import load_mnist
+from knn_core.normalize import MNIST_STROKE, canvas_to_mnist
+from knn_core.testing import ENCODINGS, PEN_RADII, simulate_canvas
 
 PENS = ("thin", "normal", "thick", "random")
 STROKE_ROW = f"{ENCODINGS[0]} + min_stroke={MNIST_STROKE}"

@@ -14,13 +14,30 @@ import pickle
 import re
 import zlib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError, ParameterError
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "assets" / "mnist"
+
+def bundled_path(*parts: str) -> Path:
+    """A file or folder shipped with knn_core, e.g. ``bundled_path("mnist")``.
+
+    They live in the repo's ``assets/`` folder. An installed copy carries them
+    inside the package as ``knn_core/_bundled/`` (pyproject.toml maps that
+    package onto ``assets/``), found through importlib.resources so it works
+    from any folder; a checkout that is not installed reads ``assets/`` beside
+    the package.
+    """
+    root = resources.files("knn_core").joinpath("_bundled")
+    if not root.is_dir():
+        return Path(__file__).resolve().parent.parent.joinpath("assets", *parts)
+    return Path(str(root)).joinpath(*parts)
+
+
+BUNDLED_DIR = bundled_path("mnist")
 DEFAULT_N_VAL = 10_000
 IMAGE_SHAPE = (28, 28)
 

@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from . import cache
-from .data import stratified_subset
+from .data import bundled_path, stratified_subset
 from .errors import DataError, ParameterError
 
 __all__ = ["DigitMap", "METHODS", "SHIPPED", "compute_map", "load_map", "place", "read_map", "write_map"]
 
 METHODS = ("tsne", "pca")
 SAMPLE_SIZE = 5000
-SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "embedding" / "tsne_5000.npz"
+SHIPPED = bundled_path("embedding", "tsne_5000.npz")
 _FORMAT = "knn-digit-lab-map-1"
 
 

@@ -1,6 +1,9 @@
 """The baseline for the browser load test: only the drawing canvas and a fixed answer.
 
-    .venv/bin/streamlit run loadtest/bare_canvas.py
+    .venv/bin/python -m streamlit run loadtest/bare_canvas.py   # from the repo root
+
+(``python -m`` puts the current folder on sys.path, so ``ui`` is found, as
+loadtest/server.py starts it.)
 
 The same canvas as the app (ui.drawing_canvas: same component, same
 send-on-pointer-up), the same "Prediction" metric once something is drawn,
@@ -8,14 +11,9 @@ and nothing else: no classifier, no charts, no pictures.  Whatever latency a
 browser sees here is the floor set by Streamlit, the canvas component and the
 browsers themselves on this machine.
 """
-import sys
-from pathlib import Path
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import streamlit as st  # noqa: E402
-
-import ui  # noqa: E402
+import ui
 
 st.set_page_config(page_title="Bare canvas", layout="wide")
 left, right = st.columns([4, 7])

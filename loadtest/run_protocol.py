@@ -35,10 +35,9 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from . import payloads
 from .protocol import ProtocolError, Session, canvas_value

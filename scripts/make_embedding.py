@@ -14,10 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from knn_core import load_mnist  # noqa: E402
-from knn_core.embedding import METHODS, SAMPLE_SIZE, SHIPPED, compute_map, read_map, write_map  # noqa: E402
+from knn_core import load_mnist
+from knn_core.embedding import METHODS, SAMPLE_SIZE, SHIPPED, compute_map, read_map, write_map
 
 
 def main(argv=None) -> int:
