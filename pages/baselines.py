@@ -116,7 +116,7 @@ def _rows(ds, n_train: int, confirm_seconds: float) -> list:
         if job.state == DONE:
             st.rerun()  # drawn afresh: no warning or button above the finished table
     if job.state != DONE:
-        what = f"failed: {type(job.error).__name__}: {job.error}" if job.state == FAILED else "was cancelled"
+        what = f"failed: {ui.error_message(job.error)}" if job.state == FAILED else "was cancelled"
         st.error(f"Computing the baselines {what}", icon="🚫")
         return bl.run_baselines(ds, cv=CV, train_size=n_train, only_cached=True)
     return job.result

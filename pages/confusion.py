@@ -133,9 +133,10 @@ def _cell_clicked() -> None:
     """A click on the heatmap: put its cell into the select boxes."""
     event = st.session_state.get(CHART_KEY)
     points = (event or {}).get("selection", {}).get("points", [])
-    if points:
-        st.session_state[TRUE_KEY] = int(points[0]["y"])
-        st.session_state[PRED_KEY] = int(points[0]["x"])
+    point = points[0] if points and isinstance(points[0], dict) else {}
+    true, said = ui.valid_index(point.get("y"), 10), ui.valid_index(point.get("x"), 10)  # from the browser
+    if true is not None and said is not None:
+        st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = true, said
 
 
 def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:

@@ -73,12 +73,12 @@ def _preprocess(image, upload) -> Stages | None:
     """The picture -> MNIST stages, or None after showing why there is nothing to classify."""
     if upload is not None:
         data = upload.getvalue() if hasattr(upload, "getvalue") else upload
-        name = getattr(upload, "name", "the upload")
+        name = ui.shown(getattr(upload, "name", "the upload"))
         st.caption(f"Classifying **{name}**. Remove it (✕ next to its name) to classify your drawing.")
         try:
             return photo_to_mnist_stages(data)
         except ImageError as exc:
-            st.error(f"Can't read {name} as a picture of a digit: {exc}. "
+            st.error(f"Can't read {name} as a picture of a digit: {ui.md_escape(exc)}. "
                      "Upload a PNG or JPEG photo or scan of one digit.", icon="🚫")
         except EmptyDrawingError:
             st.info(f"No ink found in {name}. Is there a dark digit on light paper in it, "
@@ -92,7 +92,7 @@ def _preprocess(image, upload) -> Stages | None:
     except EmptyDrawingError:
         st.info("Draw a digit in the box.", icon="✏️")
     except ImageError as exc:
-        st.error(f"Can't use this drawing: {exc}", icon="🚫")
+        st.error(f"Can't use this drawing: {ui.md_escape(exc)}", icon="🚫")
     return None
 
 

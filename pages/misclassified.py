@@ -63,8 +63,8 @@ def misclassified_page() -> None:
         st.download_button("Table as CSV", table.to_csv(index=False), "misclassified.csv", "text/csv",
                            on_click="ignore", key="wrong_csv")
     options = wrong["index"][rank].tolist()
-    picked = st.session_state.pop("_wrong_row", None)  # a row selected in the table
-    if picked is not None and picked < len(options):
+    picked = ui.valid_index(st.session_state.pop("_wrong_row", None), len(options))  # a row picked in the table
+    if picked is not None:
         st.session_state[OPEN_KEY] = options[picked]
     if st.session_state.get(OPEN_KEY) not in options:
         st.session_state[OPEN_KEY] = options[0]

@@ -116,7 +116,8 @@ def _presentation_toggle() -> bool:
         if raw in ("1", "0", "true", "false"):
             state["present"] = raw in ("1", "true")
         else:
-            st.warning(f"Ignoring URL parameter **{PRESENT_PARAM}**: {raw!r} is not 1 or 0.", icon="⚠️")
+            st.warning(f"Ignoring URL parameter **{PRESENT_PARAM}**: {ui.shown(raw)} is not 1 or 0; presentation "
+                       "mode stays as it was.", icon="⚠️")
     on = st.toggle("Presentation mode", key="present",
                    help="Large type and pictures, for projecting in front of a class. "
                         "It is in the link (present=1).")
@@ -146,7 +147,7 @@ def _digit(image) -> np.ndarray | None:
     except EmptyDrawingError:
         return None
     except ImageError as exc:
-        st.error(f"Can't use this drawing: {exc}", icon="🚫")
+        st.error(f"Can't use this drawing: {ui.md_escape(exc)}", icon="🚫")
         return None
 
 
@@ -372,7 +373,7 @@ def _show_map(digit: np.ndarray | None, settings: ui.Settings, present: bool) ->
         event = st.plotly_chart(map_figure(m, at, near, present), key="map", on_select="rerun",
                                 selection_mode="points", config={"displayModeBar": False, "scrollZoom": True})
     with pick_col:
-        row = _clicked_row(event)
+        row = ui.valid_index(_clicked_row(event), len(ui.get_dataset().train_labels))
         if row is None:
             st.caption("Click a dot to see its digit here.")
         else:
@@ -388,8 +389,8 @@ def _clicked_row(event) -> int | None:
         return None
     for p in points or []:
         cd = p.get("customdata") if isinstance(p, dict) else None
-        if cd:
-            return int(cd[0])
+        if isinstance(cd, (list, tuple)) and cd:
+            return cd[0]  # checked by the caller (ui.valid_index): it comes from the browser
     return None
 
 

@@ -12,6 +12,8 @@ Pages and tests use only the names listed in ``__all__``; the code is one hop aw
 - ``ui/charts.py``: the vote chart and the vote colours.
 - ``ui/canvas.py``: the drawing canvas and what a drawing becomes.
 - ``ui/cache_warnings.py``: on-disk cache problems, told once per session.
+- ``ui/safe.py``: what a user sent never becomes markup or a crash (:func:`md_escape`,
+  :func:`valid_index`, :func:`error_message`).
 - ``ui/navigation.py``: the page menu (:func:`page_menu`) and how a page file runs inside
   app.py, even when Streamlit's legacy ``pages/`` mode runs it by itself (:func:`run_page`).
 """
@@ -46,6 +48,7 @@ from .jobs import (
     session_owner,
 )
 from .navigation import page_menu, run_page
+from .safe import error_message, md_escape, shown, valid_index
 from .resources import (
     SERVER_BLAS_THREADS,
     Neighbours,
@@ -99,4 +102,6 @@ __all__ = [
     "show_cache_warnings",
     # navigation
     "page_menu", "run_page",
+    # safe output
+    "error_message", "md_escape", "shown", "valid_index",
 ]

@@ -14,6 +14,8 @@ import streamlit as st
 from knn_core import ImageError, canvas_from_png
 from knn_core.normalize import MNIST_STROKE, Stages, canvas_to_mnist_stages
 
+from .safe import md_escape
+
 # Drawings: strokes thinner than MNIST's (a thin pen on a big digit) are thickened to MNIST's typical
 # width first. On 2,000 redrawn test digits this took a thin pen from 91.3% to 97.1% and a normal one
 # from 96.6% to 97.5% (README, "Drawings, robustness and latency"); MNIST-thick strokes are untouched.
@@ -118,7 +120,7 @@ def drawing_canvas(key: str = "canvas", pen_width: int = PEN_DEFAULT) -> np.ndar
             )
             return drawing_from_bytes(result.image_bytes)
         except (DrawingError, AttributeError, TypeError, KeyError, ValueError) as exc:
-            reason = exc if isinstance(exc, DrawingError) else "it is not a drawing from this canvas"
+            reason = md_escape(exc) if isinstance(exc, DrawingError) else "it is not a drawing from this canvas"
             st.error(f"Can't read this drawing: {reason}. Clear the canvas (🗑 in its toolbar) "
                      "and draw again.", icon="🚫")
             return None

@@ -26,6 +26,7 @@ from knn_core import neighbor_lists as search_neighbor_lists
 from knn_core.jobs import CANCELLED, DONE, FAILED, Job, QueueFull, queue_from_environment
 
 from .resources import get_dataset
+from .safe import error_message
 from .settings import Settings, cli_command, search_label, with_search
 
 CONFIRM_SECONDS = 10.0  # a search estimated to take longer waits for a button press
@@ -148,7 +149,7 @@ def _search(ds, missing: list, key: str) -> bool:
         if job.state == DONE:
             _remember(job.key, job.result)
         elif job.state == FAILED:
-            st.error(f"The search ({describe_search(ds, job.key)}) failed: {job.error}", icon="🚫")
+            st.error(f"The search ({describe_search(ds, job.key)}) failed: {error_message(job.error)}", icon="🚫")
             ok = False
         else:
             st.warning(f"The search ({describe_search(ds, job.key)}) was cancelled; reload the page to start it "

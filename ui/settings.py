@@ -27,6 +27,8 @@ from knn_core.methods import CLASSIC_P, PRESETS, Method
 from knn_core.search import METRICS
 from knn_core.vote import TIE_BREAKS, WEIGHTS
 
+from .safe import md_escape
+
 
 MINKOWSKI_P = CLASSIC_P  # the app's minkowski is L3, as the command line's default
 TRAIN_SIZES = (500, 1000, 2000, 5000, 10000, 20000, 60000)
@@ -182,7 +184,7 @@ def settings_from_query(params: Mapping[str, Any]) -> tuple[dict[str, Any], list
             values[spec.key] = spec.parse(raw)
         except ValueError as exc:
             warnings.append(
-                f"Ignoring URL parameter **{spec.key}**: {exc}; "
+                f"Ignoring URL parameter **{spec.key}**: {md_escape(exc)}; "
                 f"using the default {spec.key}={spec.format_func(spec.default)}."
             )
     return values, warnings
