@@ -115,8 +115,9 @@ def _show_result(stages: Stages, settings: ui.Settings) -> None:
             st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
         st.html(_summary_html(vote, settings))
     with chart:
-        ui.vote_chart(vote.scores, clf.classes_, vote.winner, tied=vote.tied_classes, weights=settings.weights,
-                      key="votes", height=210)
+        counts = [int(np.sum(nb.labels == c)) for c in clf.classes_]
+        st.html(ui.vote_bars_html(vote.scores, clf.classes_, vote.winner, counts=counts, tied=vote.tied_classes,
+                                  weights=settings.weights))
     with st.container(key="neighbours"):
         st.html(_neighbours_html(nb, digit, vote.winner, settings))
 
@@ -152,7 +153,8 @@ def _neighbours_html(nb: ui.Neighbours, digit: np.ndarray, winner, settings: ui.
         views, view_captions = [digit, nb.query], ["Your digit (28×28)", f"As the method compares it ({w}×{h})"]
     captions, borders, alts = ui.neighbour_captions(nb.labels, nb.distances, winner, nb.shifts)
     return (f'<h3 style="margin:0.25rem 0 0.25rem 0;font-size:1.5rem;font-weight:600">'
-            f'The {len(nb.indices)} nearest training digits</h3>'
+            + (f'The {len(nb.indices)} nearest training digits' if len(nb.indices) != 1 else 'The nearest training digit')
+            + '</h3>'
             f'<p style="{CAPTION_STYLE}">{html.escape(caption)}</p>'
             + ui.digits_beside_neighbours_html(views, view_captions, nb.images, captions, borders, alts,
                                                scale=4 if len(views) == 1 else 3, nb_scale=3))

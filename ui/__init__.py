@@ -27,7 +27,7 @@ from .canvas import (
     drawing_stages,
     drawing_to_mnist,
 )
-from .charts import VOTE_CHART_CONFIG, WINNER_COLOUR, vote_chart
+from .charts import VOTE_CHART_CONFIG, WINNER_COLOUR, vote_bars_html, vote_chart
 from .digits import (
     GREEN,
     RED,
@@ -94,7 +94,7 @@ __all__ = [
     "digits_beside_neighbours_html", "enlarge", "neighbour_captions", "neighbour_grid", "png_data_uri",
     "shift_arrows", "to_uint8",
     # charts
-    "VOTE_CHART_CONFIG", "WINNER_COLOUR", "vote_chart",
+    "VOTE_CHART_CONFIG", "WINNER_COLOUR", "vote_bars_html", "vote_chart",
     # canvas
     "DRAWING_MIN_STROKE", "PEN_DEFAULT", "DrawingError", "drawing_canvas", "drawing_from_bytes",
     "drawing_stages", "drawing_to_mnist",
