@@ -39,12 +39,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Protocol, Self, Sequence
 
 import numpy as np
 
 from . import cache
-from .data import stratified_subset
+from .data import Dataset, stratified_subset
 from .errors import ParameterError
 from .evaluate import DEFAULT_KS, choose_k
 from .lists import K_MAX, find_neighbors
@@ -61,6 +61,18 @@ Status = Optional[Callable[[str], None]]
 # ----------------------------------------------------------------------------- methods
 
 
+class Estimator(Protocol):
+    """What the comparison uses of a classifier: scikit-learn's estimator interface."""
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+    def set_params(self, **params: Any) -> Self: ...
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self: ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Baseline:
     """One classifier of the comparison.
@@ -73,7 +85,7 @@ class Baseline:
 
     key: str  # short name for the command line
     label: str  # name shown in tables and on the page
-    factory: Callable[[], object]
+    factory: Callable[[], Estimator]
     summary: str
     scaled: bool = True
     tune_k: bool = False
@@ -198,7 +210,7 @@ class BaselineRow:
     tuned: dict = field(default_factory=dict)  # parameters chosen on the validation split, e.g. {"n_neighbors": 3}
     detail: str = ""  # e.g. "k=3 (validation accuracy 0.9741)", or fits that did not converge
 
-    def estimator(self):
+    def estimator(self) -> Estimator:
         """A fresh unfitted estimator of this row: the method's, with the tuned parameters."""
         est = METHODS[self.method].factory()
         return est.set_params(**self.tuned) if self.tuned else est
@@ -216,7 +228,7 @@ class BaselineRow:
 class _Data:
     """The features of one dataset, computed once per run and only when a row needs them."""
 
-    ds: object
+    ds: Dataset
     train_size: int | None
     _idx: np.ndarray | None = None
     _rows: dict | None = None

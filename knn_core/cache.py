@@ -40,7 +40,7 @@ def fingerprint(*arrays) -> str:
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"{a.shape}{a.dtype.str}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))
     return h.hexdigest()[:20]
 
 

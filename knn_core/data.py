@@ -99,7 +99,7 @@ class Dataset:
             h = hashlib.sha256()
             for a in (self.train_images, self.train_labels, self.test_images, self.test_labels):
                 h.update(str(a.shape).encode())
-                h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
+                h.update(np.ascontiguousarray(a).data.cast("B"))
             h.update(str(self.n_val).encode())
             self._fingerprint.append(h.hexdigest()[:16])
         return self._fingerprint[0]
@@ -168,6 +168,8 @@ def _to_uint8_images(array, name: str) -> np.ndarray:
         raise DataError(f"{name}: holds no images")
     if a.dtype == np.uint8:
         return a
+    lo: float  # the pixel range: whole numbers for integer arrays
+    hi: float
     if a.dtype.kind in "ui":
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi > 255:
@@ -220,7 +222,8 @@ def _check_labels(labels, name: str, n_images: int, images_name: str) -> np.ndar
     return a.astype(np.uint8, copy=False)
 
 
-def _make_dataset(train, test, n_val: int | None, source: str) -> Dataset:
+def _make_dataset(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], n_val: int | None,
+                  source: str) -> Dataset:
     """Build the read-only `Dataset` from validated (images, labels) pairs."""
     n_train = len(train[0])
     if n_val is None:
@@ -314,6 +317,7 @@ def _find_idx_files(root: Path) -> dict[tuple[str, str], list[Path]]:
         split = _split_of(base)
         if split is None:
             continue
+        kind: str | None
         if "image" in base or "idx3" in base:
             kind = "images"
         elif "label" in base or "idx1" in base:

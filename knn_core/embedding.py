@@ -63,7 +63,7 @@ def _digits_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     h = hashlib.sha256()
     for a in (np.ascontiguousarray(images, dtype=np.uint8), np.ascontiguousarray(labels, dtype=np.uint8)):
         h.update(str(a.shape).encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))
     return h.hexdigest()[:20]
 
 

@@ -71,8 +71,9 @@ def _open(data: bytes, formats: tuple[str, ...], what: str, limit: int):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data), formats=list(formats))
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"the {what} claims more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels,"
-                         f" more than the limit of {limit:,}") from exc
+        pillow_max = Image.MAX_IMAGE_PIXELS  # an int whenever Pillow raises this (None turns the check off)
+        claimed = f"more than {2 * pillow_max:,} pixels" if pillow_max is not None else "too many pixels"
+        raise ImageError(f"the {what} claims {claimed}, more than the limit of {limit:,}") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"the {what} is not a {' or '.join(formats)} image") from exc
     except Exception as exc:  # Pillow's parsers raise many kinds on a damaged header

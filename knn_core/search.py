@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Optional
 
 import numpy as np
+
 from .errors import ParameterError
 from .threads import one_blas_thread
 

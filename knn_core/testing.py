@@ -92,7 +92,7 @@ def simulate_canvas(
     stroke = (up >= 0.5 * d.max()).astype(np.uint8) * 255
     y0 = int(gen.integers(margin, canvas - nh - margin + 1))
     x0 = int(gen.integers(margin, canvas - nw - margin + 1))
-    ink = np.zeros((canvas, canvas), np.uint8)
+    ink: np.ndarray = np.zeros((canvas, canvas), np.uint8)  # later OpenCV's results (any ndarray)
     ink[y0 : y0 + nh, x0 : x0 + nw] = stroke
     if radius != 0:
         r = abs(radius)

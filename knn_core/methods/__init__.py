@@ -9,7 +9,14 @@ from .kernels import idm_distances, lp_distances, sobel_gradients
 from .method import CLASSIC_P, Method
 from .recipes import BEST_PRESET, MAX_SHIFT, METHOD_METRICS, PRESETS, RERANKS, Preset, Recipe, resolve_recipe
 from .search import (
-    MethodSearch, MetricSearch, Neighbors, brute_force_neighbors, pad_frame, prepare_images, shift_offsets, translate,
+    MethodSearch,
+    MetricSearch,
+    Neighbors,
+    brute_force_neighbors,
+    pad_frame,
+    prepare_images,
+    shift_offsets,
+    translate,
 )
 
 __all__ = [

@@ -109,7 +109,7 @@ def idm_distances(query: np.ndarray, candidates: np.ndarray, window: int = 2, co
     t = np.empty_like(e)
     rows = np.empty((h, wd + 2 * c, n), g.dtype)
     b = np.empty((h, wd, n), g.dtype)
-    best = None
+    best = np.empty_like(b)
     for dy in range(2 * w + 1):
         for dx in range(2 * w + 1):
             win = (slice(y0 + dy, y0 + dy + h + 2 * c), slice(x0 + dx, x0 + dx + wd + 2 * c))
@@ -124,8 +124,8 @@ def idm_distances(query: np.ndarray, candidates: np.ndarray, window: int = 2, co
             np.copyto(b, rows[:, :wd])
             for o in range(1, side):
                 b += rows[:, o : o + wd]
-            if best is None:
-                best = b.copy()
+            if dy == 0 and dx == 0:
+                np.copyto(best, b)
             else:
                 np.minimum(best, b, out=best)
     total += best.reshape(-1, n).sum(axis=0, dtype=acc)

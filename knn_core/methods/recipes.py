@@ -192,8 +192,9 @@ class Preset:
 
 # Blur 0.5 px: chosen on the validation split (sigma 0, 0.25-1.5 tried; 1.5 is clearly worse, 0.5-0.75
 # best for L2, L3 and L3 with shifts alike: e.g. 1-px shifts, validation error 1.12% at 0.5, 1.23% at 1.0).
-_DB = dict(deskew=True, blur_sigma=0.5)
-_L3 = dict(metric="minkowski", p=3.0)
+_DESKEW_BLUR = Recipe(deskew=True, blur_sigma=0.5)
+_L3 = Recipe(metric="minkowski", p=3.0)
+_DESKEW_BLUR_L3 = _DESKEW_BLUR.replace(metric=_L3.metric, p=_L3.p)
 
 # k and weights of each preset: chosen on the validation split by benchmarks/beyond_classics.py
 # (k 1-10, uniform or 1/distance); 1/distance won for every preset.
@@ -202,21 +203,21 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("plain", "plain pixels, L2", Recipe(), 4, 3.09, "Wilder (LeCun's MNIST page), kNN L2", weights=_D),
-        Preset("L3", "plain pixels, L3", Recipe(**_L3), 3, 2.83, "Wilder (LeCun's MNIST page), kNN L3", weights=_D),
+        Preset("L3", "plain pixels, L3", _L3, 3, 2.83, "Wilder (LeCun's MNIST page), kNN L3", weights=_D),
         Preset("downsample", "3x3 mean to 10x10, L2", Recipe(downsample=True), 4, 3.24,
                "classic course variant (96.76% accuracy)", weights=_D),
         Preset("deskew", "deskewed, L2", Recipe(deskew=True), 3, 2.4, "LeCun et al. 1998, kNN L2 deskewed",
                weights=_D),
-        Preset("deskew+blur", "deskew + blur, L2", Recipe(**_DB), 5, 1.80,
+        Preset("deskew+blur", "deskew + blur, L2", _DESKEW_BLUR, 5, 1.80,
                "Wilder: deskew, noise removal, blur, L2", weights=_D),
-        Preset("deskew+blur+pca", "deskew + blur + PCA 60, L2", Recipe(**_DB, pca=60), 5, None, "",
+        Preset("deskew+blur+pca", "deskew + blur + PCA 60, L2", _DESKEW_BLUR.replace(pca=60), 5, None, "",
                "60 components chosen on validation (30-80 tried)", weights=_D),
-        Preset("deskew+blur+L3", "deskew + blur, L3", Recipe(**_DB, **_L3), 5, 1.73,
+        Preset("deskew+blur+L3", "deskew + blur, L3", _DESKEW_BLUR_L3, 5, 1.73,
                "Wilder: deskew, noise removal, blur, L3", weights=_D),
-        Preset("deskew+blur+L3+shift1", "deskew + blur, L3, 1-px shifts", Recipe(**_DB, **_L3, shifts=1), 6, 1.33,
-               "Wilder: ... L3, 1-pixel shifts", weights=_D),
-        Preset("deskew+blur+L3+shift2", "deskew + blur, L3, 2-px shifts", Recipe(**_DB, **_L3, shifts=2), 6, 1.22,
-               "Wilder: ... L3, 2-pixel shifts", weights=_D),
+        Preset("deskew+blur+L3+shift1", "deskew + blur, L3, 1-px shifts", _DESKEW_BLUR_L3.replace(shifts=1), 6,
+               1.33, "Wilder: ... L3, 1-pixel shifts", weights=_D),
+        Preset("deskew+blur+L3+shift2", "deskew + blur, L3, 2-px shifts", _DESKEW_BLUR_L3.replace(shifts=2), 6,
+               1.22, "Wilder: ... L3, 2-pixel shifts", weights=_D),
         Preset("idm", "IDM re-ranking of the top L2 candidates",
                Recipe(deskew=True, rerank="idm", candidates=300, idm_window=2), 4, 0.54,
                "Keysers et al., TPAMI 2007 (IDM)", weights=_D),

@@ -91,8 +91,7 @@ def prepare_images(images, recipe: Recipe) -> np.ndarray:
 def shift_offsets(s: int) -> np.ndarray:
     """The (dy, dx) of every shift up to s pixels, (0, 0) first, then by ring: shape ((2s+1)^2, 2)."""
     r = np.arange(-s, s + 1)
-    dy, dx = np.meshgrid(r, r, indexing="ij")
-    dy, dx = dy.ravel(), dx.ravel()
+    dy, dx = (grid.ravel() for grid in np.meshgrid(r, r, indexing="ij"))
     order = np.lexsort((dx, dy, np.abs(dy) + np.abs(dx), np.maximum(np.abs(dy), np.abs(dx))))
     return np.stack([dy[order], dx[order]], axis=1).astype(np.int64)
 
