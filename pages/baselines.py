@@ -214,7 +214,7 @@ def _chart(rows: list) -> None:
         these = {r.label: r for r in rows if r.features == f}
         if not these:
             continue
-        acc = [these[l].test_accuracy if l in these else None for l in labels]
+        acc = [these[name].test_accuracy if name in these else None for name in labels]
         data.append({
             "type": "bar", "name": FEATURE_NAMES[f], "x": labels, "y": acc,
             "marker": {"color": FEATURE_COLOURS[f]},

@@ -12,8 +12,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from knn_core import EmptyDrawingError
-from knn_core import ImageError
+from knn_core import EmptyDrawingError, ImageError
 from knn_core.normalize import Stages
 from knn_core.photo import photo_to_mnist_stages
 
@@ -152,7 +151,7 @@ def _neighbours_html(nb: ui.Neighbours, digit: np.ndarray, winner, settings: ui.
         h, w = nb.query.shape
         views, view_captions = [digit, nb.query], ["Your digit (28×28)", f"As the method compares it ({w}×{h})"]
     captions, borders, alts = ui.neighbour_captions(nb.labels, nb.distances, winner, nb.shifts)
-    return (f'<h3 style="margin:0.25rem 0 0.25rem 0;font-size:1.5rem;font-weight:600">'
+    return ('<h3 style="margin:0.25rem 0 0.25rem 0;font-size:1.5rem;font-weight:600">'
             + (f'The {len(nb.indices)} nearest training digits' if len(nb.indices) != 1 else 'The nearest training digit')
             + '</h3>'
             f'<p style="{CAPTION_STYLE}">{html.escape(caption)}</p>'

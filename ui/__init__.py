@@ -44,11 +44,16 @@ from .digits import (
     to_uint8,
 )
 from .jobs import (
-    CONFIRM_SECONDS, QUEUE, fill_cache_command, fmt_seconds, forget_loaded, max_browser_seconds, neighbor_lists,
+    CONFIRM_SECONDS,
+    QUEUE,
+    fill_cache_command,
+    fmt_seconds,
+    forget_loaded,
+    max_browser_seconds,
+    neighbor_lists,
     session_owner,
 )
 from .navigation import page_menu, run_page
-from .safe import error_message, md_escape, shown, valid_index
 from .resources import (
     SERVER_BLAS_THREADS,
     Neighbours,
@@ -59,6 +64,7 @@ from .resources import (
     nearest,
     start_server,
 )
+from .safe import error_message, md_escape, shown, valid_index
 from .settings import (
     CLASSIC,
     K_MAX,

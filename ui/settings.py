@@ -29,7 +29,6 @@ from knn_core.vote import TIE_BREAKS, WEIGHTS
 
 from .safe import md_escape
 
-
 MINKOWSKI_P = CLASSIC_P  # the app's minkowski is L3, as the command line's default
 TRAIN_SIZES = (500, 1000, 2000, 5000, 10000, 20000, 60000)
 K_MIN, K_MAX = 1, 50
