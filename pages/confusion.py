@@ -62,7 +62,7 @@ def confusion_page() -> None:
         st.download_button("Confusion matrix as CSV", matrix_table(rep).to_csv(), "confusion.csv", "text/csv",
                            on_click="ignore", key="confusion_csv")
     st.caption("The same numbers from the command line:")
-    st.code(ui.cli_command("evaluate", settings), language="bash")
+    ui.show_command(ui.cli_command("evaluate", settings))
 
     _cell_digits(lists, pred, rep, settings)
 
@@ -164,7 +164,7 @@ def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:
                f"{'all' if len(shown) == len(cell) else f'the first {len(shown)}'} shown, {order}, each "
                f"with its {settings.k} nearest training digits (✓ and green: voted for {said}).")
     if true != said:
-        st.code(ui.cli_command("misclassified", settings, true=true, predicted=said), language="bash")
+        ui.show_command(ui.cli_command("misclassified", settings, true=true, predicted=said))
     ds = ui.get_dataset()
     rows = lists.train_rows
     k = settings.k

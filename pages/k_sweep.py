@@ -121,8 +121,8 @@ def _val_and_test(settings: ui.Settings):
                    "test set.")
     with right:
         _table_and_download(pd.DataFrame({"k": KS, "validation": val, "test": test}), "accuracy_by_k", "sweep")
-    st.code(ui.cli_command("sweep", settings, k=False, ks=f"1-{K_MAX}", split="val") + "\n"
-            + ui.cli_command("sweep", settings, k=False, ks=f"1-{K_MAX}", split="test"), language="bash")
+    ui.show_command(ui.cli_command("sweep", settings, k=False, ks=f"1-{K_MAX}", split="val") + "\n"
+                    + ui.cli_command("sweep", settings, k=False, ks=f"1-{K_MAX}", split="test"))
     return test
 
 
@@ -153,7 +153,7 @@ def _leave_one_out(settings: ui.Settings, test) -> None:
                         key="loo_chart", config=CHART)
     with right:
         _table_and_download(pd.DataFrame({"k": KS, "leave-one-out": loo}), "leave_one_out_by_k", "loo")
-    st.code(ui.cli_command("sweep", settings, k=False, ks=f"1-{K_MAX}", split="loo"), language="bash")
+    ui.show_command(ui.cli_command("sweep", settings, k=False, ks=f"1-{K_MAX}", split="loo"))
 
 
 # ---------------------------------------------------------------------------- 3. training-set size
@@ -182,7 +182,7 @@ def _sizes(settings: ui.Settings) -> None:
         df = pd.DataFrame(acc, columns=[f"k={k}" for k in SIZE_KS])
         df.insert(0, "training digits", sizes)
         _table_and_download(df, "accuracy_by_size", "size", height=300)
-    st.code(_size_cli(settings, sizes), language="bash")
+    ui.show_command(_size_cli(settings, sizes))
 
 
 def _size_cli(settings: ui.Settings, sizes) -> str:
@@ -241,10 +241,9 @@ def _compare(settings: ui.Settings) -> None:
     st.dataframe(summary, hide_index=True, key="compare_summary",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("validation accuracy", "test accuracy")})
-    st.caption("Each row: k chosen on validation, then its test accuracy. The same from the command line, one "
-               "line per row:")
-    st.code("\n".join(ui.cli_command("sweep", ui.with_search(settings, m, weights=w),
-                                     k=False, ks=f"1-{K_MAX}") for m in metrics for w in weights), language="bash")
+    st.caption("Each row: k chosen on validation, then its test accuracy.")
+    ui.show_command("\n".join(ui.cli_command("sweep", ui.with_search(settings, m, weights=w), k=False,
+                                              ks=f"1-{K_MAX}") for m in metrics for w in weights))
 
 
 if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render

@@ -44,9 +44,8 @@ def misclassified_page() -> None:
     rank = np.flatnonzero(keep)
     c3.metric("Wrong", f"{n_wrong:,} of {n:,} test digits")
     c3.caption(f"{len(rank):,} with this filter")
-    st.code(ui.cli_command("misclassified", settings,
-                           **({"true": true} if true != ANY else {}), **({"predicted": said} if said != ANY else {})),
-            language="bash")
+    ui.show_command(ui.cli_command("misclassified", settings, **({"true": true} if true != ANY else {}),
+                                   **({"predicted": said} if said != ANY else {})))
     if len(rank) == 0:
         st.info("No misclassified test digit matches this filter.", icon="✅")
         return

@@ -46,7 +46,7 @@ def suspicious_page() -> None:
     everyone = len(lists.query_labels)
     kind = "training" if which == "train" else "test"
     st.metric("Suspicious", f"{n:,} of {everyone:,} {kind} digits ({n / everyone:.2%})")
-    st.code(ui.cli_command("suspicious", settings, set=which), language="bash")
+    ui.show_command(ui.cli_command("suspicious", settings, set=which))
     if n == 0:
         st.info("No digit here disagrees with most of its neighbours.", icon="✅")
         return

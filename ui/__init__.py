@@ -81,6 +81,7 @@ from .settings import (
     settings_caption,
     settings_from_query,
     shared_sidebar,
+    show_command,
     with_search,
 )
 
@@ -88,7 +89,7 @@ __all__ = [
     # settings
     "CLASSIC", "K_MAX", "K_MIN", "METHODS", "MINKOWSKI_P", "SETTINGS", "TRAIN_SIZES",
     "Settings", "cli_command", "current_settings", "search_label", "set_setting", "settings_caption",
-    "settings_from_query", "shared_sidebar", "with_search",
+    "settings_from_query", "shared_sidebar", "show_command", "with_search",
     # resources
     "SERVER_BLAS_THREADS", "Neighbours", "classifier", "get_dataset", "get_fitted", "get_subset", "nearest",
     "start_server",

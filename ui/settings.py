@@ -334,6 +334,12 @@ def cli_command(command: str, settings: Settings, *, k: bool = True, vote: bool 
     return " ".join(parts)
 
 
+def show_command(command: str) -> None:
+    """The command line that prints a view's numbers, folded away (students rarely need it)."""
+    with st.expander("The same from the command line", icon=":material/terminal:"):
+        st.code(command, language="bash")
+
+
 def settings_caption(settings: Settings) -> str:
     """The settings a view was computed with, in one line."""
     return (f"k={settings.k}, {settings.distance_label}, {settings.weights} votes, "
