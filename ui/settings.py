@@ -91,7 +91,7 @@ METHODS = (CLASSIC,) + tuple(name for name in PRESETS if name != "plain")  # "pl
 
 
 def _method_label(method: str) -> str:
-    return "classic kNN (pixels, the Distance below)" if method == CLASSIC else PRESETS[method].label
+    return "classic kNN (raw pixels)" if method == CLASSIC else PRESETS[method].label
 
 SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("k", "k (neighbours)", 5, "int", lo=K_MIN, hi=K_MAX,
@@ -246,7 +246,10 @@ def sidebar_settings() -> Settings:
                 st.select_slider(spec.label, options=list(spec.choices), key=wkey, help=spec.help,
                                  format_func=spec.format_func)
             else:
-                st.selectbox(spec.label, options=list(spec.choices), key=wkey, format_func=spec.format_func,
+                # Under a method the (disabled) Distance box shows the method's own distance.
+                method_distance = Method.parse(values["method"]).distance_name if disabled else ""
+                st.selectbox(spec.label, options=list(spec.choices), key=wkey,
+                             format_func=(lambda _, name=method_distance: name) if disabled else spec.format_func,
                              disabled=disabled,
                              help=f"Set by the method ({_method_label(values['method'])})." if disabled
                              else spec.help)

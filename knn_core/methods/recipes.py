@@ -218,7 +218,7 @@ PRESETS: dict[str, Preset] = {
                1.33, "Wilder: ... L3, 1-pixel shifts", weights=_D),
         Preset("deskew+blur+L3+shift2", "deskew + blur, L3, 2-px shifts", _DESKEW_BLUR_L3.replace(shifts=2), 6,
                1.22, "Wilder: ... L3, 2-pixel shifts", weights=_D),
-        Preset("idm", "IDM re-ranking of the top L2 candidates",
+        Preset("idm", "IDM: pixels may move (best)",
                Recipe(deskew=True, rerank="idm", candidates=300, idm_window=2), 4, 0.54,
                "Keysers et al., TPAMI 2007 (IDM)", weights=_D),
     )
