@@ -145,3 +145,23 @@ def test_the_operator_sets_workers_and_jobs_per_session(monkeypatch):
     monkeypatch.setenv("KNN_LAB_SEARCH_WORKERS", "many")
     with pytest.raises(Exception, match="KNN_LAB_SEARCH_WORKERS must be a whole number"):
         queue_from_environment()
+
+
+def test_clearing_streamlits_caches_neither_forgets_nor_restarts_a_search():
+    """The pages' queue is a module global: a browser's "clear cache" cannot start the same search again."""
+    import streamlit as st
+
+    import ui
+
+    gate = threading.Event()
+    runs: list = []
+    key = ("test-only", "clear-cache", 1)
+    first = ui.QUEUE.submit(key, chunked(2, gate, runs), owner="s1")
+    try:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        assert ui.QUEUE.submit(key, chunked(2, gate, runs), owner="s2") is first
+    finally:
+        gate.set()
+        wait_for(lambda: first.ended)
+    assert first.state == DONE and runs == [0, 1]
