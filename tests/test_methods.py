@@ -1,11 +1,14 @@
 """knn_core.methods: recipes, shifted copies without copies, two-stage L3, IDM re-ranking."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from sklearn.base import clone
 
-from knn_core import KNNClassifier, load_mnist
+from knn_core import KNNClassifier
+from knn_core.cache import CACHE_ENV
 from knn_core.data import Dataset
 from knn_core.methods import (
     PRESETS,
@@ -21,11 +24,6 @@ from knn_core.methods import (
     sobel_gradients,
     translate,
 )
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 @pytest.fixture(scope="module")
@@ -347,17 +345,20 @@ def test_idm_float_images_agree_with_uint8(small):
 
 
 def test_recipe_neighbors_cached_and_original_indices(small, tmp_path, monkeypatch):
-    monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     X, y, Q, qy = small
     ds = Dataset(X[:300], y[:300], Q, qy, n_val=100)
     r = Recipe(deskew=True, shifts=1)
+    t0, c0 = time.perf_counter(), time.process_time()
     lists = recipe_neighbors(ds, r, "test", k_max=8)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert lists.indices.shape == (len(Q), 8) and lists.shifts.shape == (len(Q), 8, 2)
-    assert lists.seconds > 0
+    assert 0 < lists.seconds <= wall and 0 < lists.cpu_seconds <= cpu  # the search's own time, within the call
     want = MethodSearch(r).fit(X[:300]).kneighbors(Q, 8)
     assert np.array_equal(lists.indices, want.indices) and np.array_equal(lists.shifts, want.shifts)
     val = recipe_neighbors(ds, r, "val", k_max=8)
     assert val.indices.max() < 200 and len(val.query_labels) == 100
+    direct = MethodClassifier(r, 3).fit(X[:300], y[:300]).score(Q, qy)
 
     def boom(*a, **k):
         raise AssertionError("recomputed instead of read from the cache")
@@ -365,7 +366,7 @@ def test_recipe_neighbors_cached_and_original_indices(small, tmp_path, monkeypat
     monkeypatch.setattr(MethodSearch, "fit", boom)
     again = recipe_neighbors(ds, r, "test", k_max=8)
     assert np.array_equal(again.indices, lists.indices) and again.seconds == lists.seconds
-    assert 0 <= again.accuracy(3) <= 1
+    assert again.accuracy(3) == lists.accuracy(3) == direct  # the vote of the read lists: the classifier's
 
 
 def test_float_rows_of_whole_numbers_are_the_uint8_digits(small):
@@ -382,7 +383,7 @@ def test_float_rows_of_whole_numbers_are_the_uint8_digits(small):
 def test_command_line_methods_and_evaluate_method(small, tmp_path, monkeypatch, capsys):
     import knn_core.__main__ as cli
 
-    monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     X, y, Q, qy = small
     ds = Dataset(X[:300], y[:300], Q, qy, n_val=100)
     monkeypatch.setattr(cli, "_dataset", lambda args: ds)

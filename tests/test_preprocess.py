@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-from knn_core.data import load_mnist
 from knn_core.errors import EmptyDrawingError
 from knn_core.preprocess import (
     ENCODINGS,
@@ -27,11 +26,6 @@ from knn_core.preprocess import (
     simulate_canvas,
     stroke_width,
 )
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 def centre_of_mass(img: np.ndarray) -> tuple[float, float]:
