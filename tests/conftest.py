@@ -40,6 +40,12 @@ def pytest_configure(config):
         config.option.durations = 15  # the slowest tests, after every run
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: quick failures first, and their server then finds the small searches that
+    the app tests left in the session's cache (speed only: every test passes in any order)."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 def pytest_unconfigure(config):
     global _session_cache
     if _session_cache is not None:
