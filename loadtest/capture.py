@@ -20,10 +20,8 @@ import json
 import shutil
 import time
 
+from .browser import CHROMIUM_ARGS
 from .server import Server
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def summarise_back(payload: bytes) -> str:

@@ -37,19 +37,16 @@ import shutil
 import sys
 import time
 
+from .browser import CHROMIUM_ARGS, CLEAR, METRIC, ONE, SEVEN
 from .server import Server, cpu_seconds, descendants_cpu_seconds
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-METRIC = '[data-testid="stMetricValue"]'
-CLEAR = 'button[aria-label="Reset canvas & history"]'
 TARGET_RATIO = 2.0
 
-# Strokes in canvas pixels (280 x 280), as in tests/e2e/test_draw_browser.py.
+# Strokes in canvas pixels (280 x 280): loadtest/browser.py's 1 and 7, and a coarser 0.
 STROKES = [
-    [(140, 45), (140, 235)],  # 1
-    [(75, 55), (205, 55), (125, 235)],  # 7
-    [(140 + 62 * math.sin(t), 140 - 92 * math.cos(t)) for t in [i * 2 * math.pi / 36 for i in range(37)]],  # 0
+    ONE,
+    SEVEN,
+    [(140 + 62 * math.sin(t), 140 - 92 * math.cos(t)) for t in [i * 2 * math.pi / 36 for i in range(37)]],
 ]
 
 # In the page: when the pointer goes up, and when a Prediction appears after it.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up (first time) and run the whole test suite, browser tests included.
 # Chromium for the browser tests comes from Debian; it is installed here when missing, with an
-# emoji font so that the screenshots the browser tests save show the page icons (not empty boxes).
+# emoji font so that the README's screenshots (scripts/screenshots.py) show the page icons (not empty boxes).
+# Arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow and not e2e"` for the quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev

@@ -11,56 +11,27 @@ label_doubts, neighbors_cached, estimate_search_seconds, train_rows) and the
 """
 from __future__ import annotations
 
-import html
-import json
-import re
-import time
+import io
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import SMALL, chart, cli, codes, grids, metrics, neighbour_caption_check, run_page, with_neighbours
 from streamlit.testing.v1 import AppTest
 
 import ui
-from knn_core import cache, load_mnist
-from knn_core.__main__ import main as cli_main
+from knn_core import cache
 from knn_core.data import Dataset
 from knn_core.evaluate import (
     K_MAX, NeighborLists, accuracy_by_k, choose_k, estimate_search_seconds, label_doubts, misclassified,
     neighbors_cached, report, size_curve, split_neighbors, suspicious_labels, train_rows, wrong_votes,
 )
 
-TIMEOUT = 900  # a first search on a busy machine; cached runs take well under a second
-SMALL = 1000  # training digits for most tests
 KS = list(range(1, K_MAX + 1))
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def page_script(name: str):
-    """Run one page on its own (it renders the shared sidebar itself)."""
-    import importlib
-
-    getattr(importlib.import_module(f"pages.{name}"), f"{name}_page")()
-
-
-def run_page(name: str, params: dict | None = None, state: dict | None = None) -> AppTest:
-    at = AppTest.from_function(page_script, default_timeout=TIMEOUT, kwargs={"name": name})
-    for key, value in (params or {}).items():
-        at.query_params[key] = str(value)
-    for key, value in (state or {}).items():
-        at.session_state[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def chart(at: AppTest, key: str) -> dict:
-    """The plotly figure (as sent to the browser) of the chart with this widget key."""
-    found = [json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
-    assert len(found) == 1, f"no single chart {key!r}"
-    return found[0]
 
 
 def trace(fig: dict, name: str) -> dict:
@@ -69,80 +40,39 @@ def trace(fig: dict, name: str) -> dict:
     return found[0]
 
 
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
 def table_with(at: AppTest, column: str) -> pd.DataFrame:
     found = [d.value for d in at.dataframe if column in d.value.columns]
     assert len(found) == 1, [list(d.value.columns) for d in at.dataframe]
     return found[0]
 
 
-def download(at: AppTest, label: str) -> list:
-    found = [b for b in at.download_button if b.label == label]
-    assert found, [b.label for b in at.download_button]
-    return found
+def csv_download(at: AppTest, served_files, key: str) -> pd.DataFrame:
+    """The CSV file behind the download button with this key, as the browser would save it."""
+    (button,) = [b for b in at.download_button if b.key == key]
+    return pd.read_csv(io.BytesIO(served_files(button.proto.url)))
 
 
-def _captions(body: str) -> list[str]:
-    caps = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>", body, re.S)
-    return [html.unescape(re.sub(r"<[^>]+>", "", c.replace("<br>", "\n"))) for c in caps]
-
-
-def grids(at: AppTest) -> list[list[str]]:
-    """The captions of each plain digit grid (ui.digit_grid, ui.neighbour_grid), in page order."""
-    return [_captions(h.proto.body) for h in at.get("html")
-            if "digit-grid" in h.proto.body and "digit-with-neighbours" not in h.proto.body]
-
-
-def with_neighbours(at: AppTest) -> list[tuple[str, list[str]]]:
-    """(the digit's caption, its neighbours' captions) of each ui.digit_with_neighbours, in page order."""
-    out = []
-    for h in at.get("html"):
-        if "digit-with-neighbours" in h.proto.body:
-            caps = _captions(h.proto.body)
-            out.append((caps[0], caps[1:]))
-    return out
-
-
-def codes(at: AppTest) -> list[str]:
-    return [c.value for c in at.code]
-
-
-def cli(capsys, *argv) -> str:
-    capsys.readouterr()
-    assert cli_main(list(argv)) == 0
-    return capsys.readouterr().out
-
-
-def neighbour_caption_check(captions: list[str], lists: NeighborLists, q: int, k: int, winner: int) -> None:
-    """The captions of query q's neighbour grid: rank, label, distance, ✓ for those that voted for winner."""
-    assert len(captions) == k
-    for rank, cap in enumerate(captions, start=1):
-        label = int(lists.train_labels[lists.indices[q, rank - 1]])
-        assert cap.startswith(f"#{rank} ")
-        assert f"{label}\nd={lists.distances[q, rank - 1]:.4g}" in cap
-        assert ("✓" in cap) == (label == winner)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
+_references: dict = {}
 
 
 def lists_for(ds, split, size=SMALL, metric="euclidean") -> NeighborLists:
-    """knn_core's own neighbour lists for these settings (the disk cache the page filled)."""
-    return split_neighbors(ds, split, metric=metric, p=ui.MINKOWSKI_P, train_size=size, k_max=K_MAX)
+    """knn_core's neighbour lists for these settings, searched here (never read from the disk cache
+    that the page under test fills), once per session."""
+    key = (id(ds), split, size, metric)
+    if key not in _references:
+        _references[key] = split_neighbors(ds, split, metric=metric, p=ui.MINKOWSKI_P, train_size=size,
+                                           k_max=K_MAX, use_cache=False)
+    return _references[key]
 
 
 # ----------------------------------------------------------------------- Confusion matrix
 
 
-def test_confusion_full_data_default_settings(mnist):
-    at = run_page("confusion")
+@pytest.mark.slow
+def test_confusion_full_data_default_settings(mnist, full_test_lists):
+    at = run_page("confusion")  # all 60,000 training digits: a full search (the session's cache starts empty)
     assert metrics(at)["Accuracy"] == "0.9688"
-    lists = lists_for(mnist, "test", size=60000)
+    lists = full_test_lists
     rep = report(lists.query_labels, lists.predict(5))
     fig = chart(at, "confusion_chart")
     assert np.array_equal(np.array(fig["data"][0]["z"]), rep.confusion)
@@ -197,9 +127,7 @@ def test_confusion_diagonal_cell(mnist):
     assert [digit.split("\n")[0] for digit, _ in with_neighbours(at)] == [f"test #{q}" for q in right[:12]]
 
 
-def test_slow_search_asks_first_with_an_estimate(mnist, monkeypatch, tmp_path):
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "empty-cache"))
-    ui.search_jobs.clear()
+def test_slow_search_asks_first_with_an_estimate(mnist, empty_cache):
     at = run_page("confusion", {"metric": "minkowski"})  # minkowski p=3 on all 60,000: about 50 minutes
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 1 and "This takes about 50 min" in warnings[0], warnings
@@ -207,33 +135,53 @@ def test_slow_search_asks_first_with_an_estimate(mnist, monkeypatch, tmp_path):
     assert not at.get("plotly_chart") and not at.status
     table, _ = ui.search_jobs()
     assert ("test", "minkowski", 60000) not in table  # nothing started
-    ui.search_jobs.clear()
 
 
-def test_first_search_shows_progress_then_comes_from_the_cache(mnist, monkeypatch, tmp_path):
-    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
-    ui.search_jobs.clear()
+def test_first_search_shows_progress_then_comes_from_the_cache(mnist, empty_cache):
     params = {"size": 500}
     at = run_page("suspicious", params)  # leave-one-out on 500 training digits: a quick first search
     assert len(at.status) == 1 and at.status[0].label.startswith("Searched in ")
     assert at.get("progress")
-    ui.search_jobs.clear()  # a new server process: the lists are on disk now
+    first = table_with(at, "disagreement")
+    ui._searches.clear()  # a new server process: the lists are on disk now
     at = run_page("suspicious", params)
     assert len(at.status) == 1 and at.status[0].label.startswith("Loaded from the disk cache in ")
-    times = []
-    for _ in range(3):  # then from memory: no status, and quick
-        t0 = time.perf_counter()
+    pd.testing.assert_frame_equal(table_with(at, "disagreement"), first)
+    shutil.rmtree(empty_cache)  # then from memory: no status, the same table, with nothing left on disk
+    for _ in range(2):
         at.run()
-        times.append(time.perf_counter() - t0)
-        assert not at.status and not at.exception
-    assert min(times) < 1.0, times
-    ui.search_jobs.clear()
+        assert not at.status and not at.exception and not at.error
+        pd.testing.assert_frame_equal(table_with(at, "disagreement"), first)
+    assert not empty_cache.exists()
+
+
+def test_start_the_search_button_runs_it_and_shows_the_results(mnist, empty_cache, monkeypatch):
+    monkeypatch.setattr(ui, "CONFIRM_SECONDS", 0.0)  # every search not on disk asks first
+    params = {"size": 500, "k": 3}
+    at = run_page("confusion", params)
+    (button,) = at.button
+    assert button.label.startswith("Start the search (about ")
+    assert not at.get("plotly_chart") and not metrics(at)
+    button.click().run()
+    assert not at.exception and not at.error
+    assert len(at.status) == 1 and at.status[0].label.startswith("Searched in ")
+    lists = lists_for(mnist, "test", size=500)
+    rep = report(lists.query_labels, lists.predict(3))
+    assert metrics(at)["Accuracy"] == f"{rep.accuracy:.4f}"
+    assert np.array_equal(np.array(chart(at, "confusion_chart")["data"][0]["z"]), rep.confusion)
+    at.run()  # the next run: the search is done, nothing to ask
+    assert not at.button and metrics(at)["Accuracy"] == f"{rep.accuracy:.4f}"
+    # the lists are on disk now: a new server process does not ask again either
+    ui._searches.clear()
+    at = run_page("confusion", params)
+    assert not at.button and metrics(at)["Accuracy"] == f"{rep.accuracy:.4f}"
 
 
 # --------------------------------------------------------------------------- Choosing k
 
 
-def test_k_sweep_matches_knn_core(mnist):
+@pytest.mark.slow
+def test_k_sweep_matches_knn_core(mnist, served_files):  # four charts: about twenty searches, here and on the page
     at = run_page("k_sweep", {"size": SMALL})
     val, test, loo = (lists_for(mnist, s) for s in ("val", "test", "loo"))
     val_acc, test_acc, loo_acc = val.sweep(KS), test.sweep(KS), loo.sweep(KS)
@@ -258,7 +206,7 @@ def test_k_sweep_matches_knn_core(mnist):
     sizes = [500, 1000]  # the sizes up to the one set
     from pages.k_sweep import SIZE_KS
 
-    want = size_curve(mnist, sizes, SIZE_KS)
+    want = size_curve(mnist, sizes, SIZE_KS, use_cache=False)
     fig = chart(at, "size_chart")
     assert fig["layout"]["xaxis"]["type"] == "log"
     for j, kk in enumerate(SIZE_KS):
@@ -276,15 +224,31 @@ def test_k_sweep_matches_knn_core(mnist):
         assert row[2] == best and row[3] == v.accuracy(best, weights=row.weights)
         assert row[4] == t.accuracy(best, weights=row.weights)
 
-    # Every chart has a CSV download of its numbers.
-    assert len(download(at, "Download as CSV")) == 4
+    # Every chart has a CSV download of its numbers: the file holds the chart's curves.
+    assert sorted(b.key for b in at.download_button) == ["compare_csv", "loo_csv", "size_csv", "sweep_csv"]
+    fig = chart(at, "sweep_chart")
+    sweep_csv = csv_download(at, served_files, "sweep_csv")
+    assert list(sweep_csv.columns) == ["k", "validation", "test"] and sweep_csv["k"].tolist() == KS
+    for column, name in (("validation", "validation"), ("test", "test")):
+        np.testing.assert_allclose(sweep_csv[column], trace(fig, name)["y"], rtol=1e-12)
+    loo_csv = csv_download(at, served_files, "loo_csv")
+    assert loo_csv["k"].tolist() == KS
+    np.testing.assert_allclose(loo_csv["leave-one-out"], trace(chart(at, "loo_chart"), "leave-one-out")["y"],
+                               rtol=1e-12)
+    size_csv = csv_download(at, served_files, "size_csv")
+    assert size_csv["training digits"].tolist() == sizes
+    for kk in SIZE_KS:
+        np.testing.assert_allclose(size_csv[f"k={kk}"], trace(chart(at, "size_chart"), f"k={kk}")["y"], rtol=1e-12)
+    compare_csv = csv_download(at, served_files, "compare_csv")
+    curves = {t["name"]: t["y"] for t in chart(at, "compare_chart")["data"] if t.get("mode") == "lines"}
+    assert compare_csv["k"].tolist() == KS and set(compare_csv.columns[1:]) == set(curves) and len(curves) == 4
+    for name, y in curves.items():
+        np.testing.assert_allclose(compare_csv[name], y, rtol=1e-12)
     assert any("python -m knn_core sweep --train-size 1000 --ks 1-50 --split val" in c for c in codes(at))
     assert "python -m knn_core sweep --ks 1,3,5,10,25,50 --train-sizes 500,1000" in codes(at)
 
 
-def test_k_sweep_slow_metric_in_the_comparison_asks_first(mnist):
-    if neighbors_cached(mnist, "val", metric="minkowski", train_size=SMALL):
-        pytest.skip("minkowski lists for this size are cached already: nothing to ask")
+def test_k_sweep_slow_metric_in_the_comparison_asks_first(mnist, empty_cache):
     at = run_page("k_sweep", {"size": SMALL}, state={"compare_metrics": ["euclidean", "minkowski"]})
     # 2 x 10,000 digits vs 1,000 with minkowski p=3: estimated about 2 minutes -> asked first
     warnings = [w.value for w in at.warning]

@@ -1,40 +1,53 @@
 """The Dataset and Baselines pages through Streamlit's AppTest, on a small dataset (fast).
 
 The pages take the dataset as an argument (default: the app's MNIST); here
-they get 600 training digits (the last 200 the validation split) and 200 test
-digits, and a temporary results cache.
+they get 300 training digits (the last 100 the validation split) and 200 test
+digits.  The Baselines page's rows are compared with knn_core.baselines rows
+computed here, into a cache folder of their own; each test sets the cache it
+needs, so none depends on another having run.
 """
 from __future__ import annotations
 
-import html
-import json
 import re
 
 import numpy as np
 import pytest
+from helpers import chart, digit_grids, plain
 from streamlit.testing.v1 import AppTest
 
-from knn_core import Dataset, load_mnist
+from knn_core import Dataset
 from knn_core import baselines as bl
 from knn_core.cache import CACHE_ENV
 
 TIMEOUT = 120
-N_TRAIN, N_VAL, N_TEST = 600, 200, 200
+N_TRAIN, N_VAL, N_TEST = 300, 100, 200
 
 
 @pytest.fixture(scope="module")
-def small():
-    ds = load_mnist()
-    return Dataset(ds.train_images[:N_TRAIN], ds.train_labels[:N_TRAIN], ds.test_images[:N_TEST],
-                   ds.test_labels[:N_TEST], n_val=N_VAL, source="bundled (test subset)")
+def small(mnist):
+    return Dataset(mnist.train_images[:N_TRAIN], mnist.train_labels[:N_TRAIN], mnist.test_images[:N_TEST],
+                   mnist.test_labels[:N_TEST], n_val=N_VAL, source="bundled (test subset)")
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
+def reference(small, tmp_path_factory):
+    """knn_core's baseline rows for `small`, computed here into an empty cache folder: (rows by
+    (label, features), that folder)."""
+    path = tmp_path_factory.mktemp("app-baselines-cache")
     with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("app-baselines-cache")
         mp.setenv(CACHE_ENV, str(path))
-        yield path
+        rows = bl.run_baselines(small)
+    return {(r.label, r.features): r for r in rows}, path
+
+
+@pytest.fixture
+def no_jobs():
+    """No finished baselines job of another test in the page's memory to fall back on."""
+    from pages import baselines as page
+
+    page._jobs.clear()
+    yield
+    page._jobs.clear()
 
 
 def dataset_script(ds):
@@ -57,19 +70,7 @@ def run(at: AppTest) -> AppTest:
 
 def grids(at: AppTest) -> list[list[tuple[str, str]]]:
     """Each ui.digit_grid on the page: (alt text, caption as plain text) per picture."""
-    out = []
-    for h in at.get("html"):
-        body = h.proto.body
-        if "digit-grid" in body:
-            figures = re.findall(r'<img [^>]*alt="([^"]*)"[^>]*>(?:<figcaption[^>]*>(.*?)</figcaption>)?', body, re.S)
-            out.append([(html.unescape(a), html.unescape(re.sub(r"<[^>]+>", "", c))) for a, c in figures])
-    return out
-
-
-def chart(at: AppTest, key: str) -> dict:
-    found = [json.loads(e.proto.spec) for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
-    assert len(found) == 1, f"no single chart {key!r}"
-    return found[0]
+    return [[(alt, plain(caption)) for alt, caption in grid] for grid in digit_grids(at)]
 
 
 def sample(at: AppTest) -> list[tuple[int, int]]:
@@ -147,16 +148,35 @@ def test_dataset_page_picks_a_digit_by_index_within_the_splits_limits(small):
 # ---------------------------------------------------------------------------- Baselines
 
 
-def test_baselines_page_computes_then_shows_every_method(small, cache_dir):
+def test_a_small_table_is_computed_right_away_with_progress(mnist, tmp_path, monkeypatch, no_jobs):
+    tiny = Dataset(mnist.train_images[:90], mnist.train_labels[:90], mnist.test_images[:30],
+                   mnist.test_labels[:30], n_val=30, source="bundled (tiny subset)")
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
     at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
-                                   kwargs={"ds": small, "confirm_seconds": 60.0}))
-    assert "bl_start" not in [b.key for b in at.button]
-    assert at.status  # small: it computed right away, showing progress
+                                   kwargs={"ds": tiny, "confirm_seconds": 60.0}))
+    assert "bl_start" not in [b.key for b in at.button] and not at.warning  # nothing to ask
+    assert len(at.status) == 1 and at.status[0].label.startswith("Done after ")  # computed, showing progress
+    assert len(at.dataframe[0].value) == len(bl.METHODS) * len(bl.FEATURES)
+
+
+def test_baselines_page_asks_first_then_computes_and_shows_every_method(small, reference, tmp_path, monkeypatch,
+                                                                         no_jobs):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
+    at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
+                                   kwargs={"ds": small, "confirm_seconds": 0.0}))
+    start = at.button(key="bl_start")
+    assert re.fullmatch(r"Compute the table \(about \d+ s\)", start.label)
+    assert "12 of the 12 results are still to compute" in at.warning[0].value
+    assert not at.dataframe and not at.status
+    start.click()
+    run(at)
+    assert at.status  # it computed, showing progress
+
+    rows, _ = reference
     df = at.dataframe[0].value
-    assert len(df) == len(bl.METHODS) * len(bl.FEATURES)
+    assert len(df) == len(bl.METHODS) * len(bl.FEATURES) == 12
     assert set(df["Method"]) == {m.label for m in bl.METHODS.values()}
     assert set(df["Features"]) == set(bl.FEATURES)
-    rows = {(r.label, r.features): r for r in bl.run_baselines(small, only_cached=True)}
     for _, rec in df.iterrows():
         assert rec["Test accuracy"] == rows[(rec["Method"], rec["Features"])].test_accuracy
 
@@ -164,6 +184,8 @@ def test_baselines_page_computes_then_shows_every_method(small, cache_dir):
     assert {t["name"] for t in fig["data"]} == {"raw pixels (784)", "10×10 downsampled (100)"}
     for t in fig["data"]:
         assert t["x"] == [m.label for m in bl.METHODS.values()]
+        features = "pixels" if t["name"].startswith("raw") else "10x10"
+        assert t["y"] == [rows[(label, features)].test_accuracy for label in t["x"]]
 
     gallery = [fig for grid in grids(at) for fig in grid]
     assert len(gallery) == 40 and len(grids(at)) == 4  # rows of 10
@@ -175,7 +197,9 @@ def test_baselines_page_computes_then_shows_every_method(small, cache_dir):
         assert ("✗" in cap) == (pred != truth) == ("wrong" in alt)
 
 
-def test_baselines_gallery_shows_a_methods_mistakes(small, cache_dir):
+def test_baselines_gallery_shows_a_methods_mistakes(small, reference, monkeypatch, no_jobs):
+    rows, folder = reference
+    monkeypatch.setenv(CACHE_ENV, str(folder))  # the rows computed above are on disk there
     at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
                                    kwargs={"ds": small, "confirm_seconds": 60.0}))
     assert not at.status  # everything came from the cache
@@ -183,24 +207,10 @@ def test_baselines_gallery_shows_a_methods_mistakes(small, cache_dir):
     at.segmented_control(key="bl_gallery_features").set_value("10x10")
     at.toggle(key="bl_gallery_mistakes").set_value(True)
     run(at)
-    (row,) = bl.run_baselines(small, ["sgd-hinge"], "10x10", only_cached=True)
-    wrong = int(np.sum(row.predictions != small.test_labels))
+    row = rows[("SGD hinge (linear SVM)", "10x10")]
+    wrong = np.flatnonzero(row.predictions != small.test_labels)
     gallery = [fig for grid in grids(at) for fig in grid]
-    assert len(gallery) == min(40, wrong)
+    assert len(gallery) == min(40, len(wrong)) > 0
     assert all("✗" in cap and "wrong" in alt for alt, cap in gallery)
-
-
-def test_baselines_page_asks_before_a_long_computation(small, tmp_path, monkeypatch):
-    from pages import baselines as page
-
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
-    page._jobs.clear()  # no finished job of another test to fall back on
-    at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
-                                   kwargs={"ds": small, "confirm_seconds": 0.0}))
-    start = at.button(key="bl_start")
-    assert re.fullmatch(r"Compute the table \(about \d+ s\)", start.label)
-    assert "12 of the 12 results are still to compute" in at.warning[0].value
-    assert not at.dataframe and not at.status
-    start.click()
-    run(at)
-    assert len(at.dataframe[0].value) == 12
+    assert {int(re.match(r"test digit (\d+)", alt)[1]) for alt, _ in gallery} <= set(wrong.tolist())
+    assert any(f"{len(wrong):,} of {N_TEST:,} test digits wrong" in c.value for c in at.caption)

@@ -7,89 +7,27 @@ value stays None), so drawings and uploads are handed to
 from __future__ import annotations
 
 import base64
-import html
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers import digit_grids, on_canvas, png_bytes, run_draw, shown_text, texts
 from streamlit.testing.v1 import AppTest
 
 import ui
-from knn_core import KNNClassifier, load_mnist
+from knn_core import KNNClassifier
 from knn_core.testing import png_header_only
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
 
 
-# ------------------------------------------------------------------------------ helpers
-
-
-def draw_script(image=None, upload=None):
-    """The Draw page on its own (it renders the shared sidebar itself); runs as an AppTest script."""
-    from pages.draw import draw_page
-
-    draw_page(image=image, upload=upload)
-
-
-def run_draw(image=None, upload=None, params: dict | None = None) -> AppTest:
-    at = AppTest.from_function(draw_script, default_timeout=TIMEOUT,
-                               kwargs={"image": image, "upload": upload})
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def on_canvas(digit28: np.ndarray, size: int = 200, at: tuple[int, int] = (40, 40)) -> np.ndarray:
-    """An MNIST digit blown up (cv2.resize) onto a black 280x280 RGBA canvas, like a drawing."""
-    rgba = np.zeros((280, 280, 4), np.uint8)
-    rgba[:, :, 3] = 255
-    big = cv2.resize(digit28, (size, size), interpolation=cv2.INTER_LINEAR)
-    y, x = at
-    rgba[y : y + size, x : x + size, :3] = big[:, :, None]
-    return rgba
-
-
-def png_bytes(grey: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", grey)
-    assert ok
-    return buf.tobytes()
-
-
-def texts(elements) -> list[str]:
-    return [str(e.value) for e in elements]
-
-
-def digit_grids(at: AppTest) -> list[list[tuple[str, str]]]:
-    """Each ui.digit_grid on the page (an HTML element may hold several), as a list of
-    (alt text, caption HTML) per picture."""
-    grids = []
-    for e in at.get("html"):
-        for part in e.proto.body.split('<div class="digit-grid"')[1:]:
-            figures = re.findall(r'<img [^>]*alt="([^"]*)"[^>]*>(?:<figcaption[^>]*>(.*?)</figcaption>)?', part)
-            grids.append([(html.unescape(alt), caption) for alt, caption in figures])
-    return grids
-
-
-def shown_text(at: AppTest) -> str:
-    """The page's captions and the text of its HTML elements (tags dropped), in one string."""
-    bodies = [html.unescape(re.sub(r"<[^>]+>", " ", e.proto.body)) for e in at.get("html")]
-    return " ".join(texts(at.caption) + bodies)
-
-
 @pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
-
-
-@pytest.fixture(scope="module")
-def reference_clf(mnist):
+def reference_clf(full_classifier):
     """knn_core's own classifier with the page's defaults (k=5, euclidean, all 60,000 digits)."""
-    return KNNClassifier(n_neighbors=5).fit(mnist.train_images, mnist.train_labels)
+    return full_classifier
 
 
 # ------------------------------------------------------------------------- the Draw page
@@ -276,27 +214,6 @@ def test_every_metric_works_on_a_subset(mnist, metric):
 # -------------------------------------------------------------------- the app and the URL
 
 
-@pytest.fixture
-def navigation_mode(monkeypatch):
-    """Run app.py the way a server does after its first run.
-
-    With a pages/ folder next to app.py, Streamlit starts in its legacy
-    multipage mode and leaves it for good at the first st.navigation call.
-    AppTest resets that flag before every run, so from the second run on it
-    would run pages/draw.py without app.py (the page then renders the sidebar
-    itself, see ui.current_settings).  Keep the flag off, as on a server.
-    """
-    from streamlit.runtime import pages_manager
-
-    original = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        pages_manager.PagesManager.uses_pages_directory = False
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
-
-
 def test_app_entry_point_runs_and_shows_the_draw_page(navigation_mode):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
@@ -421,18 +338,16 @@ def test_enlarge_keeps_pixels_crisp():
 # -------------------------------------------------------------- what a stroke costs the server
 
 
-def test_a_stroke_reruns_only_the_drawing_fragment():
+@pytest.mark.slow
+def test_a_stroke_reruns_only_the_drawing_fragment(server_url, reference_clf):
     """A real server, spoken to as a browser does (loadtest.protocol): the canvas lives in an
     st.fragment, so a stroke reruns the fragment alone (script_finished 3) and the sidebar's
     widgets are not rebuilt, while the prediction matches knn_core's."""
     import asyncio
-    import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    sys.path.insert(0, str(ROOT))
     from loadtest.payloads import drawings
     from loadtest.protocol import Session
-    from loadtest.server import Server
 
     (png, label), = drawings(1, seed=3)
 
@@ -440,9 +355,9 @@ def test_a_stroke_reruns_only_the_drawing_fragment():
         async with Session(url) as s:
             return dict(s.widget_fragments), await s.draw(png)
 
-    with Server("app.py") as srv, ThreadPoolExecutor(1) as thread:
+    with ThreadPoolExecutor(1) as thread:
         # In a thread of its own: the browser tests' Playwright keeps an event loop running in this one.
-        first, result = thread.submit(asyncio.run, stroke(srv.url)).result()
+        first, result = thread.submit(asyncio.run, stroke(server_url)).result()
 
     assert first["canvas"]
     assert first["setting_k"] == first["pen_width"] == first["file_uploader"] == ""  # outside the fragment
@@ -450,8 +365,7 @@ def test_a_stroke_reruns_only_the_drawing_fragment():
     assert "canvas" in result.widgets
     assert not [w for w in result.widgets if w.startswith("setting_") or w in ("pen_width", "file_uploader")]
     image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
-    ds = load_mnist()
-    expected = KNNClassifier(n_neighbors=5).fit(ds.train_images, ds.train_labels).predict(ui.drawing_to_mnist(image)[None])[0]
+    expected = reference_clf.predict(ui.drawing_to_mnist(image)[None])[0]
     assert result.prediction == str(expected)
 
 

@@ -1,25 +1,33 @@
 """The "Method" setting: the pages show what a knn_core.methods preset finds, with its distance.
 
 Small training subsets keep the searches quick; the numbers on the pages are
-compared with MethodClassifier / recipe_neighbors for the same settings.
+compared with MethodClassifier / recipe_neighbors for the same settings, searched here
+(use_cache=False), never read from the disk cache the page under test filled.
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import (
+    SMALL, chart, cli, codes, digit_grids, figures, grids, metrics, neighbour_caption_check, on_canvas, run_draw,
+    run_page, run_vote, shown_text, texts,
+)
 
 import ui
-from knn_core import load_mnist
+from knn_core import cache
 from knn_core.evaluate import stratified_subset, train_rows
 from knn_core.methods import PRESETS, MethodClassifier, estimate_recipe_seconds, recipe_cached, recipe_neighbors
-from test_app_analysis import SMALL, chart, cli, codes, grids, metrics, neighbour_caption_check, run_page
-from test_app_draw import digit_grids, on_canvas, run_draw, shown_text, texts
-from test_app_neighbour_vote import figures, run_vote
+
+_references: dict = {}
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
+def reference_lists(ds, method: str, split: str = "test", size: int = SMALL):
+    """knn_core's neighbour lists of a method preset, searched here (use_cache=False: never what the
+    page under test left in the disk cache), once per session."""
+    key = (id(ds), method, split, size)
+    if key not in _references:
+        _references[key] = recipe_neighbors(ds, method, split, train_size=size, use_cache=False)
+    return _references[key]
 
 
 def fitted(ds, method: str, size: int = SMALL, **vote) -> MethodClassifier:
@@ -121,10 +129,10 @@ def test_neighbour_vote_page_places_the_methods_neighbours(mnist):
 
 def test_confusion_page_with_a_method_matches_knn_core_and_the_cli(mnist, capsys):
     at = run_page("confusion", {"method": "deskew", "size": SMALL})
-    lists = recipe_neighbors(mnist, "deskew", "test", train_size=SMALL)
+    lists = reference_lists(mnist, "deskew")
     acc = lists.accuracy(5)
     assert metrics(at)["Accuracy"] == f"{acc:.4f}"
-    assert acc > recipe_neighbors(mnist, "plain", "test", train_size=SMALL).accuracy(5)  # deskewing helps
+    assert acc > reference_lists(mnist, "plain").accuracy(5)  # deskewing helps
     line = "python -m knn_core evaluate --k 5 --method deskew --train-size 1000 --weights uniform"
     assert line in codes(at)
     out = cli(capsys, *line.split()[3:])
@@ -133,7 +141,7 @@ def test_confusion_page_with_a_method_matches_knn_core_and_the_cli(mnist, capsys
 
 def test_misclassified_page_with_a_method(mnist):
     at = run_page("misclassified", {"method": "deskew+blur", "size": SMALL, "k": 3})
-    lists = recipe_neighbors(mnist, "deskew+blur", "test", train_size=SMALL)
+    lists = reference_lists(mnist, "deskew+blur")
     wrong = int((lists.predict(3) != lists.query_labels).sum())
     assert metrics(at)["Wrong"] == f"{wrong:,} of {len(lists.query_labels):,} test digits"
     q = at.selectbox(key="wrong_open").value  # the most confidently wrong digit is open
@@ -145,7 +153,7 @@ def test_k_sweep_compares_methods_with_metrics(mnist):
                                                     "compare_weights": ["uniform"]})
     fig = chart(at, "compare_chart")
     curves = {t["name"]: t["y"] for t in fig["data"] if t.get("mode") == "lines"}
-    val = recipe_neighbors(mnist, "deskew", "val", train_size=SMALL)
+    val = reference_lists(mnist, "deskew", "val")
     want = val.sweep(range(1, 51))
     got = curves[f"{ui.search_label('method:deskew')}, uniform"]
     assert np.allclose(got, want)
@@ -156,17 +164,21 @@ def test_k_sweep_compares_methods_with_metrics(mnist):
 
 
 def test_recipe_neighbors_on_a_training_subset(mnist):
-    lists = recipe_neighbors(mnist, "deskew+blur+L3+shift1", "test", train_size=SMALL, k_max=7, use_cache=False)
+    from knn_core import Dataset
+
+    # all 60,000 training digits (a subset of SMALL is taken from them), 50 test digits: a quick search
+    ds = Dataset(mnist.train_images, mnist.train_labels, mnist.test_images[:50], mnist.test_labels[:50])
+    lists = recipe_neighbors(ds, "deskew+blur+L3+shift1", "test", train_size=SMALL, k_max=7, use_cache=False)
     clf = fitted(mnist, "deskew+blur+L3+shift1")
     nb = clf.kneighbors_detail(mnist.test_images[:50], 7)
-    assert np.array_equal(lists.indices[:50], nb.indices)
-    assert np.array_equal(lists.distances[:50], nb.distances)
+    assert np.array_equal(lists.indices, nb.indices)
+    assert np.array_equal(lists.distances, nb.distances)
     assert np.array_equal(lists.train_labels, mnist.train_labels[train_rows(mnist, "test", SMALL)])
     assert len(lists.train_labels) == SMALL
 
 
 def test_recipe_cache_entries_are_per_training_size(mnist, monkeypatch, tmp_path):
-    monkeypatch.setenv("KNN_DIGIT_LAB_CACHE", str(tmp_path))
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     assert not recipe_cached(mnist, "deskew", "val", train_size=500)
     recipe_neighbors(mnist, "deskew", "val", train_size=500)
     assert recipe_cached(mnist, "deskew", "val", train_size=500)
@@ -182,10 +194,11 @@ def test_recipe_estimates_grow_with_shifts_and_reranking(mnist):
 
 
 def test_cli_method_defaults_to_the_presets_vote(mnist, capsys):
-    preset = PRESETS["deskew+blur+L3+shift1"]
-    out = cli(capsys, "evaluate", "--method", "deskew+blur+L3+shift1", "--train-size", str(SMALL))
-    assert f"k={preset.k} method=deskew+blur+L3+shift1 weights={preset.weights}" in out
-    lists = recipe_neighbors(mnist, preset.recipe, "test", train_size=SMALL)
+    preset = PRESETS["deskew"]
+    assert (preset.k, preset.weights) != (5, "uniform")  # not the classic defaults
+    out = cli(capsys, "evaluate", "--method", "deskew", "--train-size", str(SMALL))
+    assert f"k={preset.k} method=deskew weights={preset.weights}" in out
+    lists = reference_lists(mnist, "deskew")
     assert f"accuracy: {lists.accuracy(preset.k, weights=preset.weights):.4f}" in out
 
 

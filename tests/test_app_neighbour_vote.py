@@ -1,65 +1,25 @@
 """The Neighbour vote page (AppTest, drawings handed in) and the map it shows (knn_core.embedding)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import figures, on_canvas, run_vote, texts
 from streamlit.testing.v1 import AppTest
 
 import ui
-from knn_core import KNNClassifier, load_mnist
 from knn_core.embedding import SHIPPED, DigitMap, compute_map, load_map, place, read_map, write_map
-from test_app_draw import navigation_mode, on_canvas, texts  # noqa: F401  (a fixture and helpers)
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
-
-
-def vote_script(image=None):
-    from pages.neighbour_vote import neighbour_vote_page
-
-    neighbour_vote_page(image=image)
-
-
-def run_vote(image=None, params: dict | None = None) -> AppTest:
-    at = AppTest.from_function(vote_script, default_timeout=TIMEOUT, kwargs={"image": image})
-    for key, value in (params or {}).items():
-        at.query_params[key] = value
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def figures(at: AppTest) -> dict:
-    """The page's plotly figures by element key (radial, tally, map), as parsed JSON."""
-    out = {}
-    for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
-        key = chart.proto.id.rsplit("-", 1)[-1] if chart.proto.id else ""
-        out[key] = spec
-    return out
-
-
-@pytest.fixture(autouse=True)
-def no_cache_warnings_from_other_tests(monkeypatch):
-    """knn_core.cache keeps the warnings it has seen per process; the page shows them."""
-    from knn_core import cache
-
-    monkeypatch.setattr(cache, "_warned", set())
-    monkeypatch.setattr(cache, "warnings_seen", [])
+pytestmark = pytest.mark.usefixtures("no_cache_warnings")  # the page shows the cache warnings it has seen
 
 
 @pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
-
-
-@pytest.fixture(scope="module")
-def reference(mnist):
-    return KNNClassifier(n_neighbors=5).fit(mnist.train_images, mnist.train_labels)
+def reference(full_classifier):
+    return full_classifier
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +33,7 @@ def k_changes_the_vote(mnist, reference):
         p15 = int(np.bincount(labels, minlength=10).argmax())
         if p1 != p15 and np.bincount(labels, minlength=10).max() > np.sort(np.bincount(labels, minlength=10))[-2]:
             return image, p1, p15
-    pytest.skip("no test digit among the first 300 changes its vote between k=1 and k=15")
+    pytest.fail("no test digit among the first 300 changes its vote between k=1 and k=15")
 
 
 # ---------------------------------------------------------------------------------- the page
@@ -218,7 +178,7 @@ def test_a_clicked_dot_is_shown():
     assert _clicked_row(None) is None
 
 
-def test_the_app_lists_the_page_and_opens_it(navigation_mode):  # noqa: F811
+def test_the_app_lists_the_page_and_opens_it(navigation_mode):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params.update({"k": "7", "present": "1"})
     at.run()
@@ -330,9 +290,6 @@ def test_a_drawing_that_is_not_a_picture_is_refused(data, needle):
 
 
 def test_an_enormous_drawing_is_refused_before_decoding():
-    import sys
-
-    sys.path.insert(0, str(ROOT))
     from loadtest.payloads import huge_png
 
     with pytest.raises(ui.DrawingError, match="12,000x12,000 pixels"):

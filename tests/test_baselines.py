@@ -1,7 +1,7 @@
 """knn_core.baselines: every method on a small subset agrees with scikit-learn's own measurements.
 
-The rows are computed once per module (1,500 training digits with a 500-digit
-validation split, 500 test digits) into a temporary cache; each test then
+The rows are computed once per module (800 training digits with a 300-digit
+validation split, 300 test digits) into a temporary cache; each test then
 checks them against a fresh estimator: test accuracy == ``score``, fold
 accuracies == ``cross_val_score``, predictions == ``predict``.
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import cross_val_score
 
-from knn_core import Dataset, load_mnist
+from knn_core import Dataset
 from knn_core import baselines as bl
 from knn_core.cache import CACHE_ENV
 from knn_core.cli import main
@@ -21,7 +21,7 @@ from knn_core.evaluate import DEFAULT_KS, choose_k
 from knn_core.lists import neighbor_lists
 from knn_core.threads import one_blas_thread
 
-N_TRAIN, N_VAL, N_TEST = 1500, 500, 500
+N_TRAIN, N_VAL, N_TEST = 800, 300, 300
 PAIRS = [(key, f) for key in bl.METHODS for f in bl.FEATURES]
 
 
@@ -34,10 +34,9 @@ def cache_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small():
-    ds = load_mnist()
-    return Dataset(ds.train_images[:N_TRAIN], ds.train_labels[:N_TRAIN], ds.test_images[:N_TEST],
-                   ds.test_labels[:N_TEST], n_val=N_VAL, source="bundled (small subset)")
+def small(mnist):
+    return Dataset(mnist.train_images[:N_TRAIN], mnist.train_labels[:N_TRAIN], mnist.test_images[:N_TEST],
+                   mnist.test_labels[:N_TEST], n_val=N_VAL, source="bundled (small subset)")
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,14 @@ def test_cache_dir_follows_the_environment(cdir, monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "home" / ".cache" / "knn-digit-lab"
 
 
+def test_the_suite_has_a_cache_of_its_own(session_cache, monkeypatch):
+    """tests/conftest.py: every test session starts on an empty folder of its own, never ~/.cache."""
+    monkeypatch.undo()  # this module's autouse fixture points each test at a temporary folder: not now
+    assert cache_dir() == session_cache
+    assert session_cache.name.startswith("knn-digit-lab-test-cache-")
+    assert Path.home() / ".cache" not in session_cache.parents
+
+
 def test_second_call_reads_the_entry(cdir):
     compute = Compute()
     first = cached_arrays("thing", {"x": 1}, compute)
@@ -144,6 +152,48 @@ def test_find_neighbors_searches_once(monkeypatch, cdir):
     find_neighbors(X, y, Q, qy, k_max=10, method=Method.classic("minkowski", p=4))  # p matters there
     assert calls[6:] == ["minkowski", "minkowski"]
     assert len(list(cdir.glob("neighbors-*.npz"))) == 7
+
+
+def test_a_code_version_bump_recomputes_instead_of_reading(monkeypatch, cdir):
+    """cache.CODE_VERSION is part of every key: after a bump, old entries are never read again."""
+    compute = Compute()
+    cached_arrays("thing", {"x": 1}, compute)
+    monkeypatch.setattr(cache, "CODE_VERSION", cache.CODE_VERSION + "-bumped")
+    stale = Compute(a=np.array([-1]))  # what the new code computes
+    assert cached_arrays("thing", {"x": 1}, stale)["a"].tolist() == [-1]
+    assert (compute.calls, stale.calls) == (1, 1)
+    assert cached_arrays("thing", {"x": 1}, stale)["a"].tolist() == [-1] and stale.calls == 1  # its own entry
+    assert len(list(cdir.glob("thing-*.npz"))) == 2
+
+
+def test_a_code_version_bump_invalidates_neighbour_lists(monkeypatch, cdir):
+    from knn_core.data import Dataset
+    from knn_core.evaluate import neighbors_cached, split_neighbors
+    from knn_core.methods import MethodSearch, recipe_cached, recipe_neighbors
+
+    rng = np.random.default_rng(1)
+    ds = Dataset(rng.integers(0, 256, (60, 28, 28), dtype=np.uint8), rng.integers(0, 3, 60),
+                 rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), rng.integers(0, 3, 12), n_val=10)
+    split_neighbors(ds, "test", k_max=5)
+    recipe_neighbors(ds, "deskew", "test", k_max=5)
+    assert neighbors_cached(ds, "test", k_max=5) and recipe_cached(ds, "deskew", "test", k_max=5)
+    monkeypatch.setattr(cache, "CODE_VERSION", cache.CODE_VERSION + "-bumped")
+    assert not neighbors_cached(ds, "test", k_max=5) and not recipe_cached(ds, "deskew", "test", k_max=5)
+    searches = []
+    real_search, real_recipe = ExactSearch.kneighbors, MethodSearch.kneighbors
+
+    def counting(real):
+        def search(self, *args, **kw):
+            searches.append(type(self).__name__)
+            return real(self, *args, **kw)
+        return search
+
+    monkeypatch.setattr(ExactSearch, "kneighbors", counting(real_search))
+    monkeypatch.setattr(MethodSearch, "kneighbors", counting(real_recipe))
+    split_neighbors(ds, "test", k_max=5)
+    recipe_neighbors(ds, "deskew", "test", k_max=5)
+    assert "ExactSearch" in searches and "MethodSearch" in searches  # searched again, not read
+    assert neighbors_cached(ds, "test", k_max=5) and recipe_cached(ds, "deskew", "test", k_max=5)
 
 
 # --------------------------------------------------------------------------- bad entries

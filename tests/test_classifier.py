@@ -3,29 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from knn_core import KNNClassifier, load_mnist
+from knn_core import KNNClassifier
 from knn_core.errors import ParameterError
 from knn_core.vote import VoteExplanation, decide, neighbor_weights, tally
 
 WEIGHTS = ("uniform", "distance")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """One BLAS thread for this module's fits (correctness does not depend on it; speed does).
-
-    ExactSearch.fit runs np.linalg.eigh on a 784x784 matrix; with 2 OpenBLAS threads on a
-    busy 2-core machine it takes 0.4-6 s instead of 0.15 s, which made this suite 5x slower.
-    test_search.py::test_blas_threads_do_not_change_results covers multi-threaded BLAS.
-    """
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def sk_classifier(k, metric="euclidean", weights="uniform"):
@@ -68,11 +56,6 @@ def assert_same_as_sklearn(X, y, Q, k, metric, weights):
     np.testing.assert_array_equal(ours.classes_, ref.classes_)
     np.testing.assert_array_equal(ours.predict(Q), ref.predict(rows64(Q)))
     np.testing.assert_allclose(ours.predict_proba(Q), ref.predict_proba(rows64(Q)), rtol=1e-12, atol=1e-12)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 # --------------------------------------------------------------------------- equality with scikit-learn
@@ -156,6 +139,20 @@ def test_mnist_subset_matches_sklearn(mnist_subset, metric):
 def test_mnist_small_minkowski_matches_sklearn(mnist, weights):
     X, y, Q = mnist.train_images[:400], mnist.train_labels[:400], mnist.test_images[:40]
     assert_same_as_sklearn(X, y, Q, 3, "minkowski", weights)
+
+
+@pytest.mark.parametrize("p", [1.5, 4])
+def test_minkowski_with_other_p_matches_sklearn(p):
+    rng = np.random.default_rng(int(p * 10))
+    X, y, Q = random_set("uint8_images", rng)
+    ours = KNNClassifier(5, metric="minkowski", p=p, weights="distance").fit(X, y)
+    ref = KNeighborsClassifier(5, algorithm="brute", metric="minkowski", p=p, weights="distance").fit(rows64(X), y)
+    d, i = ours.kneighbors(Q)
+    sd, si = ref.kneighbors(rows64(Q))
+    np.testing.assert_allclose(d, sd, rtol=1e-9)
+    np.testing.assert_array_equal(i, si)  # random uint8 images: no exact ties
+    np.testing.assert_array_equal(ours.predict(Q), ref.predict(rows64(Q)))
+    np.testing.assert_allclose(ours.predict_proba(Q), ref.predict_proba(rows64(Q)), rtol=1e-12, atol=1e-12)
 
 
 def test_leave_one_out_kneighbors_matches_sklearn_and_keeps_duplicates():
@@ -280,7 +277,8 @@ def test_random_three_way_tie_and_many_queries():
     assert all(50 <= picks.tolist().count(c) <= 150 for c in (4, 8, 9))
     np.testing.assert_array_equal(picks, clf.set_params(random_state=0).predict(Q))
     assert not np.array_equal(picks, clf.set_params(random_state=1).predict(Q))
-    clf.set_params(random_state=None).predict(Q)  # unseeded works too
+    unseeded = clf.set_params(random_state=None).predict(Q)  # unseeded works too: a fair draw each time
+    assert unseeded.shape == (300,) and set(unseeded.tolist()) == {4, 8, 9}  # all three: fails with p < 1e-50
 
 
 def test_zero_distance_rule_matches_sklearn():

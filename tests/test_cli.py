@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 import knn_core.cli
 import knn_core.data
@@ -19,46 +18,32 @@ from knn_core import KNNClassifier
 from knn_core.cache import CACHE_ENV
 from knn_core.cli import main
 from knn_core.data import stratified_subset
-from knn_core.errors import DataError, EmptyDrawingError, KnnLabError, ParameterError
+from knn_core.errors import DataError, EmptyDrawingError, ImageError, KnnLabError, ParameterError
 from knn_core.evaluate import choose_k
 from knn_core.lists import find_neighbors
 from knn_core.methods import PRESETS
-from knn_core.errors import ImageError
 
 ROOT = Path(__file__).resolve().parent.parent
 _real_load_mnist = knn_core.data.load_mnist
-_BUNDLED = []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """One BLAS thread for the fits: multi-threaded OpenBLAS eigh is erratic on a busy 2-core machine (see test_search.py)."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """A fresh cache folder per test; the bundled data set read once per session."""
+def isolated(tmp_path, monkeypatch, mnist):
+    """A fresh cache folder per test; the bundled data set is the session's (read once)."""
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
 
     def load_mnist(source=None, **kw):
         if source is None and not kw:
-            return _bundled()
+            return mnist
         return _real_load_mnist(source, **kw)
 
     monkeypatch.setattr(knn_core.data, "load_mnist", load_mnist)
 
 
-def _bundled():
-    if not _BUNDLED:
-        _BUNDLED.append(_real_load_mnist())
-    return _BUNDLED[0]
-
-
 @pytest.fixture(scope="module")
-def ds():
-    return _bundled()
+def ds(mnist):
+    return mnist
 
 
 def run(capsys, *argv):
@@ -159,6 +144,54 @@ def test_sweep_over_training_set_sizes(capsys, ds):
         assert line.split() == [str(n), *(f"{a:.4f}" for a in expected)]
 
 
+def test_sweep_leave_one_out_chooses_k_there(capsys, ds):
+    status, out, err = run(capsys, "sweep", "--ks", "1,3,5", "--train-size", "1000", "--split", "loo")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "accuracy against k on the loo split (metric=euclidean, weights=uniform)"
+    keep = stratified_subset(ds.train_labels, 1000)
+    X, y = ds.train_images[keep], ds.train_labels[keep]
+    loo = find_neighbors(X, y, k_max=5, use_cache=False)  # each training digit against the other 999
+    loo_acc = loo.sweep([1, 3, 5])
+    assert [ln.split() for ln in lines[2:5]] == [[str(k), f"{a:.4f}"] for k, a in zip((1, 3, 5), loo_acc)]
+    best = choose_k(loo, [1, 3, 5])
+    test_acc = KNNClassifier(best).fit(X, y).score(ds.test_images, ds.test_labels)
+    assert lines[-1] == (f"k chosen on leave-one-out: {best} (leave-one-out accuracy "
+                         f"{loo_acc[[1, 3, 5].index(best)]:.4f}); test accuracy at k={best}: {test_acc:.4f}")
+
+
+def test_sweep_on_the_test_split_still_chooses_k_on_validation(capsys, ds):
+    status, out, err = run(capsys, "sweep", "--ks", "1,4", "--train-size", "1000", "--split", "test")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "accuracy against k on the test split (metric=euclidean, weights=uniform)"
+    keep = stratified_subset(ds.train_labels, 1000)
+    clf = KNNClassifier(1).fit(ds.train_images[keep], ds.train_labels[keep])
+    test_acc = [clf.set_params(n_neighbors=k).score(ds.test_images, ds.test_labels) for k in (1, 4)]
+    assert [ln.split() for ln in lines[2:4]] == [[str(k), f"{a:.4f}"] for k, a in zip((1, 4), test_acc)]
+    keep_v = stratified_subset(ds.fit_labels, 1000)
+    val = find_neighbors(ds.fit_images[keep_v], ds.fit_labels[keep_v], ds.val_images, ds.val_labels, k_max=4,
+                         use_cache=False)
+    best = choose_k(val, [1, 4])
+    assert lines[-1].startswith(f"k chosen on validation: {best} (validation accuracy ")
+    assert lines[-1].endswith(f"test accuracy at k={best}: {test_acc[[1, 4].index(best)]:.4f}")
+
+
+def test_sweep_with_a_method_uses_its_search_and_vote(capsys, ds):
+    preset = PRESETS["deskew"]
+    status, out, err = run(capsys, "sweep", "--method", "deskew", "--ks", "1,3,5", "--train-size", "1000",
+                           "--split", "val")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"accuracy against k on the val split (method=deskew, weights={preset.weights})"
+    val = recipe_neighbors(ds, "deskew", "val", train_size=1000, k_max=5, use_cache=False)
+    want = val.sweep([1, 3, 5], weights=preset.weights)
+    assert [ln.split() for ln in lines[2:5]] == [[str(k), f"{a:.4f}"] for k, a in zip((1, 3, 5), want)]
+    plain = find_neighbors(*(a[stratified_subset(ds.fit_labels, 1000)] for a in (ds.fit_images, ds.fit_labels)),
+                           ds.val_images, ds.val_labels, k_max=5, use_cache=False)
+    assert not np.array_equal(want, plain.sweep([1, 3, 5], weights=preset.weights))  # not plain kNN's numbers
+
+
 # --------------------------------------------------------------------------- predict
 
 
@@ -205,6 +238,7 @@ def test_predict_passes_metric_and_vote_options(capsys, ds, tmp_path):
     assert d[0, 0] > 1000  # manhattan-sized distances, not euclidean ones
 
 
+@pytest.mark.slow
 def test_predict_with_the_full_training_set(capsys, ds, tmp_path):
     path = write_png(tmp_path / "seven.png", ds.test_images[0])
     status, out, err = run(capsys, "predict", path)
@@ -280,6 +314,46 @@ def test_suspicious_training_digits_are_named_by_their_dataset_row(capsys, ds):
         j = int(np.searchsorted(keep, row))  # its place in the subset searched
         assert float(r[4]) == pytest.approx(disagree[j], abs=0.005)
         assert r[5:] == [str(v) for v in loo.neighbor_labels(5)[j]]
+def photo_of(digit28: np.ndarray) -> np.ndarray:
+    """A digit as on a photo: dark ink on light, slightly uneven paper (320 x 300 pixels)."""
+    digit = cv2.resize(digit28, (180, 180), interpolation=cv2.INTER_LINEAR)
+    paper = np.tile(np.linspace(215, 245, 320, dtype=np.float32), (300, 1))
+    paper[60:240, 70:250] -= digit.astype(np.float32) * 0.7
+    return np.clip(paper, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_predict_a_photo_goes_through_the_photo_path(capsys, ds, tmp_path, ext):
+    from knn_core.photo import photo_to_mnist
+
+    path = write_png(tmp_path / f"photo{ext}", photo_of(ds.test_images[0]))
+    status, out, err = run(capsys, "predict", path, "--train-size", "5000")
+    assert status == 0, err
+    keep = stratified_subset(ds.train_labels, 5000)
+    clf = KNNClassifier(5).fit(ds.train_images[keep], ds.train_labels[keep])
+    with open(path, "rb") as f:
+        digit = photo_to_mnist(f.read())
+    d, i = clf.kneighbors(digit[None])
+    shown = " ".join(f"{ds.train_labels[keep][j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
+    assert out.startswith(f"{path}: 7   neighbours: {shown}   ")
+    assert clf.predict(digit[None])[0] == 7 == ds.test_labels[0]
+
+
+def test_predict_with_a_method_uses_its_neighbours_and_vote(capsys, ds, tmp_path):
+    preset = PRESETS["deskew+blur"]
+    path = write_png(tmp_path / "d.png", ds.test_images[7])
+    status, out, err = run(capsys, "predict", path, "--method", "deskew+blur", "--train-size", "1000")
+    assert status == 0, err
+    keep = stratified_subset(ds.train_labels, 1000)
+    X, y = ds.train_images[keep], ds.train_labels[keep]
+    clf = KNNClassifier(preset.k, method=preset.name, weights=preset.weights).fit(X, y)
+    d, i = clf.kneighbors(ds.test_images[7:8])
+    assert d.shape == (1, preset.k)  # the preset's validated k
+    shown = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
+    winner = clf.explain(d[0], i[0]).winner
+    assert out.startswith(f"{path}: {winner}   neighbours: {shown}   ")
+    plain = KNNClassifier(preset.k).fit(X, y).kneighbors(ds.test_images[7:8])
+    assert not np.array_equal(plain[1], i)  # not plain kNN's neighbours
 
 
 # --------------------------------------------------------------------------- errors

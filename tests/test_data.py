@@ -20,8 +20,8 @@ N_TRAIN, N_TEST = 50, 20
 
 
 @pytest.fixture(scope="module")
-def bundled() -> Dataset:
-    return load_mnist()
+def bundled(mnist) -> Dataset:
+    return mnist
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 from sklearn.metrics import classification_report, confusion_matrix
 from sklearn.neighbors import NearestNeighbors
 
-from knn_core import KNNClassifier, load_mnist
+from knn_core import KNNClassifier
 from knn_core.cache import CACHE_ENV
 from knn_core.data import Dataset, stratified_subset
 from knn_core.errors import ParameterError
@@ -16,28 +15,13 @@ from knn_core.evaluate import choose_k, misclassified, report, size_curve, suspi
 from knn_core.lists import NeighborLists, estimate_seconds, find_neighbors, is_cached, neighbor_lists, split_data
 from knn_core.methods import PRESETS, Method
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """One BLAS thread for this module's fits (correctness does not depend on it; speed does).
-
-    ExactSearch.fit runs np.linalg.eigh on a 784x784 matrix; with 2 OpenBLAS threads on a
-    busy 2-core machine it takes 0.4-6 s instead of 0.15 s, which made this suite 5x slower.
-    test_search.py::test_blas_threads_do_not_change_results covers multi-threaded BLAS.
-    """
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(autouse=True)
 def tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +52,11 @@ def test_sweep_equals_direct_prediction_at_every_k(sweep_data, tmp_path, monkeyp
     ks = list(range(1, 16))
     ties_seen = 0
     rules_differ = set()
+    clf = KNNClassifier().fit(X, y)  # k and the vote options are used at predict time
     for k in ks:
-        clf = KNNClassifier(n_neighbors=k).fit(X, y)  # one fit per k; the vote options are used at predict time
         by_rule = {}
         for weights, tie_break in VOTES:
-            clf.set_params(weights=weights, tie_break=tie_break, random_state=0)
+            clf.set_params(n_neighbors=k, weights=weights, tie_break=tie_break, random_state=0)
             direct = clf.predict(Q)
             got = lists.predict(k, weights=weights, tie_break=tie_break, random_state=0)
             np.testing.assert_array_equal(got, direct, err_msg=f"k={k} {weights} {tie_break}")
@@ -273,9 +257,10 @@ def test_estimate_seconds_grows_with_the_work(ds_small, mnist):
 # --------------------------------------------------------------------------- the full data set
 
 
-def test_full_mnist_k5_accuracy_is_0_9688(mnist):
+@pytest.mark.slow
+def test_full_mnist_k5_accuracy_is_0_9688(mnist, full_test_lists):
     """k=5, euclidean, uniform, 60,000 training / 10,000 test digits: 312 errors."""
-    lists = neighbor_lists(mnist, "euclidean", "test", k_max=5)
+    lists = full_test_lists  # split_neighbors(mnist, "test", k_max=50), searched once per session
     pred = lists.predict(5)
     assert int((pred == mnist.test_labels).sum()) == 9688
     assert lists.accuracy(5) == 0.9688

@@ -19,24 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TIMEOUT, on_canvas, texts, vote_script
 from streamlit.testing.v1 import AppTest
 
-from knn_core import cache, embedding, load_mnist
-from test_app_draw import navigation_mode, on_canvas, texts  # noqa: F401  (a fixture and helpers)
+from knn_core import cache, embedding
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
-
-
-def vote_script(image=None):
-    from pages.neighbour_vote import neighbour_vote_page
-
-    neighbour_vote_page(image=image)
 
 
 @pytest.fixture(scope="module")
-def drawing():
-    return on_canvas(load_mnist().test_images[0])  # a 7
+def drawing(mnist):
+    return on_canvas(mnist.test_images[0])  # a 7
 
 
 @pytest.fixture
@@ -194,8 +187,7 @@ def test_writer_killed_mid_write_leaves_no_valid_entry(fresh, monkeypatch, tmp_p
     assert len(map_entries(folder)) == 1
 
 
-def test_the_whole_app_starts_with_an_unusable_cache(fresh, monkeypatch, tmp_path, navigation_mode,  # noqa: F811
-                                                     request):
+def test_the_whole_app_starts_with_an_unusable_cache(fresh, monkeypatch, tmp_path, navigation_mode, request):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     use_cache(monkeypatch, blocker / "cache")

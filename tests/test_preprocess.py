@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 
-from knn_core.data import load_mnist
 from knn_core.errors import EmptyDrawingError, ImageError
 from knn_core.features import blur, deskew, downsample
 from knn_core.normalize import (
@@ -20,11 +19,6 @@ from knn_core.normalize import (
 )
 from knn_core.photo import photo_to_mnist, photo_to_mnist_stages
 from knn_core.testing import ENCODINGS, png_header_only, simulate_canvas
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 def centre_of_mass(img: np.ndarray) -> tuple[float, float]:

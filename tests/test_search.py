@@ -13,7 +13,6 @@ import pytest
 from threadpoolctl import threadpool_limits
 from sklearn.neighbors import NearestNeighbors
 
-from knn_core import load_mnist
 from knn_core.errors import ParameterError
 from knn_core.search import METRICS, ExactSearch
 
@@ -92,26 +91,12 @@ def exact_reference(X, Q, k):
     return np.sqrt(np.take_along_axis(sq, order, axis=1)), order
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """One BLAS thread for this module's fits (correctness does not depend on it; speed does).
-
-    ExactSearch.fit runs np.linalg.eigh on a 784x784 matrix; with 2 OpenBLAS threads on a
-    busy 2-core machine it takes 0.4-6 s instead of 0.15 s, which made this suite 5x slower.
-    test_search.py::test_blas_threads_do_not_change_results covers multi-threaded BLAS.
-    """
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def search(X, Q, k, metric, **kw):
     p = 3 if metric == "minkowski" else 2
     return ExactSearch(metric, p=p).fit(X).kneighbors(Q, k, **kw)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist()
 
 
 # --------------------------------------------------------------------------- random data
@@ -191,6 +176,49 @@ def test_cosine_all_zero_rows_match_sklearn():
     assert_matches_sklearn(X, Q, 40, "cosine", d, i)
     np.testing.assert_array_equal(d[0], np.ones(40))  # zero query: all at distance exactly 1
     np.testing.assert_array_equal(i[0], np.arange(40))  # ... so ordered by index
+
+
+# --------------------------------------------------------------------------- minkowski, any p
+
+
+def minkowski_reference(X, Q, k, p):
+    """scikit-learn's float64 brute force with minkowski p, and a from-scratch distance function."""
+    X = np.asarray(X).reshape(len(X), -1).astype(np.float64)
+    Q = np.asarray(Q).reshape(len(Q), -1).astype(np.float64)
+    sd, si = NearestNeighbors(n_neighbors=k, algorithm="brute", metric="minkowski", p=p).fit(X).kneighbors(Q)
+
+    def true(ind):
+        return (np.abs(Q[:, None, :] - X[ind]) ** p).sum(-1) ** (1 / p)
+
+    return sd, si, true
+
+
+@pytest.mark.parametrize("p", [1, 1.5, 2.5, 4])
+@pytest.mark.parametrize("kind", ["uint8_images", "float_features", "offset_large"])
+def test_minkowski_with_any_p_matches_sklearn(kind, p):
+    """The README: minkowski with any p >= 1 is exact (3 is only the classic default)."""
+    rng = np.random.default_rng(zlib.crc32(f"{kind}/minkowski/{p}".encode()))
+    X, Q = random_data(kind, rng)
+    s = ExactSearch("minkowski", p=p).fit(X)
+    for k in (1, 5, len(X)):
+        d, i = s.kneighbors(Q, k)
+        sd, si, true = minkowski_reference(X, Q, k, p)
+        np.testing.assert_allclose(d, sd, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(d, true(i), rtol=1e-10, atol=1e-10)  # float64 rounding, any summation order
+        diff = i != si
+        np.testing.assert_allclose(true(i)[diff], true(si)[diff], rtol=1e-12, atol=1e-12)  # only among ties
+        assert_ordered(d, i)
+
+
+@pytest.mark.parametrize("p", [1.5, 4])
+def test_mnist_subset_minkowski_with_other_p_matches_sklearn(mnist, p):
+    X, Q = mnist.train_images[:400], mnist.test_images[:40]
+    d, i = ExactSearch("minkowski", p=p).fit(X).kneighbors(Q, 6)
+    sd, si, true = minkowski_reference(X, Q, 6, p)
+    np.testing.assert_allclose(d, sd, rtol=1e-9)
+    diff = i != si
+    np.testing.assert_allclose(true(i)[diff], true(si)[diff], rtol=1e-12)
+    assert_ordered(d, i)
 
 
 # --------------------------------------------------------------------------- MNIST

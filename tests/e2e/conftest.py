@@ -1,46 +1,16 @@
-"""Browser tests: a real `streamlit run app.py` server and headless Chromium via Playwright.
+"""Browser tests: the session's `streamlit run app.py` server (tests/conftest.py) and headless Chromium.
 
 Only ever talks to 127.0.0.1.  Skipped (with the reason) when Chromium or
-Playwright is missing.
+Playwright is missing; CI sets KNN_REQUIRE_BROWSER=1 to make that a failure.
+Each test module here carries ``pytestmark = pytest.mark.e2e``.
 """
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-SERVER_START_TIMEOUT = 60
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: browser tests (streamlit server + headless Chromium)")
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from loadtest.browser import CHROMIUM_ARGS, chromium_path as find_chromium
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -52,7 +22,7 @@ def _skip_or_fail(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    path = _chromium()
+    path = find_chromium()
     if path is None:
         _skip_or_fail("chromium not found on PATH (Debian: apt-get install chromium); browser tests need it")
     try:
@@ -63,47 +33,9 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def app_url(chromium_path, tmp_path_factory):
-    """Start `streamlit run app.py` on a free local port; yield its URL; stop it at the end."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit not healthy after {SERVER_START_TIMEOUT} s:\n"
-                                   f"{log_path.read_text()}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-        text = log_path.read_text(errors="replace")
-        if "Traceback" in text:
-            print(f"streamlit server log:\n{text}")
+def app_url(chromium_path, server_url):
+    """The session's app server, for tests that open it in Chromium."""
+    return server_url
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +50,9 @@ def browser(chromium_path):
 
 @pytest.fixture
 def page(browser):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)  # a first stroke fits the classifier on a busy machine
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)
