@@ -5,9 +5,9 @@ folder for this session (removed at the end), so no test reads what an earlier
 run left behind and none writes into the user's ~/.cache.  Subprocesses the tests
 start (the Streamlit servers, CLI runs, load-test tools) inherit it.
 
-Markers: ``slow`` (full-data searches, real servers: over ~10 s each) and ``e2e``
-(headless Chromium against a real server).  ``pytest -m "not slow and not e2e"``
-is the quick run.  Helpers used by several test files live in tests/helpers.py.
+Markers (registered in pyproject.toml, with --durations): ``slow`` (full-data
+searches, real servers: over ~10 s each) and ``e2e`` (headless Chromium against a
+real server).  ``pytest -m "not slow and not e2e"`` is the quick run.  Helpers used by several test files live in tests/helpers.py.
 """
 from __future__ import annotations
 
@@ -34,10 +34,6 @@ def pytest_configure(config):
     if _session_cache is None:
         _session_cache = tempfile.mkdtemp(prefix="knn-digit-lab-test-cache-")
         os.environ[CACHE_ENV] = _session_cache
-    config.addinivalue_line("markers", "slow: takes over ~10 s (full-data searches, a server of its own)")
-    config.addinivalue_line("markers", "e2e: browser tests (streamlit server + headless Chromium)")
-    if config.option.durations is None:
-        config.option.durations = 15  # the slowest tests, after every run
 
 
 def pytest_collection_modifyitems(config, items):
@@ -86,9 +82,9 @@ def full_test_lists(mnist):
     """The 50 nearest of all 60,000 training digits for each of the 10,000 test digits (euclidean),
     searched once per session and never read from the disk cache: a reference for the pages and
     the figures built on the full data set (k=5: accuracy 0.9688)."""
-    from knn_core.evaluate import split_neighbors
+    from knn_core import neighbor_lists
 
-    return split_neighbors(mnist, "test", k_max=50, use_cache=False)
+    return neighbor_lists(mnist, "euclidean", "test", k_max=50, use_cache=False)
 
 
 @pytest.fixture(scope="module")
@@ -107,15 +103,29 @@ def one_blas_thread():
 
 
 @pytest.fixture
-def empty_cache(tmp_path, monkeypatch) -> Path:
-    """An empty on-disk cache for one test, and no finished search in the app's memory."""
+def fresh_queue(monkeypatch):
+    """A job queue of its own for one test, as in a new server process (ui.QUEUE keeps finished
+    searches reachable by key; this test's searches must neither find nor leave any)."""
+    import ui
+    from knn_core.jobs import queue_from_environment
+
+    queue = queue_from_environment()
+    monkeypatch.setattr(ui.jobs, "QUEUE", queue)
+    monkeypatch.setattr(ui, "QUEUE", queue)
+    yield queue
+    queue.shutdown()
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch, fresh_queue) -> Path:
+    """An empty on-disk cache for one test, and no search in the app's memory or job queue."""
     import ui
 
     folder = tmp_path / "empty-cache"
     monkeypatch.setenv(CACHE_ENV, str(folder))
-    ui._searches.clear()
+    ui.forget_loaded()
     yield folder
-    ui._searches.clear()  # what this test searched is not in the session's cache: forget it
+    ui.forget_loaded()  # what this test searched is not in the session's cache: forget it
 
 
 @pytest.fixture

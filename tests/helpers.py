@@ -124,6 +124,24 @@ def figures(at: AppTest) -> dict:
     return out
 
 
+def vote_bars(html_text: str) -> dict[int, tuple[int, int]]:
+    """class -> (neighbours, share of the vote in %) of ui.vote_bars_html, read from each bar's title."""
+    found = re.findall(r'title="(\d+): (\d+) neighbours?, (\d+)% of the vote"', html_text)
+    return {int(c): (int(n), int(p)) for c, n, p in found}
+
+
+def vote_bar_colours(html_text: str) -> dict[int, str]:
+    """class -> the colour of its bar in ui.vote_bars_html."""
+    return {int(c): colour for c, colour in re.findall(r'title="(\d+):.*?background:(#[0-9A-Fa-f]{6})', html_text)}
+
+
+def page_vote_bars(at: AppTest) -> str:
+    """The HTML of the one vote-bars element on the page (the Draw page's vote)."""
+    found = [e.proto.body for e in at.get("html") if 'class="vote-bars"' in e.proto.body]
+    assert len(found) == 1, f"{len(found)} vote bars on the page"
+    return found[0]
+
+
 def plain(caption_html: str) -> str:
     """A caption's HTML as text: <br> a newline, tags dropped, entities decoded."""
     return html.unescape(re.sub(r"<[^>]+>", "", caption_html.replace("<br>", "\n")))

@@ -5,8 +5,8 @@ pages/<name>.py) with its settings in the query string, as a link would carry
 them; the figures, tables and numbers it shows are compared with what knn_core
 computes for the same settings.  Most tests use small training subsets (fast
 searches); one checks the full data set (k=5 euclidean: accuracy 0.9688).
-The knn_core additions these pages rely on (accuracy_by_k, wrong_votes,
-label_doubts, neighbors_cached, estimate_search_seconds, train_rows) and the
+The knn_core parts these pages rely on (NeighborLists.sweep, wrong_votes,
+label_doubts, is_cached, estimate_seconds, split_data's training rows) and the
 `misclassified` / `suspicious` commands are tested here too.
 """
 from __future__ import annotations
@@ -21,12 +21,11 @@ from helpers import SMALL, chart, cli, codes, grids, metrics, neighbour_caption_
 from streamlit.testing.v1 import AppTest
 
 import ui
-from knn_core import cache
-from knn_core.data import Dataset
-from knn_core.evaluate import (
-    K_MAX, NeighborLists, accuracy_by_k, choose_k, estimate_search_seconds, label_doubts, misclassified,
-    neighbors_cached, report, size_curve, split_neighbors, suspicious_labels, train_rows, wrong_votes,
+from knn_core import (
+    K_MAX, Method, NeighborLists, ParameterError, cache, estimate_seconds, is_cached, neighbor_lists, split_data,
 )
+from knn_core.data import Dataset
+from knn_core.evaluate import choose_k, label_doubts, misclassified, report, size_curve, suspicious_labels, wrong_votes
 
 KS = list(range(1, K_MAX + 1))
 
@@ -60,8 +59,8 @@ def lists_for(ds, split, size=SMALL, metric="euclidean") -> NeighborLists:
     that the page under test fills), once per session."""
     key = (id(ds), split, size, metric)
     if key not in _references:
-        _references[key] = split_neighbors(ds, split, metric=metric, p=ui.MINKOWSKI_P, train_size=size,
-                                           k_max=K_MAX, use_cache=False)
+        _references[key] = neighbor_lists(ds, Method.classic(metric, ui.MINKOWSKI_P), split, train_size=size,
+                                          k_max=K_MAX, use_cache=False)
     return _references[key]
 
 
@@ -128,13 +127,25 @@ def test_confusion_diagonal_cell(mnist):
 
 
 def test_slow_search_asks_first_with_an_estimate(mnist, empty_cache):
-    at = run_page("confusion", {"metric": "minkowski"})  # minkowski p=3 on all 60,000: about 50 minutes
+    # minkowski p=3, 10,000 test digits vs 500: about 26 s, over CONFIRM_SECONDS, within a browser's limit
+    assert ui.jobs.CONFIRM_SECONDS < estimate_seconds(mnist, "minkowski", "test", 500) < ui.max_browser_seconds()
+    at = run_page("confusion", {"metric": "minkowski", "size": 500})
     warnings = [w.value for w in at.warning]
-    assert len(warnings) == 1 and "This takes about 50 min" in warnings[0], warnings
-    assert [b.label for b in at.button] == ["Start the search (about 50 min)"]
+    assert len(warnings) == 1 and "This takes about 26 s" in warnings[0], warnings
+    assert [b.label for b in at.button] == ["Start the search (about 26 s)"]
     assert not at.get("plotly_chart") and not at.status
-    table, _ = ui.search_jobs()
-    assert ("test", "minkowski", 60000) not in table  # nothing started
+    assert not ui.QUEUE.active()  # nothing started
+    assert ui.QUEUE.get(("test", Method.classic("minkowski", ui.MINKOWSKI_P), 500)) is None
+
+
+def test_a_search_too_long_for_a_browser_shows_the_command_instead(mnist, empty_cache):
+    at = run_page("confusion", {"metric": "minkowski"})  # minkowski p=3 on all 60,000: about 50 minutes
+    assert estimate_seconds(mnist, "minkowski", "test") > ui.max_browser_seconds()
+    infos = [i.value for i in at.info]
+    assert len(infos) == 1 and "too long to start from a browser" in infos[0] and "about 50 min" in infos[0], infos
+    assert "python -m knn_core evaluate --metric minkowski" in codes(at)  # fills the cache the page reads
+    assert not at.button and not at.warning and not at.get("plotly_chart") and not at.status
+    assert not ui.QUEUE.active()  # nothing started
 
 
 def test_first_search_shows_progress_then_comes_from_the_cache(mnist, empty_cache):
@@ -143,9 +154,9 @@ def test_first_search_shows_progress_then_comes_from_the_cache(mnist, empty_cach
     assert len(at.status) == 1 and at.status[0].label.startswith("Searched in ")
     assert at.get("progress")
     first = table_with(at, "disagreement")
-    ui._searches.clear()  # a new server process: the lists are on disk now
+    ui.forget_loaded()  # a new server process: the lists are on disk now
     at = run_page("suspicious", params)
-    assert len(at.status) == 1 and at.status[0].label.startswith("Loaded from the disk cache in ")
+    assert not at.status and not at.error  # read from the disk cache (under a spinner): no search, no progress
     pd.testing.assert_frame_equal(table_with(at, "disagreement"), first)
     shutil.rmtree(empty_cache)  # then from memory: no status, the same table, with nothing left on disk
     for _ in range(2):
@@ -156,7 +167,7 @@ def test_first_search_shows_progress_then_comes_from_the_cache(mnist, empty_cach
 
 
 def test_start_the_search_button_runs_it_and_shows_the_results(mnist, empty_cache, monkeypatch):
-    monkeypatch.setattr(ui, "CONFIRM_SECONDS", 0.0)  # every search not on disk asks first
+    monkeypatch.setattr(ui.jobs, "CONFIRM_SECONDS", 0.0)  # every search not on disk asks first
     params = {"size": 500, "k": 3}
     at = run_page("confusion", params)
     (button,) = at.button
@@ -172,7 +183,7 @@ def test_start_the_search_button_runs_it_and_shows_the_results(mnist, empty_cach
     at.run()  # the next run: the search is done, nothing to ask
     assert not at.button and metrics(at)["Accuracy"] == f"{rep.accuracy:.4f}"
     # the lists are on disk now: a new server process does not ask again either
-    ui._searches.clear()
+    ui.forget_loaded()
     at = run_page("confusion", params)
     assert not at.button and metrics(at)["Accuracy"] == f"{rep.accuracy:.4f}"
 
@@ -213,8 +224,12 @@ def test_k_sweep_matches_knn_core(mnist, served_files):  # four charts: about tw
         assert np.array_equal(trace(fig, f"k={kk}")["y"], want[:, j])
     assert np.array_equal(table_with(at, "training digits").iloc[:, 1:].to_numpy(), want)
 
-    # Metrics and weightings: euclidean and cosine by default, both weightings.
-    assert at.multiselect(key="compare_metrics").value == ["euclidean", "cosine"]
+    # Metrics and weightings: euclidean and cosine by default, both weightings; cosine's two searches
+    # (about 17 s on 1,000 digits) wait for their button.
+    assert at.multiselect(key="compare_metrics").value == [Method.classic("euclidean"), Method.classic("cosine")]
+    assert [b.label for b in at.button] == ["Start the search (about 17 s)"]
+    at.button(key="compare_start").click().run()
+    assert not at.exception and not at.error
     summary = table_with(at, "k chosen on validation")
     assert len(summary) == 4
     for row in summary.itertuples(index=False):
@@ -249,7 +264,7 @@ def test_k_sweep_matches_knn_core(mnist, served_files):  # four charts: about tw
 
 
 def test_k_sweep_slow_metric_in_the_comparison_asks_first(mnist, empty_cache):
-    at = run_page("k_sweep", {"size": SMALL}, state={"compare_metrics": ["euclidean", "minkowski"]})
+    at = run_page("k_sweep", {"size": SMALL}, state={"compare_metrics": [Method.classic("euclidean"), Method.classic("minkowski", ui.MINKOWSKI_P)]})
     # 2 x 10,000 digits vs 1,000 with minkowski p=3: estimated about 2 minutes -> asked first
     warnings = [w.value for w in at.warning]
     assert len(warnings) == 1 and "This takes about 2 min" in warnings[0] and "minkowski" in warnings[0]
@@ -257,22 +272,23 @@ def test_k_sweep_slow_metric_in_the_comparison_asks_first(mnist, empty_cache):
     assert not [d for d in at.dataframe if "k chosen on validation" in d.value.columns]
     for key in ("sweep_chart", "loo_chart", "size_chart"):  # the rest of the page is there
         chart(at, key)
-    table, _ = ui.search_jobs()
-    assert ("val", "minkowski", SMALL) not in table
+    assert not ui.QUEUE.active()  # nothing started
+    assert ui.QUEUE.get(("val", Method.classic("minkowski", ui.MINKOWSKI_P), SMALL)) is None
 
 
-def test_accuracy_by_k_is_sweep_in_one_pass():
+def test_sweep_in_one_pass_is_the_vote_at_each_k():
     rng = np.random.default_rng(1)
     m, K = 400, 12
     dist = np.sort(rng.integers(0, 6, (m, K)).astype(float), axis=1)  # many equal distances and zeros
-    lists = NeighborLists(dist, rng.integers(0, 50, (m, K)), rng.integers(0, 4, 50), rng.integers(0, 4, m))
+    lists = NeighborLists(dist, rng.integers(0, 50, (m, K)), rng.integers(0, 4, 50), rng.integers(0, 4, m),
+                          train_rows=np.arange(50))
     ks = [1, 2, 3, 4, 6, 7, 12, 5]
     for weights in ("uniform", "distance"):
         for tie in ("smallest", "nearest", "random"):
-            assert np.array_equal(accuracy_by_k(lists, ks, weights=weights, tie_break=tie),
-                                  lists.sweep(ks, weights=weights, tie_break=tie)), (weights, tie)
-    with pytest.raises(ValueError):
-        accuracy_by_k(lists, [13])
+            want = [lists.accuracy(k, weights=weights, tie_break=tie) for k in ks]  # one vote per k
+            assert np.array_equal(lists.sweep(ks, weights=weights, tie_break=tie), want), (weights, tie)
+    with pytest.raises(ParameterError, match="within 1..12"):
+        lists.sweep([13])
 
 
 # --------------------------------------------------------------------------- Misclassified
@@ -329,7 +345,7 @@ def test_suspicious_training_digits_match_knn_core(mnist, capsys):
     at = run_page("suspicious", {"size": SMALL, "k": 7})
     loo = lists_for(mnist, "loo")
     idx, frac = suspicious_labels(loo, 7)
-    rows = train_rows(mnist, "loo", SMALL)
+    rows = split_data(mnist, "loo", SMALL).train_rows
     table = table_with(at, "disagreement")
     assert np.array_equal(table["train digit"], rows[idx])
     assert np.array_equal(table["disagreement"], frac)
@@ -366,7 +382,7 @@ def test_every_metric_on_a_small_training_set(mnist, metric):
     at = run_page("suspicious", {"size": 500, "metric": metric, "k": 9})
     loo = lists_for(mnist, "loo", size=500, metric=metric)
     idx, _ = suspicious_labels(loo, 9)
-    assert np.array_equal(table_with(at, "disagreement")["train digit"], train_rows(mnist, "loo", 500)[idx])
+    assert np.array_equal(table_with(at, "disagreement")["train digit"], split_data(mnist, "loo", 500).train_rows[idx])
     assert not at.error
 
 
@@ -381,37 +397,39 @@ def tiny_dataset(seed=0) -> Dataset:
 
 @pytest.mark.parametrize("split", ["test", "val", "loo"])
 @pytest.mark.parametrize("size", [None, 30])
-def test_neighbors_cached_knows_the_cache_entry(monkeypatch, tmp_path, split, size):
+def test_is_cached_knows_the_cache_entry(monkeypatch, tmp_path, split, size):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
     ds = tiny_dataset()
-    assert not neighbors_cached(ds, split, train_size=size)
-    split_neighbors(ds, split, train_size=size, k_max=K_MAX)
-    assert neighbors_cached(ds, split, train_size=size)
-    assert not neighbors_cached(ds, split, train_size=size, metric="cosine")
-    assert not neighbors_cached(tiny_dataset(1), split, train_size=size)
+    assert not is_cached(ds, "euclidean", split, train_size=size)
+    neighbor_lists(ds, "euclidean", split, train_size=size, k_max=K_MAX)
+    assert is_cached(ds, "euclidean", split, train_size=size)
+    assert not is_cached(ds, "cosine", split, train_size=size)
+    assert not is_cached(ds, "deskew", split, train_size=size)
+    assert not is_cached(tiny_dataset(1), "euclidean", split, train_size=size)
 
 
 def test_train_rows_are_the_pages_subset(mnist):
     for size in (500, SMALL, 60000):
-        assert np.array_equal(train_rows(mnist, "test", size), ui.get_subset(size))
-        assert np.array_equal(train_rows(mnist, "loo", size), ui.get_subset(size))
-    val_rows = train_rows(mnist, "val", SMALL)
+        assert np.array_equal(split_data(mnist, "test", size).train_rows, ui.get_subset(size))
+        assert np.array_equal(split_data(mnist, "loo", size).train_rows, ui.get_subset(size))
+    val_rows = split_data(mnist, "val", SMALL).train_rows
     assert len(val_rows) == SMALL and val_rows.max() < len(mnist.fit_labels)
 
 
 def test_search_estimates_grow_with_size_and_slow_metrics(mnist):
-    est = {m: estimate_search_seconds(mnist, "test", m) for m in ("euclidean", "cosine", "manhattan", "minkowski")}
+    est = {m: estimate_seconds(mnist, m, "test") for m in ("euclidean", "cosine", "manhattan", "minkowski")}
     assert 2 < est["euclidean"] < 15 and est["minkowski"] > 30 * 60 and est["manhattan"] > 60
-    assert 10 < estimate_search_seconds(mnist, "loo") < 60
-    assert estimate_search_seconds(mnist, "test", "minkowski", 500) < ui.CONFIRM_SECONDS
-    assert estimate_search_seconds(mnist, "test", "manhattan", 60000) > ui.CONFIRM_SECONDS
+    assert est["euclidean"] < ui.jobs.CONFIRM_SECONDS  # the default page searches without asking
+    assert 10 < estimate_seconds(mnist, "euclidean", "loo") < 60
+    assert estimate_seconds(mnist, "minkowski", "test", 500) < ui.max_browser_seconds()  # a browser may start it
+    assert estimate_seconds(mnist, "manhattan", "test", 60000) > ui.max_browser_seconds()  # the command instead
 
 
 def test_wrong_votes_and_label_doubts_on_synthetic_lists():
     d = np.array([[1., 2, 3], [1, 1, 2], [0, 4, 5], [2, 3, 4]])
     ind = np.array([[0, 1, 2], [1, 2, 3], [3, 0, 1], [2, 3, 0]])
     train_y = np.array([0, 1, 1, 1])
-    lists = NeighborLists(d, ind, train_y, np.array([1, 0, 0, 1]))
+    lists = NeighborLists(d, ind, train_y, np.array([1, 0, 0, 1]), train_rows=np.arange(4))
     w = wrong_votes(lists, 3)
     assert w["index"].tolist() == [1, 2]  # query 1: all three say 1 (confidence 1); query 2: 2 of 3 say 1
     assert w["predicted"].tolist() == [1, 1] and np.allclose(w["confidence"], [1, 2 / 3])

@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from knn_core import Dataset
 from knn_core import baselines as bl
 from knn_core.cache import CACHE_ENV
+from knn_core.jobs import DONE
 
 TIMEOUT = 120
 N_TRAIN, N_VAL, N_TEST = 300, 100, 200
@@ -40,14 +41,13 @@ def reference(small, tmp_path_factory):
     return {(r.label, r.features): r for r in rows}, path
 
 
-@pytest.fixture
-def no_jobs():
-    """No finished baselines job of another test in the page's memory to fall back on."""
-    from pages import baselines as page
+def computed(queue, ds):
+    """The Baselines page's job in the server's queue for all of ds's training digits (None: never asked)."""
+    from pages.baselines import CV
 
-    page._jobs.clear()
-    yield
-    page._jobs.clear()
+    job = queue.get(("baselines", ds.fingerprint, len(ds.train_labels), CV))
+    assert job is None or job.state == DONE, job
+    return job
 
 
 def dataset_script(ds):
@@ -148,19 +148,21 @@ def test_dataset_page_picks_a_digit_by_index_within_the_splits_limits(small):
 # ---------------------------------------------------------------------------- Baselines
 
 
-def test_a_small_table_is_computed_right_away_with_progress(mnist, tmp_path, monkeypatch, no_jobs):
+def test_a_small_table_is_computed_right_away_with_progress(mnist, tmp_path, monkeypatch, fresh_queue):
     tiny = Dataset(mnist.train_images[:90], mnist.train_labels[:90], mnist.test_images[:30],
                    mnist.test_labels[:30], n_val=30, source="bundled (tiny subset)")
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
     at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
                                    kwargs={"ds": tiny, "confirm_seconds": 60.0}))
     assert "bl_start" not in [b.key for b in at.button] and not at.warning  # nothing to ask
-    assert len(at.status) == 1 and at.status[0].label.startswith("Done after ")  # computed, showing progress
+    job = computed(fresh_queue, tiny)  # computed through the server's queue, reporting its progress
+    assert job.total > 0 and job.done == job.total
+    assert not at.status  # then the page is drawn afresh: the finished table without the progress above it
     assert len(at.dataframe[0].value) == len(bl.METHODS) * len(bl.FEATURES)
 
 
 def test_baselines_page_asks_first_then_computes_and_shows_every_method(small, reference, tmp_path, monkeypatch,
-                                                                         no_jobs):
+                                                                         fresh_queue):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))
     at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
                                    kwargs={"ds": small, "confirm_seconds": 0.0}))
@@ -168,9 +170,11 @@ def test_baselines_page_asks_first_then_computes_and_shows_every_method(small, r
     assert re.fullmatch(r"Compute the table \(about \d+ s\)", start.label)
     assert "12 of the 12 results are still to compute" in at.warning[0].value
     assert not at.dataframe and not at.status
+    assert computed(fresh_queue, small) is None  # nothing started before the press
     start.click()
     run(at)
-    assert at.status  # it computed, showing progress
+    assert computed(fresh_queue, small).total > 0  # it computed through the queue, reporting progress
+    assert not at.warning and not at.status and "bl_start" not in [b.key for b in at.button]  # drawn afresh
 
     rows, _ = reference
     df = at.dataframe[0].value
@@ -197,7 +201,7 @@ def test_baselines_page_asks_first_then_computes_and_shows_every_method(small, r
         assert ("✗" in cap) == (pred != truth) == ("wrong" in alt)
 
 
-def test_baselines_gallery_shows_a_methods_mistakes(small, reference, monkeypatch, no_jobs):
+def test_baselines_gallery_shows_a_methods_mistakes(small, reference, monkeypatch, fresh_queue):
     rows, folder = reference
     monkeypatch.setenv(CACHE_ENV, str(folder))  # the rows computed above are on disk there
     at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,

@@ -13,11 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from helpers import digit_grids, on_canvas, png_bytes, run_draw, shown_text, texts
+from helpers import (
+    digit_grids, on_canvas, page_vote_bars, png_bytes, run_draw, shown_text, texts, vote_bar_colours, vote_bars,
+)
 from streamlit.testing.v1 import AppTest
 
 import ui
-from knn_core import KNNClassifier
+from knn_core import KNNClassifier, Method, stratified_subset
 from knn_core.testing import png_header_only
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,26 +58,24 @@ def test_drawn_digit_is_predicted_like_knn_core(mnist, reference_clf, i):
         assert alt.startswith(f"rank {rank}: a training {mnist.train_labels[j]}")
     # the digit as the model sees it
     assert any(g[0][1] == "What the model sees (28×28)" for g in digit_grids(at) if len(g) == 1)
-    # the vote chart and the preprocessing expander are there
-    assert at.get("plotly_chart")
+    # the vote bars (the k neighbours' votes) and the preprocessing expander are there
+    assert sum(n for n, _ in vote_bars(page_vote_bars(at)).values()) == 5
     assert any(e.label == "Preprocessing stages" for e in at.expander)
 
 
-def test_vote_chart_and_stages_drawn_only_when_the_expander_is_open(mnist, reference_clf):
-    import json
-
+def test_vote_bars_and_stages_drawn_only_when_the_expander_is_open(mnist, reference_clf):
     image = on_canvas(mnist.test_images[0])
     digit = ui.drawing_to_mnist(image)
-    scores = reference_clf.predict_proba(digit[None])[0] * 5
+    votes = np.rint(reference_clf.predict_proba(digit[None])[0] * 5).astype(int)  # uniform: neighbours per class
+    assert votes.argmax() == 7
     at = run_draw(image=image)
-    # the vote chart: one bar per class with its votes, the winner green; drawn the cheap way
-    (chart,) = at.get("plotly_chart")
-    fig = json.loads(chart.proto.spec)
-    assert fig["data"][0]["x"] == [str(c) for c in range(10)]
-    assert np.allclose(fig["data"][0]["y"], scores)
-    assert fig["data"][0]["marker"]["color"][7] == ui.WINNER_COLOUR
-    assert fig["layout"]["title"]["text"] == "Votes per class"
-    assert json.loads(chart.proto.config) == ui.VOTE_CHART_CONFIG and chart.proto.theme == ""
+    # the vote as light HTML bars: one per class with its neighbours and share of the vote, the winner green;
+    # no Plotly chart on the Draw page (nothing heavy to load on a phone)
+    text = page_vote_bars(at)
+    assert vote_bars(text) == {c: (int(n), round(100 * n / 5)) for c, n in enumerate(votes)}
+    assert vote_bar_colours(text)[7] == ui.WINNER_COLOUR
+    assert "Votes of the 5 nearest neighbours" in text
+    assert not at.get("plotly_chart")
     # the stages are built only while their expander is open
     assert [e.label for e in at.expander] == ["Preprocessing stages"]
     assert not any(g[0][1].startswith("1. ink") for g in digit_grids(at))
@@ -191,15 +191,13 @@ def test_settings_change_the_view_but_not_the_shared_classifier(mnist):
     grids = [g for g in digit_grids(at) if len(g) == 7]
     assert len(grids) == 1
     assert "2,000 training digits" in shown_text(at)
-    fitted = ui.get_fitted("euclidean", 2000)
+    fitted = ui.get_fitted(Method.classic("euclidean"), 2000)
     assert (fitted.n_neighbors, fitted.weights, fitted.tie_break) == (5, "uniform", "smallest")
     assert fitted.n_samples_fit_ == 2000
 
 
 @pytest.mark.parametrize("metric", ["manhattan", "minkowski", "cosine"])
 def test_every_metric_works_on_a_subset(mnist, metric):
-    from knn_core.evaluate import stratified_subset
-
     image = on_canvas(mnist.test_images[3])
     idx = stratified_subset(mnist.train_labels, 1000, random_state=0)
     ref = KNNClassifier(n_neighbors=3, metric=metric, p=3, weights="distance").fit(
@@ -300,8 +298,9 @@ def test_invalid_query_values_warn_naming_the_parameter(key, raw, problem):
     values, warnings = ui.settings_from_query({key: raw})
     assert values == {}
     assert len(warnings) == 1
-    assert f"**{key}**" in warnings[0] and problem in warnings[0]
-    assert f"default {key}=" in warnings[0]
+    assert f"**{key}**" in warnings[0]
+    shown = re.sub(r"\\(.)", r"\1", warnings[0])  # as rendered: user text is Markdown-escaped (ui.md_escape)
+    assert problem in shown and f"default {key}=" in shown
 
 
 def test_one_bad_parameter_does_not_spoil_the_others():
@@ -369,12 +368,23 @@ def test_a_stroke_reruns_only_the_drawing_fragment(server_url, reference_clf):
     assert result.prediction == str(expected)
 
 
-def test_one_blas_thread_per_run_limits_blas_for_the_process():
+def test_start_server_limits_blas_and_opencv_threads_and_fits_the_default_classifier():
+    import threading
+
     from threadpoolctl import threadpool_info, threadpool_limits
 
     blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    cv2_threads = cv2.getNumThreads()
     with threadpool_limits(limits=None):  # restores the process' limits afterwards
-        ui.one_blas_thread_per_run.clear()
-        ui.one_blas_thread_per_run()
-        assert blas and all(p["num_threads"] == ui.SERVER_BLAS_THREADS
-                            for p in threadpool_info() if p["user_api"] == "blas")
+        try:
+            ui.start_server.cache_clear()
+            ui.start_server()
+            assert blas and all(p["num_threads"] == ui.SERVER_BLAS_THREADS
+                                for p in threadpool_info() if p["user_api"] == "blas")
+            assert cv2.getNumThreads() == 1
+        finally:
+            cv2.setNumThreads(cv2_threads)
+        for thread in threading.enumerate():  # the default classifier, fitted in the background
+            if thread.name == "knn-lab-warm-up":
+                thread.join()
+    assert ui.resources.is_fitted(ui.Settings().search, ui.Settings().size)

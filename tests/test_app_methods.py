@@ -1,7 +1,7 @@
 """The "Method" setting: the pages show what a knn_core.methods preset finds, with its distance.
 
 Small training subsets keep the searches quick; the numbers on the pages are
-compared with MethodClassifier / recipe_neighbors for the same settings, searched here
+compared with KNNClassifier(method=...) / neighbor_lists for the same settings, searched here
 (use_cache=False), never read from the disk cache the page under test filled.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from helpers import (
 )
 
 import ui
-from knn_core import cache
-from knn_core.evaluate import stratified_subset, train_rows
-from knn_core.methods import PRESETS, MethodClassifier, estimate_recipe_seconds, recipe_cached, recipe_neighbors
+from knn_core import (
+    PRESETS, KNNClassifier, Method, cache, estimate_seconds, is_cached, neighbor_lists, split_data, stratified_subset,
+)
 
 _references: dict = {}
 
@@ -26,13 +26,13 @@ def reference_lists(ds, method: str, split: str = "test", size: int = SMALL):
     page under test left in the disk cache), once per session."""
     key = (id(ds), method, split, size)
     if key not in _references:
-        _references[key] = recipe_neighbors(ds, method, split, train_size=size, use_cache=False)
+        _references[key] = neighbor_lists(ds, method, split, train_size=size, use_cache=False)
     return _references[key]
 
 
-def fitted(ds, method: str, size: int = SMALL, **vote) -> MethodClassifier:
+def fitted(ds, method: str, size: int = SMALL, **params) -> KNNClassifier:
     keep = stratified_subset(ds.train_labels, size, random_state=0)
-    return MethodClassifier(PRESETS[method].recipe, **vote).fit(ds.train_images[keep], ds.train_labels[keep])
+    return KNNClassifier(method=method, **params).fit(ds.train_images[keep], ds.train_labels[keep])
 
 
 # ------------------------------------------------------------------------------ settings
@@ -45,12 +45,12 @@ def test_method_is_a_setting_in_the_url():
     assert not values and "method" in warnings[0] and "magic" in warnings[0]
     assert "plain" not in ui.METHODS  # plain L2 is classic kNN with the euclidean distance
     s = ui.Settings(method="deskew+blur+L3+shift1", metric="cosine")
-    assert s.search == "method:deskew+blur+L3+shift1"
+    assert s.search == Method.parse("deskew+blur+L3+shift1") and s.search.preset == "deskew+blur+L3+shift1"
     assert "L3 distance" in s.distance_label
-    assert ui.Settings(metric="cosine").search == "cosine"
-    assert ui.with_search(s, "manhattan") == ui.Settings(metric="manhattan")
-    assert ui.with_search(ui.Settings(), "method:idm", weights="distance") == ui.Settings(method="idm",
-                                                                                         weights="distance")
+    assert ui.Settings(metric="cosine").search == Method.classic("cosine")
+    assert ui.with_search(s, Method.classic("manhattan")) == ui.Settings(metric="manhattan")
+    assert ui.with_search(ui.Settings(), Method.parse("idm"), weights="distance") == ui.Settings(method="idm",
+                                                                                                weights="distance")
 
 
 def test_cli_command_names_the_method_and_its_weights():
@@ -149,13 +149,13 @@ def test_misclassified_page_with_a_method(mnist):
 
 
 def test_k_sweep_compares_methods_with_metrics(mnist):
-    at = run_page("k_sweep", {"size": SMALL}, state={"compare_metrics": ["euclidean", "method:deskew"],
+    at = run_page("k_sweep", {"size": SMALL}, state={"compare_metrics": [Method.classic("euclidean"), Method.parse("deskew")],
                                                     "compare_weights": ["uniform"]})
     fig = chart(at, "compare_chart")
     curves = {t["name"]: t["y"] for t in fig["data"] if t.get("mode") == "lines"}
     val = reference_lists(mnist, "deskew", "val")
     want = val.sweep(range(1, 51))
-    got = curves[f"{ui.search_label('method:deskew')}, uniform"]
+    got = curves[f"{ui.search_label(Method.parse('deskew'))}, uniform"]
     assert np.allclose(got, want)
     assert any("sweep --method deskew" in c for c in codes(at))
 
@@ -163,34 +163,39 @@ def test_k_sweep_compares_methods_with_metrics(mnist):
 # ------------------------------------------------------------------------------ knn_core support
 
 
-def test_recipe_neighbors_on_a_training_subset(mnist):
+def test_neighbor_lists_of_a_recipe_on_a_training_subset(mnist):
     from knn_core import Dataset
 
     # all 60,000 training digits (a subset of SMALL is taken from them), 50 test digits: a quick search
     ds = Dataset(mnist.train_images, mnist.train_labels, mnist.test_images[:50], mnist.test_labels[:50])
-    lists = recipe_neighbors(ds, "deskew+blur+L3+shift1", "test", train_size=SMALL, k_max=7, use_cache=False)
+    lists = neighbor_lists(ds, "deskew+blur+L3+shift1", "test", train_size=SMALL, k_max=7, use_cache=False)
     clf = fitted(mnist, "deskew+blur+L3+shift1")
     nb = clf.kneighbors_detail(mnist.test_images[:50], 7)
     assert np.array_equal(lists.indices, nb.indices)
     assert np.array_equal(lists.distances, nb.distances)
-    assert np.array_equal(lists.train_labels, mnist.train_labels[train_rows(mnist, "test", SMALL)])
+    assert np.array_equal(lists.shifts, nb.shifts)
+    rows = split_data(mnist, "test", SMALL).train_rows
+    assert np.array_equal(rows, stratified_subset(mnist.train_labels, SMALL))  # the classifier's training digits
+    assert np.array_equal(lists.train_rows, rows)
+    assert np.array_equal(lists.train_labels, mnist.train_labels[rows])
     assert len(lists.train_labels) == SMALL
 
 
 def test_recipe_cache_entries_are_per_training_size(mnist, monkeypatch, tmp_path):
     monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
-    assert not recipe_cached(mnist, "deskew", "val", train_size=500)
-    recipe_neighbors(mnist, "deskew", "val", train_size=500)
-    assert recipe_cached(mnist, "deskew", "val", train_size=500)
-    assert not recipe_cached(mnist, "deskew", "val", train_size=1000)
-    assert not recipe_cached(mnist, "deskew", "val")
+    assert not is_cached(mnist, "deskew", "val", train_size=500)
+    neighbor_lists(mnist, "deskew", "val", train_size=500)
+    assert is_cached(mnist, "deskew", "val", train_size=500)
+    assert not is_cached(mnist, "deskew", "val", train_size=1000)
+    assert not is_cached(mnist, "deskew", "val")
+    assert not is_cached(mnist, "deskew+blur", "val", train_size=500)
 
 
 def test_recipe_estimates_grow_with_shifts_and_reranking(mnist):
-    t = {name: estimate_recipe_seconds(mnist, name, "test") for name in PRESETS}
+    t = {name: estimate_seconds(mnist, name, "test") for name in PRESETS}
     assert t["deskew"] < t["deskew+blur+L3"] < t["deskew+blur+L3+shift1"] < t["deskew+blur+L3+shift2"]
     assert 60 <= t["idm"] <= 900  # measured ~4 min
-    assert estimate_recipe_seconds(mnist, "idm", "test", 1000) < t["idm"]
+    assert estimate_seconds(mnist, "idm", "test", 1000) < t["idm"]
 
 
 def test_cli_method_defaults_to_the_presets_vote(mnist, capsys):

@@ -281,8 +281,8 @@ def test_place_is_the_weighted_mean_of_the_neighbours():
 
 
 @pytest.mark.parametrize("data, needle", [
-    (b"this is not a picture", "not a PNG picture"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a PNG picture"),
+    (b"this is not a picture", "not a PNG image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not a PNG image"),
 ], ids=["text", "broken-png"])
 def test_a_drawing_that_is_not_a_picture_is_refused(data, needle):
     with pytest.raises(ui.DrawingError, match=needle):

@@ -1,22 +1,15 @@
 """The Draw page's light vote bars (ui.vote_bars_html) show the vote knn_core explains."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
+from helpers import vote_bar_colours, vote_bars
 
 import ui
 from knn_core import KNNClassifier
 
 X = np.array([[0, 0], [0, 1], [1, 0], [10, 10], [10, 11], [20, 20]], dtype=np.uint8)
 y = np.array([1, 1, 1, 7, 7, 4])
-
-
-def bars(html_text: str) -> dict:
-    """class -> (neighbours, share %) read from each bar's title."""
-    found = re.findall(r'title="(\d+): (\d+) neighbours?, (\d+)% of the vote"', html_text)
-    return {int(c): (int(n), int(p)) for c, n, p in found}
 
 
 @pytest.mark.parametrize("weights, query, k", [("uniform", [5, 5], 5), ("distance", [5, 5], 5),
@@ -29,7 +22,7 @@ def test_the_bars_show_each_classs_neighbours_and_share_of_the_explained_vote(we
     counts = [int(np.sum(labels == c)) for c in clf.classes_]
     text = ui.vote_bars_html(vote.scores, clf.classes_, vote.winner, counts=counts, tied=vote.tied_classes,
                              weights=weights)
-    shown = bars(text)
+    shown = vote_bars(text)
     assert sorted(shown) == clf.classes_.tolist()
     shares = vote.scores / vote.scores.sum()
     for c, n, share in zip(clf.classes_.tolist(), counts, shares):
@@ -48,6 +41,5 @@ def test_a_tie_colours_the_tied_loser_orange_and_the_winner_green():
     vote = clf.explain(d[0], i[0])
     assert vote.was_tied and vote.winner == 1
     text = ui.vote_bars_html(vote.scores, clf.classes_, vote.winner, counts=[1, 1], tied=vote.tied_classes)
-    cols = dict(re.findall(r'title="(\d+):.*?background:(#[0-9A-F]{6})', text))
-    assert cols == {"1": ui.WINNER_COLOUR, "7": ui.charts.TIED_COLOUR}
+    assert vote_bar_colours(text) == {1: ui.WINNER_COLOUR, 7: ui.charts.TIED_COLOUR}
     assert "<script" not in text
