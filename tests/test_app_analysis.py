@@ -22,7 +22,15 @@ from streamlit.testing.v1 import AppTest
 
 import ui
 from knn_core import (
-    K_MAX, Method, NeighborLists, ParameterError, cache, estimate_seconds, is_cached, neighbor_lists, split_data,
+    K_MAX,
+    Method,
+    NeighborLists,
+    ParameterError,
+    cache,
+    estimate_seconds,
+    is_cached,
+    neighbor_lists,
+    split_data,
 )
 from knn_core.data import Dataset
 from knn_core.evaluate import choose_k, label_doubts, misclassified, report, size_curve, suspicious_labels, wrong_votes
@@ -114,8 +122,8 @@ def test_confusion_matches_knn_core_on_a_subset(mnist):
     assert [digit.split("\n")[0] for digit, _ in shown] == [f"test #{q}" for q in cell[:12]]
     for q, (_, captions) in zip(cell[:12], shown):
         neighbour_caption_check(captions, lists, q, 3, 9)
-    assert f"python -m knn_core misclassified --k 3 --train-size 1000 --weights distance --tie-break nearest " \
-           f"--true 4 --predicted 9" in codes(at)
+    assert "python -m knn_core misclassified --k 3 --train-size 1000 --weights distance --tie-break nearest " \
+           "--true 4 --predicted 9" in codes(at)
 
 
 def test_confusion_diagonal_cell(mnist):

@@ -7,6 +7,7 @@ value stays None), so drawings and uploads are handed to
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from pathlib import Path
 
@@ -14,7 +15,15 @@ import cv2
 import numpy as np
 import pytest
 from helpers import (
-    digit_grids, on_canvas, page_vote_bars, png_bytes, run_draw, shown_text, texts, vote_bar_colours, vote_bars,
+    digit_grids,
+    on_canvas,
+    page_vote_bars,
+    png_bytes,
+    run_draw,
+    shown_text,
+    texts,
+    vote_bar_colours,
+    vote_bars,
 )
 from streamlit.testing.v1 import AppTest
 
@@ -263,8 +272,8 @@ def test_settings_spec_matches_the_dataclass():
     assert all(getattr(defaults, s.key) == s.default for s in ui.SETTINGS)
     assert defaults.as_query() == {"k": "5", "method": "classic", "metric": "euclidean", "weights": "uniform",
                                    "tie": "smallest", "size": "60000"}
-    with pytest.raises(Exception):
-        defaults.k = 3  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.k = 3  # type: ignore[misc]  # frozen
 
 
 def test_valid_query_values_are_parsed():

@@ -9,13 +9,34 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import (
-    SMALL, chart, cli, codes, digit_grids, figures, grids, metrics, neighbour_caption_check, on_canvas, run_draw,
-    run_page, run_vote, shown_text, texts,
+    SMALL,
+    chart,
+    cli,
+    codes,
+    digit_grids,
+    figures,
+    grids,
+    metrics,
+    neighbour_caption_check,
+    on_canvas,
+    run_draw,
+    run_page,
+    run_vote,
+    shown_text,
+    texts,
 )
 
 import ui
 from knn_core import (
-    PRESETS, KNNClassifier, Method, cache, estimate_seconds, is_cached, neighbor_lists, split_data, stratified_subset,
+    PRESETS,
+    KNNClassifier,
+    Method,
+    cache,
+    estimate_seconds,
+    is_cached,
+    neighbor_lists,
+    split_data,
+    stratified_subset,
 )
 
 _references: dict = {}
@@ -91,7 +112,7 @@ def test_draw_page_shows_the_methods_neighbours_and_distance(mnist, method):
     grid = [g for g in digit_grids(at) if len(g) == 5 and g[0][1].startswith("#1")]
     assert len(grid) == 1
     y = clf.classes_[clf._y]
-    for rank, ((alt, cap), d, j, (dy, dx)) in enumerate(
+    for rank, ((_alt, cap), d, j, (dy, dx)) in enumerate(
             zip(grid[0], nb.distances[0], nb.indices[0], nb.shifts[0]), start=1):
         assert cap.startswith(f"#{rank} ") and f"<b>{y[j]}</b>" in cap and f"d={d:.4g}" in cap
         assert ("moved" in cap) == bool(dy or dx)

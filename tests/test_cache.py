@@ -168,17 +168,17 @@ def test_a_code_version_bump_recomputes_instead_of_reading(monkeypatch, cdir):
 
 def test_a_code_version_bump_invalidates_neighbour_lists(monkeypatch, cdir):
     from knn_core.data import Dataset
-    from knn_core.evaluate import neighbors_cached, split_neighbors
-    from knn_core.methods import MethodSearch, recipe_cached, recipe_neighbors
+    from knn_core.lists import is_cached, neighbor_lists
+    from knn_core.methods import MethodSearch
 
     rng = np.random.default_rng(1)
     ds = Dataset(rng.integers(0, 256, (60, 28, 28), dtype=np.uint8), rng.integers(0, 3, 60),
                  rng.integers(0, 256, (12, 28, 28), dtype=np.uint8), rng.integers(0, 3, 12), n_val=10)
-    split_neighbors(ds, "test", k_max=5)
-    recipe_neighbors(ds, "deskew", "test", k_max=5)
-    assert neighbors_cached(ds, "test", k_max=5) and recipe_cached(ds, "deskew", "test", k_max=5)
+    neighbor_lists(ds, "euclidean", "test", k_max=5)
+    neighbor_lists(ds, "deskew", "test", k_max=5)
+    assert is_cached(ds, "euclidean", "test", k_max=5) and is_cached(ds, "deskew", "test", k_max=5)
     monkeypatch.setattr(cache, "CODE_VERSION", cache.CODE_VERSION + "-bumped")
-    assert not neighbors_cached(ds, "test", k_max=5) and not recipe_cached(ds, "deskew", "test", k_max=5)
+    assert not is_cached(ds, "euclidean", "test", k_max=5) and not is_cached(ds, "deskew", "test", k_max=5)
     searches = []
     real_search, real_recipe = ExactSearch.kneighbors, MethodSearch.kneighbors
 
@@ -190,10 +190,10 @@ def test_a_code_version_bump_invalidates_neighbour_lists(monkeypatch, cdir):
 
     monkeypatch.setattr(ExactSearch, "kneighbors", counting(real_search))
     monkeypatch.setattr(MethodSearch, "kneighbors", counting(real_recipe))
-    split_neighbors(ds, "test", k_max=5)
-    recipe_neighbors(ds, "deskew", "test", k_max=5)
+    neighbor_lists(ds, "euclidean", "test", k_max=5)
+    neighbor_lists(ds, "deskew", "test", k_max=5)
     assert "ExactSearch" in searches and "MethodSearch" in searches  # searched again, not read
-    assert neighbors_cached(ds, "test", k_max=5) and recipe_cached(ds, "deskew", "test", k_max=5)
+    assert is_cached(ds, "euclidean", "test", k_max=5) and is_cached(ds, "deskew", "test", k_max=5)
 
 
 # --------------------------------------------------------------------------- bad entries

@@ -203,7 +203,7 @@ def test_detail_transform_and_training_image_of_classic_knn(mnist):
     rows = KNNClassifier(3).fit(X.reshape(200, -1), y)
     np.testing.assert_array_equal(rows.training_image(3), X[3].reshape(-1))  # rows stay rows
     with pytest.raises(NotFittedError):
-        KNNClassifier(3).distance_name
+        _ = KNNClassifier(3).distance_name
     with pytest.raises(NotFittedError):
         KNNClassifier(3).training_image(0)
 

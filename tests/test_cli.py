@@ -18,9 +18,9 @@ from knn_core import KNNClassifier
 from knn_core.cache import CACHE_ENV
 from knn_core.cli import main
 from knn_core.data import stratified_subset
-from knn_core.errors import DataError, EmptyDrawingError, ImageError, KnnLabError, ParameterError
+from knn_core.errors import DataError, EmptyDrawingError, KnnLabError, ParameterError
 from knn_core.evaluate import choose_k
-from knn_core.lists import find_neighbors
+from knn_core.lists import find_neighbors, neighbor_lists
 from knn_core.methods import PRESETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,7 +184,7 @@ def test_sweep_with_a_method_uses_its_search_and_vote(capsys, ds):
     assert status == 0, err
     lines = out.splitlines()
     assert lines[0] == f"accuracy against k on the val split (method=deskew, weights={preset.weights})"
-    val = recipe_neighbors(ds, "deskew", "val", train_size=1000, k_max=5, use_cache=False)
+    val = neighbor_lists(ds, "deskew", "val", train_size=1000, k_max=5, use_cache=False)
     want = val.sweep([1, 3, 5], weights=preset.weights)
     assert [ln.split() for ln in lines[2:5]] == [[str(k), f"{a:.4f}"] for k, a in zip((1, 3, 5), want)]
     plain = find_neighbors(*(a[stratified_subset(ds.fit_labels, 1000)] for a in (ds.fit_images, ds.fit_labels)),
@@ -244,21 +244,6 @@ def test_predict_with_the_full_training_set(capsys, ds, tmp_path):
     status, out, err = run(capsys, "predict", path)
     assert status == 0, err
     assert out.startswith(f"{path}: {ds.test_labels[0]}   neighbours: ")
-
-
-def test_predict_with_a_method_uses_its_search_and_vote(capsys, ds, tmp_path):
-    path = write_png(tmp_path / "d.png", ds.test_images[11])
-    status, out, err = run(capsys, "predict", path, "--method", "deskew", "--train-size", "1000")
-    assert status == 0, err
-    keep = stratified_subset(ds.train_labels, 1000)
-    X, y = ds.train_images[keep], ds.train_labels[keep]
-    preset = PRESETS["deskew"]  # no --k, no --weights: the preset's
-    clf = KNNClassifier(preset.k, method="deskew", weights=preset.weights).fit(X, y)
-    d, i = clf.kneighbors(ds.test_images[11:12])
-    shown = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
-    assert out.startswith(f"{path}: {clf.predict(ds.test_images[11:12])[0]}   neighbours: {shown}   ")
-    plain = KNNClassifier(preset.k, weights=preset.weights).fit(X, y).kneighbors(ds.test_images[11:12])
-    assert not np.array_equal(plain[0], d)  # deskewed distances, not those of the raw pixels
 
 
 def test_predict_blank_image_is_named_and_fails(capsys, tmp_path):
@@ -340,19 +325,21 @@ def test_predict_a_photo_goes_through_the_photo_path(capsys, ds, tmp_path, ext):
 
 
 def test_predict_with_a_method_uses_its_neighbours_and_vote(capsys, ds, tmp_path):
-    preset = PRESETS["deskew+blur"]
-    path = write_png(tmp_path / "d.png", ds.test_images[7])
-    status, out, err = run(capsys, "predict", path, "--method", "deskew+blur", "--train-size", "1000")
+    preset = PRESETS["deskew"]  # no --k, no --weights: the preset's (k=3, distance), not the classic defaults
+    assert (preset.k, preset.weights) != (5, "uniform")
+    path = write_png(tmp_path / "d.png", ds.test_images[11])
+    status, out, err = run(capsys, "predict", path, "--method", "deskew", "--train-size", "1000")
     assert status == 0, err
     keep = stratified_subset(ds.train_labels, 1000)
     X, y = ds.train_images[keep], ds.train_labels[keep]
     clf = KNNClassifier(preset.k, method=preset.name, weights=preset.weights).fit(X, y)
-    d, i = clf.kneighbors(ds.test_images[7:8])
+    d, i = clf.kneighbors(ds.test_images[11:12])
     assert d.shape == (1, preset.k)  # the preset's validated k
     shown = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
     winner = clf.explain(d[0], i[0]).winner
+    assert winner == clf.predict(ds.test_images[11:12])[0]
     assert out.startswith(f"{path}: {winner}   neighbours: {shown}   ")
-    plain = KNNClassifier(preset.k).fit(X, y).kneighbors(ds.test_images[7:8])
+    plain = KNNClassifier(preset.k, weights=preset.weights).fit(X, y).kneighbors(ds.test_images[11:12])
     assert not np.array_equal(plain[1], i)  # not plain kNN's neighbours
 
 

@@ -9,6 +9,7 @@ import pytest
 from sklearn.base import clone
 
 from knn_core import KNNClassifier
+from knn_core.cache import CACHE_ENV
 from knn_core.data import Dataset, stratified_subset
 from knn_core.errors import KnnLabError, ParameterError
 from knn_core.lists import is_cached, neighbor_lists
@@ -572,6 +573,8 @@ def test_recipe_neighbor_lists_cached_and_original_indices(small, tmp_path, monk
     assert neighbor_lists(tiny, r, "val", k_max=50).k_max == 27
     assert neighbor_lists(tiny, r.replace(one_vote_per_digit=True), "val", k_max=50).k_max == 3
 
+    direct = KNNClassifier(3, method=r).fit(X[:300], y[:300]).score(Q, qy)  # searched here, before the patch
+
     def boom(*a, **k):
         raise AssertionError("recomputed instead of read from the cache")
 
@@ -579,7 +582,6 @@ def test_recipe_neighbor_lists_cached_and_original_indices(small, tmp_path, monk
     again = neighbor_lists(ds, r, "test", k_max=8)
     assert np.array_equal(again.indices, lists.indices) and again.seconds == lists.seconds
     assert np.array_equal(again.shifts, lists.shifts) and again.method == lists.method
-    direct = KNNClassifier(3, method=r).fit(X[:300], y[:300]).score(Q, qy)
     assert again.accuracy(3) == lists.accuracy(3) == direct  # the vote of the read lists: the classifier's
 
 
@@ -608,7 +610,7 @@ def test_command_line_methods_and_evaluate_method(small, tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert "deskew + L2" in out and "test error" in out
     assert cli.main(["methods"]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("| deskew |"))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| deskew |"))
     assert "not yet" not in line
     assert cli.main(["evaluate", "--method", "nonsense"]) == 2
     assert "unknown method" in capsys.readouterr().err

@@ -223,8 +223,8 @@ def test_stages_are_the_pipeline():
     cv2.putText(g, "2", (80, 200), cv2.FONT_HERSHEY_SIMPLEX, 5, 255, 16, cv2.LINE_AA)
     st = canvas_to_mnist_stages(white_on_black(g))
     assert isinstance(st, Stages)
-    t, b, l, r = st.bbox
-    assert np.array_equal(st.cropped, st.ink[t:b, l:r])
+    top, bottom, left, right = st.bbox
+    assert np.array_equal(st.cropped, st.ink[top:bottom, left:right])
     assert max(st.boxed.shape) == 20 and st.boxed.max() == 255
     oy, ox = st.offset
     assert np.array_equal(st.centred[oy:oy + st.boxed.shape[0], ox:ox + st.boxed.shape[1]], st.boxed)

@@ -10,8 +10,8 @@ import zlib
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from knn_core.errors import ParameterError
 from knn_core.search import METRICS, ExactSearch
@@ -441,8 +441,9 @@ def test_progress_reports_every_query():
     rng = np.random.default_rng(11)
     X, Q = rng.normal(size=(100, 4)), rng.normal(size=(50, 4))
     for metric in ("euclidean", "manhattan"):
-        calls = []
-        ExactSearch(metric, chunk_size=8).fit(X).kneighbors(Q, 3, progress=lambda done, total: calls.append((done, total)))
+        calls: list[tuple[int, int]] = []
+        ExactSearch(metric, chunk_size=8).fit(X).kneighbors(Q, 3, progress=lambda done, total, calls=calls:
+                                                            calls.append((done, total)))
         assert len(calls) == 7  # ceil(50 / 8) chunks
         assert {t for _, t in calls} == {50}
         assert max(dn for dn, _ in calls) == 50

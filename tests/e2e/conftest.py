@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from loadtest.browser import CHROMIUM_ARGS, chromium_path as find_chromium
+from loadtest.browser import CHROMIUM_ARGS
+from loadtest.browser import chromium_path as find_chromium
 
 
 def _skip_or_fail(reason: str) -> None:

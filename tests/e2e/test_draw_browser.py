@@ -10,7 +10,18 @@ import pytest
 from playwright.sync_api import expect
 
 from loadtest.browser import (
-    CLEAR, METRIC, NEIGHBOURS, ONE, SEVEN, UNDO, ZERO, clear, images_loaded, open_draw_page, prediction, stroke,
+    CLEAR,
+    METRIC,
+    NEIGHBOURS,
+    ONE,
+    SEVEN,
+    UNDO,
+    ZERO,
+    clear,
+    images_loaded,
+    open_draw_page,
+    prediction,
+    stroke,
     wait_for_prediction,
 )
 
@@ -57,7 +68,7 @@ def test_link_settings_and_bad_values(page, app_url):
     assert prediction(page) == "1"
     expect_neighbours(page, 3)
     assert "k=3" in page.url and "metric=euclidean" in page.url and "weights=distance" in page.url
-    expect(page.locator(".stPlotlyChart")).to_contain_text("sum of 1/distance")
+    expect(page.locator(".vote-bars")).to_contain_text("each neighbour weighs 1/distance")  # the vote's bars
 
 
 def test_non_image_upload_shows_an_error(page, app_url):
