@@ -260,7 +260,7 @@ def test_estimate_seconds_grows_with_the_work(ds_small, mnist):
 @pytest.mark.slow
 def test_full_mnist_k5_accuracy_is_0_9688(mnist, full_test_lists):
     """k=5, euclidean, uniform, 60,000 training / 10,000 test digits: 312 errors."""
-    lists = full_test_lists  # split_neighbors(mnist, "test", k_max=50), searched once per session
+    lists = full_test_lists  # neighbor_lists(mnist, "euclidean", "test", use_cache=False), once per session
     pred = lists.predict(5)
     assert int((pred == mnist.test_labels).sum()) == 9688
     assert lists.accuracy(5) == 0.9688
