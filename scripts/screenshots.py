@@ -21,7 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from loadtest.browser import (  # noqa: E402
-    FOUR, METRIC, NEIGHBOURS, SEVEN, chromium_on_app, idle, images_loaded, open_draw_page, prediction, save_small_png,
+    FOUR,
+    METRIC,
+    NEIGHBOURS,
+    SEVEN,
+    chromium_on_app,
+    idle,
+    images_loaded,
+    open_draw_page,
+    prediction,
+    save_small_png,
     stroke,
 )
 
