@@ -35,7 +35,7 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
     st.caption("Draw one digit, big, in the black box: the prediction appears when you lift your finger or pen.")
     # Folded, so that on a phone the canvas and the Prediction under it fit in one screen.
     with st.expander("Pen width · or classify a photo instead", key="draw_controls"):
-        pen, photo = st.columns([4, 7], gap="large")
+        pen, photo = st.columns([4, 7], gap="medium")
         with pen:
             st.slider("Pen width", 6, 40, ui.PEN_DEFAULT, key="pen_width",
                       help="Stroke width in canvas pixels (the box is 280 x 280).")
