@@ -62,7 +62,8 @@ TARGET_RATIO = 2.0
 FIRST_DRAWING_TARGET_S = 1.0
 CPU_SLOWDOWN = 4  # the phone profile's Emulation.setCPUThrottlingRate
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-# Playwright's devices["Pixel 7"], written out (the async API's devices table needs a running Playwright).
+# Playwright's devices["Pixel 7"], written out: the devices table needs a running Playwright, and
+# tests/e2e/test_phone_browser.py uses the same profile.
 PIXEL_7 = {
     "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/159.0.8154.6 Mobile Safari/537.36",

@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from loadtest.run_browsers import PIXEL_7  # Playwright's devices["Pixel 7"], written out
+
 pytestmark = pytest.mark.e2e
 
 METRIC = '[data-testid="stMetricValue"]'
@@ -22,16 +24,6 @@ MIN_TOUCH_TARGET = 40  # px, CSS; the usual guideline is 44-48
 ONE = [(140, 45), (140, 235)]
 ZERO = [(140 + 62 * math.sin(t), 140 - 92 * math.cos(t)) for t in [i * 2 * math.pi / 48 for i in range(49)]]
 SEVEN = [(75, 55), (205, 55), (125, 235)]
-
-
-# Playwright's `p.devices["Pixel 7"]` (Playwright 1.5x), written out: the browser fixture hands us a
-# Browser, not the Playwright object that holds the devices table.
-PIXEL_7 = {
-    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
-                  "Chrome/159.0.8154.6 Mobile Safari/537.36",
-    "viewport": {"width": 412, "height": 839}, "screen": {"width": 412, "height": 915},
-    "device_scale_factor": 2.625, "is_mobile": True, "has_touch": True,
-}
 
 
 @pytest.fixture
