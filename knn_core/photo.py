@@ -38,6 +38,7 @@ __all__ = [
     "canvas_from_png",
     "photo_to_mnist",
     "photo_to_mnist_stages",
+    "photo_preview",
     "DEFAULT_MAX_PIXELS",
     "PNG_MAX_PIXELS",
     "MAX_CANVAS_SIDE",
@@ -307,3 +308,17 @@ def photo_to_mnist(data, max_pixels: int = DEFAULT_MAX_PIXELS,
     and anything too big, EmptyDrawingError for blank paper.
     """
     return photo_to_mnist_stages(data, max_pixels, min_stroke).centred
+
+
+def photo_preview(data, side: int = 96, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """A photo's grey plane (as decoded for classifying, same checks), shrunk so its longer side is
+    at most `side` px: for showing which picture is being classified.  ImageError like the rest."""
+    plane, _ = _decode_photo(data, max_pixels)
+    plane = np.asarray(plane)
+    if plane.dtype != np.uint8:
+        plane = (plane >> 8).astype(np.uint8) if plane.dtype == np.uint16 else np.clip(plane, 0, 255).astype(np.uint8)
+    h, w = plane.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return plane
+    return cv2.resize(plane, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)

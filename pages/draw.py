@@ -5,6 +5,7 @@ instead of the canvas (the canvas only exists in a browser).
 """
 from __future__ import annotations
 
+import hashlib
 import html
 
 import cv2
@@ -14,10 +15,11 @@ import streamlit as st
 import ui
 from knn_core import EmptyDrawingError, ImageError
 from knn_core.normalize import Stages
-from knn_core.photo import photo_to_mnist_stages
+from knn_core.photo import photo_preview, photo_to_mnist_stages
 
 STAGE_SIDE = 112  # px of each preprocessing-stage picture (28 x 4)
 PAGE_COLOUR = (241, 245, 242)  # the theme's secondaryBackgroundColor
+PHOTO_PREVIEW_SIDE = 72  # px: the uploaded photo beside the Prediction, when it is what is classified
 
 
 def draw_page(image: np.ndarray | None = None, upload=None) -> None:
@@ -25,23 +27,25 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
 
     image: an RGBA/RGB/grey drawing to classify instead of the canvas (tests).
     upload: PNG/JPEG bytes (or a file-like with getvalue()) instead of the
-    file uploader (tests).  An upload, when present, is classified instead of
-    the drawing.
+    file uploader (tests).  With both a drawing and a photo, the one changed
+    last is classified (the photo when both are new): see :func:`_pick_source`.
     """
     settings = ui.current_settings()
     st.title("✏️ Draw a digit")
-    st.caption("Draw one digit, big, in the black box. The prediction updates when you lift the pen. "
-               "Undo and clear are in the toolbar above the box.")
-    pen, photo = st.columns([4, 7], gap="large")
-    with pen:
-        st.slider("Pen width", 6, 40, ui.PEN_DEFAULT, key="pen_width",
-                  help="Stroke width in canvas pixels (the box is 280 x 280).")
-    if upload is None:
-        with photo:
-            upload = st.file_uploader(
-                "Or classify a photo or scan of a digit on paper", type=["png", "jpg", "jpeg"],
-                help="Dark ink on light paper (or the reverse), one digit, PNG or JPEG up to 5 MB.",
-            )
+    st.caption("Draw one digit, big, in the black box: the prediction appears when you lift your finger or pen.")
+    # Folded, so that on a phone the canvas and the Prediction under it fit in one screen.
+    with st.expander("Pen width · or classify a photo instead", key="draw_controls"):
+        pen, photo = st.columns([4, 7], gap="medium")
+        with pen:
+            st.slider("Pen width", 6, 40, ui.PEN_DEFAULT, key="pen_width",
+                      help="Stroke width in canvas pixels (the box is 280 x 280).")
+        if upload is None:
+            with photo:
+                upload = st.file_uploader(
+                    "A photo or scan of a digit on paper", type=["png", "jpg", "jpeg"],
+                    help="Dark ink on light paper (or the reverse), one digit, PNG or JPEG up to 5 MB. "
+                         "Drawing a new stroke classifies the drawing instead; clearing the box, the photo again.",
+                )
     _draw_and_classify(settings, image, upload)
 
 
@@ -57,10 +61,11 @@ def _draw_and_classify(settings: ui.Settings, image: np.ndarray | None, upload) 
         st.write("")  # room for the canvas' floating toolbar, which sits above the canvas
         if image is None:
             image = _canvas()  # in a container keyed "canvas_box"
-    with right:
-        stages = _preprocess(image, upload)
+    with right:  # on a phone the columns stack: the Prediction comes right under the canvas
+        use_photo = _pick_source(image, upload)
+        stages = _preprocess(image if not use_photo else None, upload if use_photo else None)
         if stages is not None:
-            _show_result(stages, settings)
+            _show_result(stages, settings, _source_html(upload, use_photo))
 
 
 def _canvas() -> np.ndarray | None:
@@ -68,12 +73,76 @@ def _canvas() -> np.ndarray | None:
     return ui.drawing_canvas(key="canvas", pen_width=int(st.session_state.get("pen_width", ui.PEN_DEFAULT)))
 
 
+def _has_ink(image: np.ndarray | None) -> bool:
+    return image is not None and bool((image[:, :, :3] if image.ndim == 3 else image).any())
+
+
+def _upload_id(upload) -> str | None:
+    """What tells one upload from the next: Streamlit's file id, else a digest of the bytes (tests)."""
+    if upload is None:
+        return None
+    file_id = getattr(upload, "file_id", None)
+    if file_id:
+        return str(file_id)
+    data = upload.getvalue() if hasattr(upload, "getvalue") else upload
+    return hashlib.blake2b(bytes(data), digest_size=16).hexdigest()
+
+
+def _pick_source(image: np.ndarray | None, upload) -> bool:
+    """True to classify the photo, False for the drawing: whichever the user changed last.
+
+    A new upload takes over; so does a new stroke (the drawing changed and has ink).  A cleared
+    canvas hands back to the photo, and with nothing new the previous choice stands.  Both new at
+    once (a test handing in both) goes to the photo.
+    """
+    photo = _upload_id(upload)
+    drawing = hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() if _has_ink(image) else None
+    seen_photo, seen_drawing, use_photo = st.session_state.get("draw_last_touched", (None, None, photo is not None))
+    if photo is not None and photo != seen_photo:
+        use_photo = True
+    elif drawing is not None and drawing != seen_drawing:
+        use_photo = False
+    st.session_state["draw_last_touched"] = (photo, drawing, use_photo)
+    return photo is not None and (use_photo or drawing is None)
+
+
+def _source_html(upload, use_photo: bool) -> str:
+    """Which picture the Prediction is about: the photo shown small when it is the one, and a line
+    saying how to switch."""
+    if upload is None:
+        return ""
+    name = html.escape(str(getattr(upload, "name", "the upload"))[:60])
+    if not use_photo:
+        return (f'<p class="draw-source" style="{CAPTION_STYLE}">Classifying your <b>drawing</b> (changed last). '
+                f"Clear the box to classify your photo <b>{name}</b> again.</p>")
+    return (f'<div class="draw-source" style="display:flex;gap:0.5rem;align-items:center;margin:0 0 0.5rem 0">'
+            f'{_photo_img(upload, name)}<p style="{CAPTION_STYLE};margin:0">Classifying your photo <b>{name}</b>. '
+            "Draw in the box to classify a drawing instead.</p></div>")
+
+
+def _photo_img(upload, name: str) -> str:
+    """The uploaded photo, small (an inline PNG; once per upload, kept in the session)."""
+    key = _upload_id(upload)
+    cached = st.session_state.get("draw_photo_preview")
+    if not cached or cached[0] != key:
+        data = upload.getvalue() if hasattr(upload, "getvalue") else upload
+        try:
+            uri = ui.png_data_uri(photo_preview(data, side=PHOTO_PREVIEW_SIDE))
+        except ImageError:
+            uri = ""
+        cached = (key, uri)
+        st.session_state["draw_photo_preview"] = cached
+    if not cached[1]:
+        return ""
+    return (f'<img src="{cached[1]}" alt="your photo {name}" '
+            f'style="max-width:{PHOTO_PREVIEW_SIDE}px;max-height:{PHOTO_PREVIEW_SIDE}px;border:1px solid #ccc">')
+
+
 def _preprocess(image, upload) -> Stages | None:
     """The picture -> MNIST stages, or None after showing why there is nothing to classify."""
     if upload is not None:
         data = upload.getvalue() if hasattr(upload, "getvalue") else upload
         name = ui.shown(getattr(upload, "name", "the upload"))
-        st.caption(f"Classifying **{name}**. Remove it (✕ next to its name) to classify your drawing.")
         try:
             return photo_to_mnist_stages(data)
         except ImageError as exc:
@@ -101,7 +170,7 @@ def _preprocess(image, upload) -> Stages | None:
 CAPTION_STYLE = "font-size:0.875rem;opacity:0.7;margin:0 0 0.5rem 0"
 
 
-def _show_result(stages: Stages, settings: ui.Settings) -> None:
+def _show_result(stages: Stages, settings: ui.Settings, source_html: str = "") -> None:
     digit = stages.centred
     clf = ui.classifier(settings)
     nb = ui.nearest(clf, digit, settings)
@@ -112,7 +181,7 @@ def _show_result(stages: Stages, settings: ui.Settings) -> None:
         st.metric("Prediction", vote.winner)  # first: users and browser tests read it here
         if vote.was_tied:
             st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
-        st.html(_summary_html(vote, settings))
+        st.html(source_html + _summary_html(vote, settings))
     with chart:
         counts = [int(np.sum(nb.labels == c)) for c in clf.classes_]
         st.html(ui.vote_bars_html(vote.scores, clf.classes_, vote.winner, counts=counts, tied=vote.tied_classes,

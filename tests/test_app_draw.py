@@ -167,6 +167,22 @@ def test_upload_wins_over_the_drawing(mnist):
     assert int(at.metric[0].value) == 7
 
 
+def test_a_new_stroke_after_the_photo_is_classified_and_said(mnist):
+    """The one changed last wins: the page is told the photo is old news and the drawing new."""
+    from pages.draw import _upload_id
+
+    image = on_canvas(mnist.test_images[2])  # a 1
+    photo = png_bytes(255 - cv2.resize(mnist.test_images[0], (200, 200)))  # a 7, black on white
+    at = run_draw(image=image, upload=photo)
+    assert int(at.metric[0].value) == 7
+    assert 'alt="your photo the upload"' in " ".join(h.proto.body for h in at.get("html"))  # shown, small
+    at.session_state["draw_last_touched"] = (_upload_id(photo), "an older drawing", True)
+    at.run()
+    assert int(at.metric[0].value) == 1
+    bodies = " ".join(h.proto.body for h in at.get("html"))
+    assert "Classifying your <b>drawing</b> (changed last)" in bodies and 'alt="your photo' not in bodies
+
+
 @pytest.fixture(scope="module")
 def tied_drawing(mnist, reference_clf):
     """A drawn test digit whose 2 nearest training digits have different labels."""

@@ -17,7 +17,7 @@ from knn_core.normalize import (
     find_ink,
     stroke_width,
 )
-from knn_core.photo import photo_to_mnist, photo_to_mnist_stages
+from knn_core.photo import photo_preview, photo_to_mnist, photo_to_mnist_stages
 from knn_core.testing import ENCODINGS, png_header_only, simulate_canvas
 
 
@@ -410,3 +410,17 @@ def test_simulate_canvas_encodings_and_pens(mnist):
     assert amounts[0] < amounts[1] < amounts[2]
     with pytest.raises(ValueError):
         simulate_canvas(d, 0, encoding="sepia")
+
+
+def test_photo_preview_is_the_photo_shrunk_and_checked_like_it():
+    paper = np.full((300, 600), 230, np.uint8)
+    paper[100:200, 280:320] = 20  # a dark bar in the middle
+    ok, png = cv2.imencode(".png", paper)
+    small = photo_preview(png.tobytes(), side=96)
+    assert small.shape == (48, 96) and small.dtype == np.uint8
+    assert small[24, 48] < 60 and small[5, 5] == 230  # the ink stays dark, the paper light
+    tiny = cv2.imencode(".png", paper[:40, :50])[1].tobytes()
+    assert photo_preview(tiny, side=96).shape == (40, 50)  # never enlarged
+    with pytest.raises(ImageError, match="not a PNG or JPEG"):
+        photo_preview(b"not a picture at all")
+

@@ -35,9 +35,12 @@ def drawing_to_mnist(image) -> np.ndarray:
 CANVAS_SIZE = 280
 PEN_DEFAULT = 18
 
-# Two small fixes to the canvas component, from the page (its code is in a shadow root):
+# Small fixes to the canvas component, from the page (its code is in a shadow root):
 # 1. With update_streamlit=True it shows its toolbar (undo, redo, clear) only while the
-#    pointer is over it; one CSS rule in its shadow root keeps the toolbar visible.
+#    pointer is over it; CSS in its shadow root keeps the toolbar visible, hides its
+#    "Update the app" button (2. presses it for the user) and, for a finger (pointer:
+#    coarse), makes the buttons 44 px touch targets instead of 22 px; the canvas' box
+#    then leaves them room above it (TOOLBAR_ROOM).
 # 2. It sends a finished stroke to Python only after a 200 ms debounce.  When a stroke
 #    ends (pointer up after a pointer down on the drawing surface) we press the
 #    toolbar's own "Update the app with this drawing" button, which sends the same
@@ -50,7 +53,18 @@ _CANVAS_TWEAKS = """<script>
   if (window.__knnCanvasTweaks) return;
   window.__knnCanvasTweaks = true;
   const HOSTS = '[class*="st-key-"][class*="canvas_box"] [data-testid="stBidiComponentIsolated"]';
-  const CSS = ".dc-toolbar{opacity:1 !important;top:-2.65rem !important}";
+  const CSS = ".dc-toolbar{opacity:1 !important;top:-2.65rem !important}" +
+    '.dc-icon-button[aria-label="Update the app with this drawing"]{display:none !important}' +
+    "@media (pointer: coarse){.dc-toolbar{top:-3.6rem !important}" +
+    ".dc-icon-button{width:44px !important;height:44px !important}" +
+    ".dc-icon-button svg{width:24px !important;height:24px !important}}";
+  const TOOLBAR_ROOM = "@media (pointer: coarse){" + HOSTS.split(" ")[0] + "{padding-top:1rem}}";
+  if (!document.querySelector("style[data-knn-canvas-room]")) {
+    const s = document.createElement("style");
+    s.setAttribute("data-knn-canvas-room", "1");
+    s.textContent = TOOLBAR_ROOM;
+    document.head.appendChild(s);
+  }
   function pin() {
     document.querySelectorAll(HOSTS).forEach(function (host) {
       const root = host.shadowRoot;
