@@ -84,6 +84,7 @@ def test_non_image_upload_shows_an_error(page, app_url):
 def test_a_file_over_5_mb_is_refused_with_a_message(page, app_url):
     """The README's limit (.streamlit/config.toml server.maxUploadSize = 5): the uploader says so."""
     open_draw_page(page, app_url)
+    page.get_by_text("Pen width · or classify a photo instead").click()  # the upload is folded, as a user opens it
     big = b"\x89PNG\r\n\x1a\n" + b"\x00" * (5 * 1024 * 1024 + 1)
     page.locator(UPLOAD).set_input_files(files=[{"name": "huge.png", "mimeType": "image/png", "buffer": big}])
     expect(page.get_by_text(re.compile(r"File must be 5(\.0)? ?MB or smaller"))).to_be_visible()
