@@ -11,19 +11,16 @@ import cv2
 import numpy as np
 import pytest
 
+from loadtest.browser import METRIC, ONE, SEVEN, open_draw_page
 from loadtest.run_browsers import PIXEL_7  # Playwright's devices["Pixel 7"], written out
 
 pytestmark = pytest.mark.e2e
 
-METRIC = '[data-testid="stMetricValue"]'
-CANVAS = "canvas.upper-canvas >> visible=true"
 TOOLBAR = ["Undo", "Redo", "Edit", "Reset canvas & history"]  # aria-labels of the buttons a user sees
 MIN_TOUCH_TARGET = 40  # px, CSS; the usual guideline is 44-48
 
-# Strokes in canvas pixels (the canvas is 280 x 280), as in test_draw_browser.py.
-ONE = [(140, 45), (140, 235)]
+# A 0 in canvas pixels (the canvas is 280 x 280); the 1 and 7 are loadtest.browser's.
 ZERO = [(140 + 62 * math.sin(t), 140 - 92 * math.cos(t)) for t in [i * 2 * math.pi / 48 for i in range(49)]]
-SEVEN = [(75, 55), (205, 55), (125, 235)]
 
 
 @pytest.fixture
@@ -34,14 +31,6 @@ def phone(browser):
     page.set_default_timeout(60_000)
     yield page, context.new_cdp_session(page)
     context.close()
-
-
-def open_draw_page(page, url: str):
-    page.goto(url)
-    canvas = page.locator(CANVAS)
-    canvas.wait_for()
-    page.get_by_text("Draw a digit in the box").first.wait_for()
-    return canvas
 
 
 def touch_stroke(page, cdp, canvas, points, steps: int = 6) -> None:
