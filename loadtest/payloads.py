@@ -36,3 +36,4 @@ def drawings(n: int = 200, seed: int = 0) -> list[tuple[bytes, int]]:
 
 
 NOT_AN_IMAGE = b"this is not an image, just a few words of text\n" * 20
+BLANK_CANVAS = canvas_png(np.zeros((28, 28), np.uint8))  # the canvas after its 🗑 (clear): black, no ink

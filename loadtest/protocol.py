@@ -110,8 +110,9 @@ class Session:
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
-    async def connect(self) -> RunResult:
-        """Open the socket the way the browser does and run the page once (the first load)."""
+    async def connect(self, wait: float | None = None) -> RunResult:
+        """Open the socket the way the browser does and run the page once (the first load; see
+        :meth:`rerun` for `wait`)."""
         import websockets
 
         self.xsrf = await asyncio.to_thread(self._xsrf_cookie)
@@ -121,7 +122,7 @@ class Session:
             self.ws_url, subprotocols=protocols, origin=self.base_url, additional_headers=headers,
             max_size=None, compression=None, open_timeout=self.timeout, ping_interval=None,
         )
-        return await self.rerun([])
+        return await self.rerun([], wait=wait)
 
     def _xsrf_cookie(self) -> str:
         """GET /_stcore/health like the browser does first; the server sets the _streamlit_xsrf cookie there."""
@@ -142,9 +143,15 @@ class Session:
         return {"timezone": "UTC", "timezone_offset": 0, "locale": "en-US",
                 "url": f"{self.base_url}/{self.page}", "is_embedded": False, "color_scheme": "light"}
 
-    async def rerun(self, widgets: list[WidgetState], fragment_id: str = "") -> RunResult:
+    async def rerun(self, widgets: list[WidgetState], fragment_id: str = "", *,
+                    wait: float | None = None) -> RunResult:
         """Send a rerun with these widget states (of the fragment `fragment_id` only, if given);
-        read until the run finishes."""
+        read until the run finishes.
+
+        With `wait`, stop reading after `wait` seconds even if the run goes on (a user who looks
+        at the page for a while and leaves): the result is what arrived (``finish`` None), and the
+        session should be closed then, since the rest of the run's messages are still to come.
+        """
         if self._ws is None:
             raise ProtocolError("not connected")
         msg = BackMsg()
@@ -159,7 +166,13 @@ class Session:
             setattr(rs.context_info, k, v)
         result = RunResult(started=time.perf_counter())
         await self._ws.send(msg.SerializeToString())
-        await self._read_run(result)
+        if wait is None:
+            await self._read_run(result)
+        else:
+            try:
+                await asyncio.wait_for(self._read_run(result), timeout=wait)
+            except asyncio.TimeoutError:
+                pass  # still running: the caller leaves
         return result
 
     async def _recv(self) -> ForwardMsg:
@@ -245,6 +258,12 @@ class Session:
             setattr(w, field_name, v)
         return await self.rerun([w], self.widget_fragments.get(key, ""))
 
+    async def press(self, key: str, wait: float | None = None) -> RunResult:
+        """Click the button with this key (a trigger value, as the browser sends it)."""
+        w = WidgetState(id=self._widget(key))
+        w.trigger_value = True
+        return await self.rerun([w], self.widget_fragments.get(key, ""), wait=wait)
+
     async def upload(self, data: bytes, name: str = "digit.png", mime: str = "image/png") -> RunResult:
         """Upload a file into the page's file uploader, the way the browser does."""
         uploader = self._widget("file_uploader")
@@ -267,6 +286,12 @@ class Session:
         info = w.file_uploader_state_value.uploaded_file_info.add()
         info.file_id, info.name, info.size = urls.file_id, name, len(data)
         info.file_urls.CopyFrom(urls)
+        return await self.rerun([w], self.widget_fragments.get("file_uploader", ""))
+
+    async def remove_upload(self) -> RunResult:
+        """Remove the uploaded file, as the ✕ next to its name does."""
+        w = WidgetState(id=self._widget("file_uploader"))
+        w.file_uploader_state_value.SetInParent()
         return await self.rerun([w], self.widget_fragments.get("file_uploader", ""))
 
     def _put(self, url: str, data: bytes, name: str, mime: str) -> None:

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m loadtest.run_protocol                     # 30 sessions, 2 minutes
     .venv/bin/python -m loadtest.run_protocol --sessions 3 --duration 10 --check
+    .venv/bin/python -m loadtest.run_protocol --compare-attacker  # issue #16: 2 x (60 s without, 60 s with)
 
 Starts the app on a free port of 127.0.0.1 (or uses --url, which must be
 local), then:
@@ -20,6 +21,17 @@ local), then:
    100,000 x 100,000 pixels; each must be answered by an error or warning
    message, and a real drawing right after must be predicted again.
 
+With --attacker, one more student attacks the server while the others draw
+(loadtest/attacker.py: hostile uploads and canvas values, slow-search
+buttons, links cycling through every setting; issue #16).  With
+--compare-attacker, one invocation measures the class on one server
+without the attacker and then with it (--duration seconds each, default
+60), then watches the server's CPU after the attacker and the class left
+(idle within --idle seconds?), and does that --rounds times (default 2),
+so that both kinds of phase meet the machine's busy and quiet spells; the
+report compares the students' strokes of all rounds together (p95 ratio,
+errors, peak RSS, idle).
+
 Latency is stroke -> prediction as the server delivers it: from sending the
 ``rerun_script`` a browser sends when a stroke ends to receiving the delta
 with the Prediction metric (and, separately, to ``script_finished``: the whole
@@ -35,10 +47,15 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
+from knn_core.cache import CACHE_ENV  # where the server keeps neighbour lists
+
+from . import attacker as attack
 from . import payloads
 from .protocol import ProtocolError, Session, canvas_value
 from .server import MemoryWatch, Server, cpu_seconds, read_memory
@@ -46,6 +63,10 @@ from .server import MemoryWatch, Server, cpu_seconds, read_memory
 BAD_QUERY = "k=1000000000&metric=bogus"
 TARGET_P95_S = 1.0
 TARGET_MEMORY_MB = 1536
+TARGET_P95_RATIO = 1.5  # students' p95 with the attacker / without (issue #16)
+IDLE_CORES = 0.05  # "idle": the server's CPU, averaged over the last IDLE_TAIL_S s of the idle window
+IDLE_TAIL_S = 10
+IDLE_MORE_S = 90  # if not idle by then, watch this much longer to say when it was
 # Bytes of MNIST (train + test images and labels): what each session would add if it held its own copy.
 DATASET_MB = (60000 * 785 + 10000 * 785) / 2**20
 
@@ -101,16 +122,6 @@ async def student(url: str, who: str, digits, deadline: float, think: float, sta
         stats.errors.append(f"{who}: {type(exc).__name__}: {exc}")
 
 
-def _answered(r) -> tuple[bool, str]:
-    """Garbage must get an error or warning message, and no exception."""
-    if r.exceptions:
-        return False, f"exception: {r.exceptions[0][:160]}"
-    shown = r.texts("error") + r.texts("warning")
-    if not shown:
-        return False, f"no error or warning (alerts: {r.alerts})"
-    return True, shown[0][:160]
-
-
 async def garbage(url: str, digits, deadline: float, think: float, stats: Stats) -> None:
     """One session that sends everything a student should not, over and over, then draws properly."""
     huge = payloads.huge_png()
@@ -136,12 +147,12 @@ async def garbage(url: str, digits, deadline: float, think: float, stats: Stats)
                     await asyncio.sleep(think)
                     if "upload" in how:
                         r = await s.upload(*how["upload"])
-                        ok, msg = _answered(r)
+                        ok, msg = attack.answered_by_message(r)  # garbage: a message, no exception
                         stats.garbage.append((case, ok, msg))
-                        await s.rerun([_empty_uploader(s)])  # remove the upload again, as the ✕ does
+                        await s.remove_upload()  # remove the upload again, as the ✕ does
                     else:
                         r = await s.draw(how.get("png"), value=how.get("value"))
-                        ok, msg = _answered(r)
+                        ok, msg = attack.answered_by_message(r)  # garbage: a message, no exception
                         stats.garbage.append((case, ok, msg))
                     png, label = digits[n % len(digits)]
                     n += 1
@@ -153,15 +164,7 @@ async def garbage(url: str, digits, deadline: float, think: float, stats: Stats)
             await asyncio.sleep(1)
 
 
-def _empty_uploader(s: Session):
-    from streamlit.proto.WidgetStates_pb2 import WidgetState
-
-    w = WidgetState(id=s.widget_ids["file_uploader"])
-    w.file_uploader_state_value.SetInParent()
-    return w
-
-
-async def load(url: str, args, digits, stats: Stats) -> float:
+async def load(url: str, args, digits, stats: Stats, log: attack.AttackLog | None = None) -> float:
     t0 = time.monotonic()
     deadline = t0 + args.duration
     tasks = []
@@ -175,6 +178,9 @@ async def load(url: str, args, digits, stats: Stats) -> float:
                                                  teacher=True)))
     if args.garbage:
         tasks.append(asyncio.create_task(garbage(url, digits, deadline, args.think, stats)))
+    if log is not None:
+        tasks.append(asyncio.create_task(attack.attacker(url, digits, deadline, log, streams=args.attacks,
+                                                         press_wait=args.press_wait)))
     # every session stops at the deadline; a stuck one is cancelled after its timeout
     done, pending = await asyncio.wait(tasks, timeout=args.duration + 90)
     for t in pending:
@@ -186,10 +192,12 @@ async def load(url: str, args, digits, stats: Stats) -> float:
     return time.monotonic() - t0
 
 
-def summary(args, solo: Stats, stats: Stats, mem: dict, elapsed: float, load_avg, cpu: dict) -> dict:
+def summary(args, solo: Stats, stats: Stats, mem: dict, elapsed: float, load_avg, cpu: dict,
+            log: attack.AttackLog | None = None) -> dict:
     g_ok = sum(ok for _, ok, _ in stats.garbage)
     return {
         "sessions": args.sessions, "teachers": args.teachers, "garbage_session": bool(args.garbage),
+        "attacker": attack.summary(log) if log is not None else None,
         "duration_s": round(elapsed, 1), "think_s": args.think,
         "strokes": stats.strokes, "strokes_per_s": round(stats.strokes / max(elapsed, 1e-9), 2),
         "errors": len(stats.errors), "error_samples": stats.errors[:10],
@@ -231,8 +239,15 @@ def check(result: dict) -> list[str]:
         problems.append(f"garbage not answered: {result['garbage_failures'][:3]}")
     if result["garbage_session"] and not result["garbage_checks"]:
         problems.append("the garbage session checked nothing")
+    a = result.get("attacker")
+    if a is not None:
+        if a["failures"] or a["session_errors"]:
+            problems.append(f"the attacker was not answered properly {a['failures'] + len(a['session_errors'])} "
+                            f"times, e.g. {(a['failure_samples'] + a['session_errors'])[:3]}")
+        if not a["checks"]:
+            problems.append("the attacker checked nothing")
     growth = result["memory_mb"]["growth_from_solo"]
-    if growth > max(200.0, 0.25 * result["sessions"] * result["dataset_mb"]):
+    if a is None and growth > max(200.0, 0.25 * result["sessions"] * result["dataset_mb"]):
         problems.append(f"RSS grew by {growth:.0f} MB from 1 to {result['sessions']} sessions: "
                         "is the dataset held per session?")
     return problems
@@ -241,7 +256,8 @@ def check(result: dict) -> list[str]:
 def print_report(r: dict) -> None:
     lat, page, mem = r["latency_ms"], r["page_ms"], r["memory_mb"]
     print(f"\n{r['sessions']} students + {r['teachers']} teacher(s) + "
-          f"{'1 garbage session' if r['garbage_session'] else 'no garbage session'}, "
+          f"{'1 garbage session' if r['garbage_session'] else 'no garbage session'}"
+          f"{' + the attacker' if r.get('attacker') else ''}, "
           f"{r['duration_s']:.0f} s, think {r['think_s']} s between strokes")
     print(f"  strokes              {r['strokes']} ({r['strokes_per_s']}/s), predicted = true label: "
           f"{r['correct_fraction']:.1%}")
@@ -255,6 +271,8 @@ def print_report(r: dict) -> None:
     print(f"  server memory        1 session {mem['solo_rss']:.0f} MB; with all sessions peak RSS "
           f"{mem['peak']:.0f} MB (VmHWM {mem['hwm']:.0f} MB), +{mem['growth_from_solo']:.0f} MB "
           f"(a copy of MNIST per session would add {r['dataset_mb'] * r['sessions']:.0f} MB)")
+    if r.get("attacker"):
+        print_attacker(r["attacker"])
     cpu = r["server_cpu_ms_per_stroke"]
     print(f"  server CPU per stroke {cpu['solo']:.0f} ms alone, {cpu['load']:.0f} ms under load "
           f"(all of the server's threads); under load the server used {cpu['cores_used_under_load']} "
@@ -283,12 +301,105 @@ async def solo_phase(url: str, digits, seconds: float, stats: Stats) -> None:
             await asyncio.sleep(0.2)
 
 
+def _phase(url: str, pid: int | None, args, digits, solo: Stats, solo_cpu: float, solo_rss: float,
+           with_attacker: bool, after: attack.AttackLog | None = None) -> tuple[dict, attack.AttackLog | None, Stats]:
+    """One load phase (the class, and the attacker if asked) on a warm server: its summary.
+
+    `after`: the attacker's log of an earlier phase, whose links and searches this one goes on from."""
+    stats = Stats()
+    log = None
+    if with_attacker:
+        log = attack.AttackLog()
+        if after is not None:
+            log.url_start = after.url_start + after.links_opened
+            log.target_start = after.target_start + after.targets_opened
+    load_avg = [round(v, 2) for v in os.getloadavg()]
+    c1 = cpu_seconds(pid) if pid else float("nan")
+    watch = MemoryWatch(pid) if pid else None
+    if watch:
+        watch.__enter__()
+    try:
+        elapsed = asyncio.run(load(url, args, digits, stats, log))
+    finally:
+        if watch:
+            watch.__exit__(None, None, None)
+    c2 = cpu_seconds(pid) if pid else float("nan")
+    cpu = {"solo": solo_cpu,
+           "load": round((c2 - c1) * 1000 / max(1, stats.strokes), 1),
+           "cores_used_under_load": round((c2 - c1) / max(elapsed, 1e-9), 2)}
+    mem = {"solo_rss": solo_rss, "peak": watch.peak_mb if watch else float("nan"),
+           "hwm": read_memory(pid)["VmHWM"] if pid else float("nan")}
+    mem["growth_from_solo"] = mem["peak"] - solo_rss
+    mem = {k: round(v, 1) for k, v in mem.items()}
+    return summary(args, solo, stats, mem, elapsed, load_avg, cpu, log), log, stats
+
+
+def pooled(args, solo: Stats, phases: list[dict], stats: list[Stats]) -> dict:
+    """The phases of one kind taken together (every stroke of every round)."""
+    all_stats = Stats()
+    for st in stats:
+        for name in ("latencies", "page_times", "errors", "garbage"):
+            getattr(all_stats, name).extend(getattr(st, name))
+        all_stats.strokes += st.strokes
+        all_stats.correct += st.correct
+    elapsed = sum(p["duration_s"] for p in phases)
+    mem = {k: max(p["memory_mb"][k] for p in phases) for k in phases[0]["memory_mb"]}
+    cpu = {"solo": phases[0]["server_cpu_ms_per_stroke"]["solo"],
+           "load": round(sum(p["server_cpu_ms_per_stroke"]["load"] * p["strokes"] for p in phases)
+                         / max(1, all_stats.strokes), 1),
+           "cores_used_under_load": round(sum(p["server_cpu_ms_per_stroke"]["cores_used_under_load"] * p["duration_s"]
+                                              for p in phases) / max(elapsed, 1e-9), 2)}
+    r = summary(args, solo, all_stats, mem, elapsed, [p["load_average_before"] for p in phases], cpu)
+    r["p95_ms_per_10s"] = [p["p95_ms_per_10s"] for p in phases]
+    attackers = [p["attacker"] for p in phases if p.get("attacker")]
+    if attackers:
+        r["attacker"] = {"checks": sum(a["checks"] for a in attackers),
+                         "failures": sum(a["failures"] for a in attackers),
+                         "failure_samples": sum((a["failure_samples"] for a in attackers), [])[:10],
+                         "session_errors": sum((a["session_errors"] for a in attackers), [])[:10],
+                         "urls_visited": sum(a["urls_visited"] for a in attackers),
+                         "searches_pressed": sum(a["searches_pressed"] for a in attackers),
+                         "cases": attackers[-1]["cases"]}
+    return r
+
+
+def watch_idle(pid: int, t_left: float, window: float, longest: float) -> dict:
+    """The server's CPU, second by second, after the attacker and the class left at `t_left`.
+
+    Samples for `window` seconds, and on for up to `longest` seconds until it is idle (average
+    below IDLE_CORES over IDLE_TAIL_S seconds), to say when it was.
+    """
+    points = [(time.monotonic() - t_left, cpu_seconds(pid))]
+    rss = read_memory(pid)["VmRSS"]
+
+    def cores(a: float, b: float) -> float:
+        """Average cores used between a and b seconds after leaving (the nearest samples)."""
+        (ta, ca) = min(points, key=lambda p: abs(p[0] - a))
+        (tb, cb) = min(points, key=lambda p: abs(p[0] - b))
+        return (cb - ca) / (tb - ta) if tb > ta else float("nan")
+
+    idle_at = None
+    while True:
+        time.sleep(1.0)
+        t = time.monotonic() - t_left
+        points.append((t, cpu_seconds(pid)))
+        rss = max(rss, read_memory(pid)["VmRSS"])
+        if idle_at is None and t - points[0][0] >= IDLE_TAIL_S and cores(t - IDLE_TAIL_S, t) < IDLE_CORES:
+            idle_at = t
+        if t >= longest or (t >= window and idle_at is not None):
+            break
+    per_5s = [round(cores(a, a + 5), 2) for a in range(int(points[0][0]) + 1, int(min(t, window)) - 4, 5)]
+    return {"window_s": window, "started_s": round(points[0][0], 1),
+            "tail_cores": round(cores(window - IDLE_TAIL_S, window), 3),
+            "idle_after_s": None if idle_at is None else round(idle_at, 1),
+            "cores_per_5s": per_5s, "watched_s": round(t, 1), "peak_rss_mb": round(rss, 1)}
+
+
 def run(args) -> dict:
     digits = payloads.drawings(200)
-    load_avg = [round(v, 2) for v in os.getloadavg()]
 
     def go(url: str, pid: int | None) -> dict:
-        solo, stats = Stats(), Stats()
+        solo = Stats()
         asyncio.run(warm_up(url, digits))
         c0 = cpu_seconds(pid) if pid else float("nan")
         asyncio.run(solo_phase(url, digits, args.solo, solo))
@@ -296,41 +407,170 @@ def run(args) -> dict:
         if solo.errors:
             raise SystemExit(f"the app fails with one session: {solo.errors[:3]}")
         solo_rss = read_memory(pid)["VmRSS"] if pid else float("nan")
-        watch = MemoryWatch(pid) if pid else None
-        if watch:
-            watch.__enter__()
-        try:
-            elapsed = asyncio.run(load(url, args, digits, stats))
-        finally:
-            if watch:
-                watch.__exit__(None, None, None)
-        c2 = cpu_seconds(pid) if pid else float("nan")
-        cpu = {"solo": round((c1 - c0) * 1000 / max(1, solo.strokes), 1),
-               "load": round((c2 - c1) * 1000 / max(1, stats.strokes), 1),
-               "cores_used_under_load": round((c2 - c1) / max(elapsed, 1e-9), 2)}
-        mem = {"solo_rss": solo_rss, "peak": watch.peak_mb if watch else float("nan"),
-               "hwm": read_memory(pid)["VmHWM"] if pid else float("nan")}
-        mem["growth_from_solo"] = mem["peak"] - solo_rss
-        mem = {k: round(v, 1) for k, v in mem.items()}
-        return summary(args, solo, stats, mem, elapsed, load_avg, cpu)
+        solo_cpu = round((c1 - c0) * 1000 / max(1, solo.strokes), 1)
+        if not args.compare_attacker:
+            result, log, _ = _phase(url, pid, args, digits, solo, solo_cpu, solo_rss, args.attacker)
+            if log is not None and pid and args.idle:
+                result["idle"] = watch_idle(pid, log.t_left, args.idle, args.idle + IDLE_MORE_S)
+            return result
+        rounds, kept, last = [], {"without": [], "with": []}, None
+        for _ in range(args.rounds):
+            one = {}
+            for name, with_attacker in (("without", False), ("with", True)):
+                one[name], log, stats = _phase(url, pid, args, digits, solo, solo_cpu, solo_rss, with_attacker,
+                                               after=last)
+                kept[name].append(stats)
+            last = log
+            # the attacker and the class have left: how long until the server is idle (and ready for the next)
+            one["idle"] = (watch_idle(pid, log.t_left, args.idle, args.idle + IDLE_MORE_S)
+                           if pid and args.idle else None)
+            rounds.append(one)
+        return {"compare_attacker": True, "rounds": rounds,
+                "pooled": {name: pooled(args, solo, [r[name] for r in rounds], kept[name])
+                           for name in ("without", "with")}}
 
     if args.url:
         return go(args.url, args.pid)
-    with Server("app.py", log_path=args.server_log) as srv:
-        result = go(srv.url, srv.pid)
-        log = srv.log_text()
-        result["server_log_tracebacks"] = log.count("Traceback")
-    return result
+    env = dict(args.server_env)
+    if not args.shared_cache:  # every run starts with no neighbour lists on disk: the searches are all to do
+        env[CACHE_ENV] = tempfile.mkdtemp(prefix="knn-loadtest-cache-")
+    try:
+        with Server("app.py", log_path=args.server_log, env=env) as srv:
+            result = go(srv.url, srv.pid)
+            result["server_log_tracebacks"] = srv.log_text().count("Traceback")
+            result["server_log"] = str(srv.log_path)
+        return result
+    finally:
+        if not args.shared_cache:
+            shutil.rmtree(env[CACHE_ENV], ignore_errors=True)
+
+
+def compare_check(r: dict) -> list[str]:
+    """Issue #16's targets for --compare-attacker."""
+    without, with_ = r["pooled"]["without"], r["pooled"]["with"]
+    # The memory-growth check only before any attack: the attacker's classifiers stay (up to 3) in later rounds.
+    # Peak RSS: once, over the whole run (below).
+    problems = [f"without the attacker: {p}" for p in check(without) if not p.startswith(("RSS grew", "peak RSS"))]
+    problems += [f"without the attacker: {p}" for p in check(r["rounds"][0]["without"]) if p.startswith("RSS grew")]
+    problems += [f"with the attacker: {p}" for p in check(with_) if not p.startswith(("p95 ", "peak RSS"))]
+    ratio = p95_ratio(r)
+    if not ratio <= TARGET_P95_RATIO:
+        problems.append(f"students' p95 with the attacker {with_['latency_ms'][95]} ms = {ratio:.2f} x without "
+                        f"({without['latency_ms'][95]} ms) > {TARGET_P95_RATIO}")
+    peak = peak_rss(r)
+    if peak > TARGET_MEMORY_MB:
+        problems.append(f"peak RSS {peak:.0f} MB > {TARGET_MEMORY_MB} MB")
+    for i, one in enumerate(r["rounds"], 1):
+        idle = one["idle"]
+        if idle and not idle["tail_cores"] < IDLE_CORES:
+            problems.append(f"round {i}: not idle {idle['window_s']:.0f} s after the attacker left: "
+                            f"{idle['tail_cores']:.2f} cores over the last {IDLE_TAIL_S} s (idle after "
+                            f"{_idle_after(idle)} s)")
+    if r.get("server_log_tracebacks"):
+        problems.append(f"{r['server_log_tracebacks']} tracebacks in the server's log ({r.get('server_log')})")
+    return problems
+
+
+def p95_ratio(r: dict) -> float:
+    return r["pooled"]["with"]["latency_ms"][95] / max(1, r["pooled"]["without"]["latency_ms"][95])
+
+
+def peak_rss(r: dict) -> float:
+    return max([r["pooled"][k]["memory_mb"]["peak"] for k in ("without", "with")]
+               + [one["idle"]["peak_rss_mb"] for one in r["rounds"] if one["idle"]])
+
+
+def _idle_after(idle: dict) -> str:
+    return str(idle["idle_after_s"]) if idle["idle_after_s"] is not None else f"> {idle['watched_s']}"
+
+
+def errors_of(phase: dict) -> int:
+    """Everything that went wrong in a phase: the class's errors, garbage or attacks not answered."""
+    a = phase.get("attacker") or {"failures": 0, "session_errors": []}
+    return (phase["errors"] + phase["garbage_checks"] - phase["garbage_answered"] + a["failures"]
+            + len(a["session_errors"]))
+
+
+def print_attacker(a: dict) -> None:
+    print(f"  attacker             {a['checks'] - a['failures']}/{a['checks']} answers right, "
+          f"{len(a['session_errors'])} session errors; {a['urls_visited']} links drawn on, "
+          f"{a['searches_pressed']} search buttons pressed")
+    for case, c in sorted(a["cases"].items()):
+        print(f"    {case:<44} {c['n']:>4} x, {c['failed']} failed, slowest answer {c['max_s']:5.2f} s  "
+              f"e.g. {c['sample'][:60]}")
+    for line in (a["failure_samples"] + a["session_errors"])[:5]:
+        print(f"    FAILED: {line[:200]}")
+
+
+def print_compare(r: dict) -> None:
+    for i, one in enumerate(r["rounds"], 1):
+        for name in ("without", "with"):
+            print(f"\n=== round {i}, {name} the attacker ===", end="")
+            print_report(one[name])
+    w, a = r["pooled"]["without"], r["pooled"]["with"]
+    print(f"\n{a['sessions']} students + {a['teachers']} teacher + garbage session, {len(r['rounds'])} round(s) of "
+          f"{w['duration_s'] / len(r['rounds']):.0f} s without the attacker, then {a['duration_s'] / len(r['rounds']):.0f} s "
+          "with it (the students' strokes of all rounds together):")
+    print("\n| phase | load avg before (each round) | strokes | errors | stroke -> prediction p50 / p95 / p99 | "
+          "server peak RSS | server cores used |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, ph in (("without the attacker", w), ("with the attacker", a)):
+        lat = ph["latency_ms"]
+        loads = ", ".join(str(la[0]) for la in ph["load_average_before"])
+        print(f"| {name} | {loads} | {ph['strokes']:,} | {errors_of(ph)} | "
+              f"{lat[50]} / **{lat[95]}** / {lat[99]} ms | {ph['memory_mb']['peak']:.0f} MB | "
+              f"{ph['server_cpu_ms_per_stroke']['cores_used_under_load']} |")
+    ratio, peak = p95_ratio(r), peak_rss(r)
+    rounds = ", ".join(f"{one['with']['latency_ms'][95] / max(1, one['without']['latency_ms'][95]):.2f}"
+                       for one in r["rounds"])
+    print("\n| target | measured | met |")
+    print("| --- | --- | --- |")
+    print(f"| students' p95 with / without the attacker <= {TARGET_P95_RATIO} | **{ratio:.2f}** "
+          f"({a['latency_ms'][95]} / {w['latency_ms'][95]} ms; each round {rounds}) | "
+          f"{'yes' if ratio <= TARGET_P95_RATIO else 'NO'} |")
+    n_err = errors_of(w) + errors_of(a)
+    print(f"| 0 errors (class, garbage, attacker's answers) | {n_err} | {'yes' if not n_err else 'NO'} |")
+    print(f"| server peak RSS <= {TARGET_MEMORY_MB} MB | {peak:.0f} MB | {'yes' if peak <= TARGET_MEMORY_MB else 'NO'} |")
+    idles = [one["idle"] for one in r["rounds"] if one["idle"]]
+    if idles:
+        tails = ", ".join(f"{i['tail_cores']:.3f}" for i in idles)
+        after = ", ".join(_idle_after(i) for i in idles)
+        ok = all(i["tail_cores"] < IDLE_CORES for i in idles)
+        print(f"| idle {idles[0]['window_s']:.0f} s after the attacker left (< {IDLE_CORES} cores over the last "
+              f"{IDLE_TAIL_S} s) | {tails} cores; idle after {after} s | {'yes' if ok else 'NO'} |")
+        for i, idle in enumerate(idles, 1):
+            print(f"\n  round {i}: server cores per 5 s after the attacker left: {idle['cores_per_5s']}")
+    print(f"  server log: {r.get('server_log_tracebacks', '?')} tracebacks ({r.get('server_log')})")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sessions", type=int, default=30, help="students drawing at once (default %(default)s)")
-    p.add_argument("--duration", type=float, default=120, help="seconds of load (default %(default)s)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds of load (default 120; with --compare-attacker, of each phase: default 60)")
     p.add_argument("--think", type=float, default=2.0,
                    help="mean seconds between a prediction and the next stroke (default %(default)s)")
     p.add_argument("--teachers", type=int, default=1, help="sessions on the Neighbour vote page (default 1)")
     p.add_argument("--no-garbage", dest="garbage", action="store_false", help="leave out the garbage session")
+    p.add_argument("--attacker", action="store_true", help="one more student attacks (loadtest/attacker.py)")
+    p.add_argument("--compare-attacker", action="store_true",
+                   help="a phase without the attacker, one with it, then watch the server go idle (issue #16)")
+    p.add_argument("--attacks", default=",".join(attack.STREAMS),
+                   help="the attacker's tabs, comma-separated (default %(default)s)")
+    p.add_argument("--press-wait", type=float, default=attack.PRESS_WAIT_S,
+                   help="seconds the attacker watches a search it started before leaving (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="with --compare-attacker: rounds of (without, with, idle), so that both kinds of phase "
+                        "meet the machine's busy and quiet spells (default %(default)s)")
+    p.add_argument("--idle", type=float, default=30,
+                   help="seconds after the attacker left by which the server must be idle (default %(default)s; "
+                        "0: not watched)")
+    p.add_argument("--shared-cache", action="store_true",
+                   help="let the server use the usual disk cache (default: an empty one of its own, removed "
+                        "after, so that every search the attacker starts is work)")
+    p.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment variable for the started server, e.g. the operator's "
+                        "KNN_LAB_SEARCH_WORKERS=1 (repeatable)")
     p.add_argument("--solo", type=float, default=10, help="seconds of the one-session phase (default 10)")
     p.add_argument("--ramp", type=float, default=5, help="seconds over which the students arrive (default 5)")
     p.add_argument("--url", help="a running local server (default: start one)")
@@ -339,20 +579,46 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--check", action="store_true", help="exit 1 unless the issue's targets are met")
     args = p.parse_args(argv)
+    if args.duration is None:
+        args.duration = 60.0 if args.compare_attacker else 120.0
+    if not 1 <= args.rounds <= 10:
+        p.error("--rounds must be 1..10")
     if not (1 <= args.sessions <= 200 and 1 <= args.duration <= 1800):
         p.error("--sessions must be 1..200 and --duration 1..1800 s")
+    if not (args.idle == 0 or 10 <= args.idle <= 600):
+        p.error("--idle must be 10..600 s (or 0: not watched)")
+    if any("=" not in e for e in args.server_env):
+        p.error("--server-env takes NAME=VALUE")
+    args.server_env = [tuple(e.split("=", 1)) for e in args.server_env]
+    args.attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip())
+    if set(args.attacks) - set(attack.STREAMS) or not args.attacks:
+        p.error(f"--attacks: choose from {', '.join(attack.STREAMS)}")
 
     result = run(args)
-    print_report(result)
+    if args.compare_attacker:
+        print_compare(result)
+        problems = compare_check(result)
+    else:
+        print_report(result)
+        problems = check(result)
+        if result.get("idle"):
+            i = result["idle"]
+            print(f"  after the attacker left: {i['tail_cores']:.3f} cores over the last {IDLE_TAIL_S} s of "
+                  f"{i['window_s']:.0f} s; per 5 s {i['cores_per_5s']}")
+            if not i["tail_cores"] < IDLE_CORES:
+                problems.append(f"not idle {i['window_s']:.0f} s after the attacker left")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
-    problems = check(result)
     for line in problems:
         print(f"  TARGET MISSED: {line}")
     if not problems:
-        print(f"  targets met: no errors, p95 <= {TARGET_P95_S * 1000:.0f} ms, peak RSS <= {TARGET_MEMORY_MB} MB, "
-              "garbage answered, memory flat in sessions")
+        if args.compare_attacker:
+            print(f"  targets met: p95 with the attacker <= {TARGET_P95_RATIO} x without, no errors, peak RSS <= "
+                  f"{TARGET_MEMORY_MB} MB, idle {args.idle:.0f} s after the attacker left")
+        else:
+            print(f"  targets met: no errors, p95 <= {TARGET_P95_S * 1000:.0f} ms, peak RSS <= {TARGET_MEMORY_MB} "
+                  "MB, garbage answered" + ("" if args.attacker else ", memory flat in sessions"))
     return 1 if (args.check and problems) else 0
 
 
