@@ -55,7 +55,7 @@ def test_a_new_room_has_a_readable_code_and_a_secret_teacher_token(store):
     room = store.create_room(now=T0)
     assert re.fullmatch(r"[2-9A-HJKMNP-Z]{3}-[2-9A-HJKMNP-Z]{3}", room.code)
     assert not set(room.code) & set("01OIL")
-    assert len(room.teacher_token) >= 32
+    assert len(room.teacher_token) == 32 and not room.teacher_token.startswith("-")
     assert room.created_at == T0 and room.expires_at == T0 + timedelta(days=7)
     assert room.prompt is None and room.review_first is False
     # the database keeps only the token's hash
@@ -520,3 +520,22 @@ def test_nothing_labelled_means_nothing_to_export(store):
     for make in (export.idx_zip, export.png_zip):
         with pytest.raises(RoomError, match="No labelled drawings to export yet"):
             make(store.drawings(room.code))
+
+
+def test_the_command_line_purges_expired_classes_and_exports_a_class(database_url, tmp_path, capsys):  # noqa: F811
+    from knn_core.cli import main
+
+    with open_store(database_url) as store:
+        old = store.create_room(now=datetime.now(timezone.utc) - timedelta(days=8))
+        room, sent = _labelled_room(store)
+    assert main(["room", "purge", "--database", database_url]) == 0
+    assert "deleted 1 class older than 7 days" in capsys.readouterr().out
+    out = tmp_path / "class.zip"
+    args = ["room", "export", room.code.lower(), f"--teacher-token={room.teacher_token}", "--out", str(out)]
+    assert main([*args, "--database", database_url]) == 0
+    ds = load_mnist(_unzip(out.read_bytes(), tmp_path / "idx"), train_from="bundled")
+    np.testing.assert_array_equal(ds.test_labels, [d.label for d in sent])
+    other = tmp_path / "other.zip"
+    assert main(["room", "export", room.code, f"--teacher-token={old.teacher_token}", "--out", str(other),
+                 "--database", database_url]) == 2  # fmt: skip
+    assert "This teacher link is not valid" in capsys.readouterr().err and not other.exists()

@@ -21,7 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from . import codes
-from .config import database_url, retention
+from .config import database_url, days_text, retention
 from .engine import describe, make_engine
 from .errors import BadDrawing, NotTeacher, RoomExpired, RoomNotFound, StoreUnavailable
 from .migrations import migrate
@@ -296,7 +296,7 @@ class RoomStore:
         room = self._to_room(row)
         if room.expires_at <= (now or utc_now()):
             raise RoomExpired(
-                f"The class {canonical} has ended: classes are kept for {_days(self.retention)} and then deleted. "
+                f"The class {canonical} has ended: classes are kept for {days_text(self.retention)} and then deleted. "
                 "Ask your teacher for a new code"
             )
         return row.id, room
@@ -315,7 +315,7 @@ class RoomStore:
         room = self._to_room(row, token)
         if not allow_expired and room.expires_at <= (now or utc_now()):
             raise NotTeacher(
-                f"This teacher link has expired: the class {room.code} was kept for {_days(self.retention)} "
+                f"This teacher link has expired: the class {room.code} was kept for {days_text(self.retention)} "
                 "and is being deleted. Start a new class"
             )
         return row.id, room
@@ -453,8 +453,3 @@ def _drawing(row, code: str) -> Drawing:
         approved=bool(row["approved"]),
         send_id=row["send_id"],
     )
-
-
-def _days(period: timedelta) -> str:
-    days = period / timedelta(days=1)
-    return f"{days:g} day" + ("" if days == 1 else "s")
