@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -149,3 +150,47 @@ def test_sends_fail_clearly_while_postgres_restarts_and_work_again_after(postgre
             assert store.count(room.code) == 3
     finally:
         postgres.drop_database(url)
+
+
+def test_a_connection_lost_inside_a_transaction_is_retried_once_on_a_fresh_one(postgres):  # noqa: F811
+    url = postgres.create_database()
+    try:
+        with open_store(url) as store:
+            calls = []
+
+            def work(conn):
+                calls.append(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+                if len(calls) == 1:  # the server drops this connection mid-transaction
+                    conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+                return "done"
+
+            assert store._run(work, write=True) == "done"
+            assert len(calls) == 2 and calls[0] != calls[1]
+
+            def always_lost(conn):
+                conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+            with pytest.raises(StoreUnavailable, match="cannot be reached right now"):
+                store._run(always_lost, write=True)  # once more, then a clear message
+    finally:
+        postgres.drop_database(url)
+
+
+def test_a_sqlite_file_locked_too_long_says_busy_and_saves_nothing(tmp_path, monkeypatch):
+    from knn_core.room import engine
+
+    monkeypatch.setattr(engine, "BUSY_TIMEOUT_S", 0.3)
+    url = f"sqlite:///{tmp_path / 'classroom.sqlite3'}"
+    pixels = np.full((28, 28), 5, np.uint8)
+    with open_store(url) as store:
+        room = store.create_room()
+        blocker = sqlite3.connect(tmp_path / "classroom.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+        try:
+            with pytest.raises(StoreUnavailable, match=r"database is busy right now .*nothing was saved"):
+                store.send(room.code, pixels, label=1)
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        store.send(room.code, pixels, label=2)
+        assert [d.label for d in store.drawings(room.code)] == [2]
