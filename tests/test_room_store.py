@@ -312,7 +312,7 @@ def _columns_and_indexes(engine) -> dict:
     return shape
 
 
-def test_migrating_an_empty_database_builds_exactly_the_schema_module(database_url):  # noqa: F811
+def test_migrating_an_empty_database_builds_exactly_the_schema_module(database_url, request):  # noqa: F811
     engine = sa.create_engine(database_url)
     try:
         assert migrate(engine) == (0, LATEST)
@@ -320,20 +320,21 @@ def test_migrating_an_empty_database_builds_exactly_the_schema_module(database_u
         migrated = _columns_and_indexes(engine)
     finally:
         engine.dispose()
-    reference_url = database_url  # build schema.py's tables in a second, empty database of the same kind
+    # schema.py's tables, built directly in a second empty database of the same kind
     if database_url.startswith("sqlite"):
-        reference_url = database_url.replace("classroom.sqlite3", "reference.sqlite3")
-        reference = sa.create_engine(reference_url)
-        try:
-            metadata.create_all(reference)
-            assert _columns_and_indexes(reference) == migrated
-        finally:
-            reference.dispose()
+        reference_url, drop = database_url.replace("classroom.sqlite3", "reference.sqlite3"), None
     else:
-        with sa.create_engine(database_url).connect() as conn:
-            assert schema_version(conn) == LATEST
-            tables = {c["name"] for c in sa.inspect(conn).get_columns("drawings")}
-        assert tables == set(metadata.tables["drawings"].columns.keys())
+        server = request.getfixturevalue("postgres")
+        reference_url = server.create_database()
+        drop = server.drop_database
+    reference = sa.create_engine(reference_url)
+    try:
+        metadata.create_all(reference)
+        assert _columns_and_indexes(reference) == migrated
+    finally:
+        reference.dispose()
+        if drop:
+            drop(reference_url)
 
 
 def _create_v1_by_hand(engine) -> None:
