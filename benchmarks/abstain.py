@@ -11,6 +11,7 @@ the project's non-digit drawings (knn_core.nondigits). Methods too slow for
 the full splits (IDM) are measured on class-balanced subsets of validation
 and test digits (``--subset``), said in the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,10 +62,17 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
     jn = rule.judge(d, full.neighbor_labels(i))
     fair = kinds != "digit-like"
     return dict(
-        method=name + (f" (subsets of {subset})" if subset else ""), k=k, weights=weights,
-        val_cov=rule.coverage, test_cov=jt.coverage, test_acc_all=float(np.mean(jt.winners == ty)),
-        test_acc=answered_accuracy(jt, ty), red_cov=jr.coverage, red_acc=answered_accuracy(jr, yr),
-        nd=float(jn.refused[fair].mean()), digit_like=float(jn.refused[~fair].mean()),
+        method=name + (f" (subsets of {subset})" if subset else ""),
+        k=k,
+        weights=weights,
+        val_cov=rule.coverage,
+        test_cov=jt.coverage,
+        test_acc_all=float(np.mean(jt.winners == ty)),
+        test_acc=answered_accuracy(jt, ty),
+        red_cov=jr.coverage,
+        red_acc=answered_accuracy(jr, yr),
+        nd=float(jn.refused[fair].mean()),
+        digit_like=float(jn.refused[~fair].mean()),
         per_kind={kd: float(jn.refused[kinds == kd].mean()) for kd in dict.fromkeys(kinds)},
         seconds=time.perf_counter() - t0,
     )
@@ -83,23 +91,33 @@ def main(argv=None) -> None:
     nondigits = (np.stack([x.digit for x in nd]), np.array([x.kind for x in nd]))
     redrawn = redrawn_test_digits(ds, args.redrawn)
     fair = nondigits[1] != "digit-like"
-    print(f"non-digits: {int(fair.sum())} (letters, shapes, faces, scribbles) + {int((~fair).sum())} digit-like "
-          f"(O, I, S, Z, B, g, rings...) reported apart; redrawn test digits: {args.redrawn}; "
-          f"calibrated for coverage {args.coverage} on validation")
+    print(
+        f"non-digits: {int(fair.sum())} (letters, shapes, faces, scribbles) + {int((~fair).sum())} digit-like "
+        f"(O, I, S, Z, B, g, rings...) reported apart; redrawn test digits: {args.redrawn}; "
+        f"calibrated for coverage {args.coverage} on validation"
+    )
     rows = [measure(ds, m, args.coverage, None, redrawn, nondigits) for m in args.methods.split(",") if m]
-    rows += [measure(ds, m, args.coverage, args.subset, redrawn, nondigits)
-             for m in args.subset_methods.split(",") if m]
-    print("\n| method | k, votes | coverage val / test | test accuracy: all / answered | redrawn: coverage / "
-          "accuracy answered | non-digits refused | digit-like refused |")
+    rows += [
+        measure(ds, m, args.coverage, args.subset, redrawn, nondigits) for m in args.subset_methods.split(",") if m
+    ]
+    print(
+        "\n| method | k, votes | coverage val / test | test accuracy: all / answered | redrawn: coverage / "
+        "accuracy answered | non-digits refused | digit-like refused |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['k']}, {r['weights']} | {r['val_cov']:.2%} / {r['test_cov']:.2%} | "
-              f"{r['test_acc_all']:.2%} / {r['test_acc']:.2%} | {r['red_cov']:.1%} / {r['red_acc']:.2%} | "
-              f"{r['nd']:.1%} | {r['digit_like']:.1%} |")
+        print(
+            f"| {r['method']} | {r['k']}, {r['weights']} | {r['val_cov']:.2%} / {r['test_cov']:.2%} | "
+            f"{r['test_acc_all']:.2%} / {r['test_acc']:.2%} | {r['red_cov']:.1%} / {r['red_acc']:.2%} | "
+            f"{r['nd']:.1%} | {r['digit_like']:.1%} |"
+        )
     print("\nnon-digits refused by kind")
     for r in rows:
-        print(f"  {r['method']}: " + ", ".join(f"{kd} {v:.0%}" for kd, v in r["per_kind"].items())
-              + f"  ({r['seconds']:.0f} s)")
+        print(
+            f"  {r['method']}: "
+            + ", ".join(f"{kd} {v:.0%}" for kd, v in r["per_kind"].items())
+            + f"  ({r['seconds']:.0f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ ones: if anything, real digits are refused a little less often than
 >>> rule.judge(distances, neighbor_labels).reasons                # doctest: +SKIP
 >>> Abstainer(fitted_classifier).fit(val_images).predict(images)  # -1: refused   # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,9 @@ class Judgement:
 
     @property
     def predictions(self) -> np.ndarray:
-        """The winners, with REFUSED (-1) where refused (scikit-learn style)."""
-        return np.where(self.refused, REFUSED, self.winners)
+        """The winners, with REFUSED (-1) where refused (scikit-learn style); integer labels become int64."""
+        w = self.winners.astype(np.int64) if np.issubdtype(self.winners.dtype, np.integer) else self.winners
+        return np.where(self.refused, REFUSED, w)
 
     @property
     def coverage(self) -> float:
@@ -86,14 +88,26 @@ class AbstainRule:
     distance_name: str = "distance"
 
     @classmethod
-    def calibrate(cls, distances, neighbor_labels, *, k: int, weights: str = "uniform", tie_break: str = "smallest",
-                  coverage: float = DEFAULT_COVERAGE, classes=None, distance_name: str = "distance") -> "AbstainRule":
+    def calibrate(
+        cls,
+        distances,
+        neighbor_labels,
+        *,
+        k: int,
+        weights: str = "uniform",
+        tie_break: str = "smallest",
+        coverage: float = DEFAULT_COVERAGE,
+        classes=None,
+        distance_name: str = "distance",
+    ) -> "AbstainRule":
         """Thresholds from the neighbour lists of validation digits (never test digits).
 
         distances, neighbor_labels: (m, >=k) of the validation digits, nearest first.
         """
         if not 0.5 <= coverage < 1:
-            raise ParameterError(f"coverage must be between 0.5 and 1 (the share of real digits answered); got {coverage!r}")
+            raise ParameterError(
+                f"coverage must be between 0.5 and 1 (the share of real digits answered); got {coverage!r}"
+            )
         _check_vote(k, weights, tie_break, np.shape(distances))
         labels = np.asarray(neighbor_labels)
         classes = np.unique(labels) if classes is None else np.asarray(classes)
@@ -110,21 +124,26 @@ class AbstainRule:
             mine = keep & (winners == c)
             if mine.sum() >= MIN_PER_CLASS:
                 limits[c] = np.quantile(nearest[mine], level)
-        rule = cls(classes, limits, float(min_share), int(k), weights, tie_break, float("nan"), len(labels),
-                   distance_name)
+        rule = cls(
+            classes, limits, float(min_share), int(k), weights, tie_break, float("nan"), len(labels), distance_name
+        )
         answered = 1 - rule._judge_indices(winners, nearest, share)[0].mean()
-        return cls(classes, limits, float(min_share), int(k), weights, tie_break, float(answered), len(labels),
-                   distance_name)
+        return cls(
+            classes, limits, float(min_share), int(k), weights, tie_break, float(answered), len(labels), distance_name
+        )
 
     def judge(self, distances, neighbor_labels) -> Judgement:
         """Refuse or answer each query from its neighbour lists (m, >=k), nearest first."""
         _check_vote(self.k, self.weights, self.tie_break, np.shape(distances))
         labels = np.asarray(neighbor_labels)
-        winners, nearest, share = _vote(np.asarray(distances, np.float64), labels, self.classes, self.k,
-                                         self.weights, self.tie_break)
+        winners, nearest, share = _vote(
+            np.asarray(distances, np.float64), labels, self.classes, self.k, self.weights, self.tie_break
+        )
         refused, far, split = self._judge_indices(winners, nearest, share)
-        reasons = tuple(self._reason(c, d, s, f, sp) if r else ""
-                        for c, d, s, r, f, sp in zip(winners, nearest, share, refused, far, split))
+        reasons = tuple(
+            self._reason(c, d, s, f, sp) if r else ""
+            for c, d, s, r, f, sp in zip(winners, nearest, share, refused, far, split)
+        )
         return Judgement(self.classes[winners], refused, nearest, self.limits[winners], share, reasons)
 
     def judge_lists(self, lists) -> Judgement:
@@ -140,11 +159,15 @@ class AbstainRule:
         label = self.classes[c].item()
         parts = []
         if far:
-            parts.append(f"too far from every digit: its nearest {label} is at {self.distance_name} {d:,.0f}, "
-                         f"beyond the {self.limits[c]:,.0f} that real {label}s stay within")
+            parts.append(
+                f"too far from every digit: its nearest {label} is at {self.distance_name} {d:,.0f}, "
+                f"beyond the {self.limits[c]:,.0f} that real {label}s stay within"
+            )
         if split:
-            parts.append(f"the neighbours disagree: {label} has only {s:.0%} of the vote "
-                         f"(real digits: at least {self.min_share:.0%})")
+            parts.append(
+                f"the neighbours disagree: {label} has only {s:.0%} of the vote "
+                f"(real digits: at least {self.min_share:.0%})"
+            )
         return "; ".join(parts)
 
 
@@ -166,9 +189,16 @@ class Abstainer(BaseEstimator):
     def fit(self, X, y=None):
         clf = self.classifier
         d, i = clf.kneighbors(X)
-        self.rule_ = AbstainRule.calibrate(d, clf.neighbor_labels(i), k=clf.n_neighbors, weights=clf.weights,
-                                           tie_break=clf.tie_break, coverage=self.coverage, classes=clf.classes_,
-                                           distance_name=clf.distance_name)
+        self.rule_ = AbstainRule.calibrate(
+            d,
+            clf.neighbor_labels(i),
+            k=clf.n_neighbors,
+            weights=clf.weights,
+            tie_break=clf.tie_break,
+            coverage=self.coverage,
+            classes=clf.classes_,
+            distance_name=clf.distance_name,
+        )
         return self
 
     def judge(self, X) -> Judgement:
@@ -180,9 +210,16 @@ class Abstainer(BaseEstimator):
         return self.judge(X).predictions
 
 
-def abstain_rule(ds, method="euclidean", *, k: Optional[int] = None, weights: Optional[str] = None,
-                 tie_break: str = "smallest", coverage: float = DEFAULT_COVERAGE,
-                 train_size: Optional[int] = None) -> AbstainRule:
+def abstain_rule(
+    ds,
+    method="euclidean",
+    *,
+    k: Optional[int] = None,
+    weights: Optional[str] = None,
+    tie_break: str = "smallest",
+    coverage: float = DEFAULT_COVERAGE,
+    train_size: Optional[int] = None,
+) -> AbstainRule:
     """The rule of a method calibrated on a Dataset's validation split (neighbour lists cached on disk).
 
     k and weights default to the method's (a preset's, chosen on validation; else 5, uniform).
@@ -196,9 +233,16 @@ def abstain_rule(ds, method="euclidean", *, k: Optional[int] = None, weights: Op
     k = method.k if k is None else k
     weights = method.weights if weights is None else weights
     val = neighbor_lists(ds, method, "val", train_size=train_size)
-    return AbstainRule.calibrate(val.distances, val.neighbor_labels(val.k_max), k=k, weights=weights,
-                                 tie_break=tie_break, coverage=coverage, classes=np.unique(ds.train_labels),
-                                 distance_name=method.distance_name)
+    return AbstainRule.calibrate(
+        val.distances,
+        val.neighbor_labels(val.k_max),
+        k=k,
+        weights=weights,
+        tie_break=tie_break,
+        coverage=coverage,
+        classes=np.unique(ds.train_labels),
+        distance_name=method.distance_name,
+    )
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:

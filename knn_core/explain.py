@@ -15,6 +15,7 @@
 * `why_not`: the nearest training digit of the runner-up class beside the
   winner's, with both distances.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,9 +25,17 @@ import numpy as np
 
 from .errors import ParameterError
 from .methods.kernels import sobel_gradients
+from .methods.search import shift_offsets
 
-__all__ = ["NeighbourExplanation", "WhyNot", "difference", "explain_neighbour", "idm_match",
-           "pixel_contributions", "why_not"]
+__all__ = [
+    "NeighbourExplanation",
+    "WhyNot",
+    "difference",
+    "explain_neighbour",
+    "idm_match",
+    "pixel_contributions",
+    "why_not",
+]
 
 
 def _unit(a) -> np.ndarray:
@@ -57,7 +66,7 @@ def idm_match(query, candidate, window: int = 2, context: int = 1) -> tuple[np.n
     Pixel p of the query matches the candidate's pixel p + d with the smallest
     squared difference of local gradient contexts, |dy|, |dx| <= window (see
     `idm_distances`); costs.sum() == IDM(query, candidate)^2. Among equal
-    costs the first displacement in (dy, dx) order is reported.
+    costs the smallest displacement is reported (no move where nothing needs one).
     """
     q, y = np.asarray(query), np.asarray(candidate)
     if q.shape != y.shape or q.ndim != 2:
@@ -67,15 +76,14 @@ def idm_match(query, candidate, window: int = 2, context: int = 1) -> tuple[np.n
     side = 2 * c + 1
     gq = sobel_gradients(q[None], c)[0].astype(np.float64)  # (2, H+2c, W+2c)
     gy = sobel_gradients(y[None], c + w)[0].astype(np.float64)  # (2, H+2c+2w, W+2c+2w)
+    offsets = shift_offsets(w)  # (0, 0) first, then ring by ring: a tie goes to the smallest move
     costs = []
-    for dy in range(2 * w + 1):
-        for dx in range(2 * w + 1):
-            e = ((gy[:, dy : dy + H + 2 * c, dx : dx + W + 2 * c] - gq) ** 2).sum(axis=0)
-            box = sum(e[o : o + H] for o in range(side))
-            costs.append(sum(box[:, o : o + W] for o in range(side)))
+    for dy, dx in (offsets + w).tolist():
+        e = ((gy[:, dy : dy + H + 2 * c, dx : dx + W + 2 * c] - gq) ** 2).sum(axis=0)
+        box = sum(e[o : o + H] for o in range(side))
+        costs.append(sum(box[:, o : o + W] for o in range(side)))
     stack = np.stack(costs)  # (D, H, W)
     best = stack.argmin(axis=0)
-    offsets = np.array([(dy - w, dx - w) for dy in range(2 * w + 1) for dx in range(2 * w + 1)])
     return offsets[best], np.take_along_axis(stack, best[None], axis=0)[0]
 
 
@@ -123,15 +131,18 @@ def explain_neighbour(clf, digit, index: int, shift=(0, 0), distance: Optional[f
     elif clf.method_.recipe is not None and clf.method_.recipe.rerank == "idm":
         r = clf.method_.recipe
         displacement, contributions = idm_match(query, nb, r.idm_window, r.idm_context)
-        how = ("Each pixel's squared difference of gradient context at the place it was matched "
-               f"(within {r.idm_window} px); they add up to the IDM distance squared.")
+        how = (
+            "Each pixel's squared difference of gradient context at the place it was matched "
+            f"(within {r.idm_window} px); they add up to the IDM distance squared."
+        )
     else:
         contributions = pixel_contributions(query, nb, power)
         name = {1.0: "the distance itself", 2.0: "the distance squared", 3.0: "the distance cubed"}.get(
-            power, f"the distance to the power {power:g}")
+            power, f"the distance to the power {power:g}"
+        )
         how = f"Each pixel's |difference|^{power:g}; they add up to {name}."
     if distance is None:
-        distance = float(np.sum(contributions) ** (1 / power)) if contributions is not None else float("nan")
+        distance = float(np.sum(contributions) ** (1 / power)) if contributions is not None and power else float("nan")
     return NeighbourExplanation(query, nb, float(distance), contributions, power or float("nan"), displacement, how)
 
 
@@ -151,9 +162,12 @@ class WhyNot:
     def describe(self, distance_name: str = "distance") -> str:
         if self.other is None:
             return f"No digit other than a {self.winner} is among the nearest training digits."
-        return (f"The nearest {self.winner} is at {distance_name} {self.winner_distance:,.0f}; the nearest "
-                f"{self.other} is at {self.other_distance:,.0f}, "
-                f"{self.other_distance / max(self.winner_distance, 1e-12):.2f}x as far.")
+        assert self.other_distance is not None
+        return (
+            f"The nearest {self.winner} is at {distance_name} {self.winner_distance:,.0f}; the nearest "
+            f"{self.other} is at {self.other_distance:,.0f}, "
+            f"{self.other_distance / max(self.winner_distance, 1e-12):.2f}x as far."
+        )
 
 
 def why_not(clf, digit, other=None, n: int = 300) -> WhyNot:
@@ -171,9 +185,17 @@ def why_not(clf, digit, other=None, n: int = 300) -> WhyNot:
         ranked = [clf.classes_[j].item() for j in order if vote.scores[j] > 0 and clf.classes_[j] != winner]
         other = ranked[0] if ranked else next((lab.item() for lab in labels if lab != winner), None)
     w = int(np.flatnonzero(labels == winner)[0])
-    mine = np.flatnonzero(labels == other) if other is not None else []
+    mine = np.flatnonzero(labels == other) if other is not None else np.zeros(0, np.int64)
     if len(mine) == 0:
         return WhyNot(winner, int(idx[w]), float(d[w]), tuple(int(v) for v in shifts[w]), None, None, None, None)
     o = int(mine[0])
-    return WhyNot(winner, int(idx[w]), float(d[w]), tuple(int(v) for v in shifts[w]), other, int(idx[o]),
-                  float(d[o]), tuple(int(v) for v in shifts[o]))
+    return WhyNot(
+        winner,
+        int(idx[w]),
+        float(d[w]),
+        tuple(int(v) for v in shifts[w]),
+        other,
+        int(idx[o]),
+        float(d[o]),
+        tuple(int(v) for v in shifts[o]),
+    )

@@ -18,6 +18,7 @@ digits.
 >>> items[0].kind, items[0].name, items[0].digit.shape   # doctest: +SKIP
 ('letter', 'A hershey-simplex 0.70 t18', (28, 28))
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -154,8 +155,9 @@ def _scribbles(n: int, seed: int) -> list[tuple[str, np.ndarray]]:
             freq = rng.integers(1, 6, size=(2, 3))
             phase = rng.uniform(0, 2 * np.pi, size=(2, 3))
             amp = rng.uniform(0.3, 1.0, size=(2, 3))
-            pts = np.stack([(amp[a, :, None] * np.sin(freq[a, :, None] * s + phase[a, :, None])).sum(0)
-                            for a in range(2)], axis=1)
+            pts = np.stack(
+                [(amp[a, :, None] * np.sin(freq[a, :, None] * s + phase[a, :, None])).sum(0) for a in range(2)], axis=1
+            )
             name = "tangle"
         else:  # zigzag shading: strokes back and forth across a patch
             rows = int(rng.integers(5, 10))
@@ -187,7 +189,7 @@ def _ring() -> list[tuple[str, np.ndarray]]:
 def nondigit_drawings(n_scribbles: int = 60, seed: int = 0) -> tuple[NonDigit, ...]:
     """Every made-up non-digit, in a fixed order (the same on every machine with the same OpenCV).
 
-    About 800 drawings: 32 letters x 6 fonts x 2 sizes x 2 pen widths, 24 shapes, 6 faces,
+    About 800 drawings: 32 letters x 6 fonts x 2 sizes x 2 pen widths (MNIST-like and bold), 24 shapes, 6 faces,
     ``n_scribbles`` scribbles; plus the digit-like letters and rings under kind "digit-like".
     """
     items: list[tuple[str, str, np.ndarray]] = []
@@ -195,7 +197,7 @@ def nondigit_drawings(n_scribbles: int = 60, seed: int = 0) -> tuple[NonDigit, .
         for ch in letters:
             for fname, font in FONTS.items():
                 for size in (0.55, 0.8):
-                    for t in (10, 20):
+                    for t in (20, 36):
                         items.append((kind, f"{ch} {fname} {size:.2f} t{t}", _letter(ch, font, size, t)))
     items += [("shape", name, img) for name, img in _shapes()]
     items += [("face", name, img) for name, img in _faces()]
