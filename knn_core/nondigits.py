@@ -29,7 +29,7 @@ import numpy as np
 
 from .normalize import MNIST_STROKE, canvas_to_mnist
 
-__all__ = ["NonDigit", "nondigit_drawings", "render_canvas", "LETTERS", "DIGIT_LIKE_LETTERS", "KINDS"]
+__all__ = ["NonDigit", "nondigit_drawings", "letter_canvas", "render_canvas", "LETTERS", "DIGIT_LIKE_LETTERS", "KINDS"]
 
 CANVAS = 280
 # Letters no fair judge would take for a digit once normalised to 20x20, and those that may be.
@@ -78,6 +78,11 @@ def _letter(ch: str, font: int, height_frac: float, thickness: int) -> np.ndarra
     org = ((CANVAS - w) // 2, (CANVAS + h - base) // 2)
     cv2.putText(img, ch, org, font, scale, 255, thickness, cv2.LINE_AA)
     return img
+
+
+def letter_canvas(ch: str, font: str = "hershey-simplex", height_frac: float = 0.8, thickness: int = 36) -> np.ndarray:
+    """One letter drawn on the canvas (RGBA), as in `nondigit_drawings` (e.g. for a test of one drawing)."""
+    return render_canvas(_letter(ch, FONTS[font], height_frac, thickness))
 
 
 def _star(points: int, r_out: float, r_in: float, c=(140, 140), rot=0.0) -> np.ndarray:

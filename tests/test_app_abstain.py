@@ -8,14 +8,10 @@ from helpers import SMALL, digit_grids, run_draw, run_page, run_vote
 
 import ui
 from knn_core.abstain import abstain_rule
-from knn_core.nondigits import nondigit_drawings
+from knn_core.nondigits import letter_canvas
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
-SIZE = "5000"  # training digits: the validation search that calibrates the refusal takes seconds
-
-
-def _drawing(name):
-    return next(x for x in nondigit_drawings() if x.name == name).canvas
+SIZE = "2000"  # training digits: the validation search that calibrates the refusal takes a second or two
 
 
 def _warnings(at) -> list[str]:
@@ -23,7 +19,7 @@ def _warnings(at) -> list[str]:
 
 
 def test_the_draw_page_refuses_a_non_digit_with_the_nearest_digits_anyway_and_why(mnist):
-    at = run_draw(image=_drawing("M hershey-simplex 0.80 t36"), params={"size": SIZE})
+    at = run_draw(image=letter_canvas("M"), params={"size": SIZE})
     assert at.metric[0].value == "not a digit"
     (message,) = [w for w in _warnings(at) if "That doesn't look like a digit" in w]
     assert "too far from every digit" in message and "The nearest digits anyway say" in message

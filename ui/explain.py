@@ -11,13 +11,13 @@ and the class room's student view:
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 import cv2
 import numpy as np
 import streamlit as st
 
-from knn_core import Method, estimate_seconds, is_cached
+from knn_core import estimate_seconds, is_cached
 from knn_core.abstain import AbstainRule, Judgement, abstain_rule
 from knn_core.explain import NeighbourExplanation, difference, explain_neighbour, why_not
 
@@ -34,21 +34,39 @@ FIELD_SCALE = 10  # px per pixel of the displacement-field picture
 # ------------------------------------------------------------------------------ abstaining
 
 
-@lru_cache(maxsize=16)
-def _rule(search: Method, size: int, k: int, weights: str, tie: str) -> AbstainRule:
-    return abstain_rule(get_dataset(), search, k=k, weights=weights, tie_break=tie, train_size=size)
+_RULES: dict = {}  # (method, size, k, weights, tie) -> AbstainRule, process-wide (a few KB each)
+_RULES_MAX = 32
+_RULES_LOCK = threading.Lock()  # the sessions share the process
 
 
 def rule(settings: Settings) -> AbstainRule | None:
-    """The refusal rule of these settings, calibrated on the validation split; None when its
-    validation search is neither cached nor quick (a slow method: the page answers as before)."""
+    """The refusal rule of these settings, calibrated on the validation split (once per process);
+    None when its validation search is neither cached nor quick (a slow method: the page answers
+    as before, and the explanation says how to calibrate it)."""
+    key = (settings.search, settings.size, settings.k, settings.weights, settings.tie)
+    found = _RULES.get(key)
+    if found is not None:
+        return found
+    ds = get_dataset()
     if (
-        not is_cached(get_dataset(), settings.search, "val", train_size=settings.size)
-        and estimate_seconds(get_dataset(), settings.search, "val", train_size=settings.size) > CALIBRATE_NOW_SECONDS
+        not is_cached(ds, settings.search, "val", train_size=settings.size)
+        and estimate_seconds(ds, settings.search, "val", train_size=settings.size) > CALIBRATE_NOW_SECONDS
     ):
-        return None  # not kept in _rule: once someone fills the cache, it is used
+        return None
     with st.spinner("Calibrating the non-digit refusal on the validation digits (once)…"):
-        return _rule(settings.search, settings.size, settings.k, settings.weights, settings.tie)
+        found = abstain_rule(
+            ds,
+            settings.search,
+            k=settings.k,
+            weights=settings.weights,
+            tie_break=settings.tie,
+            train_size=settings.size,
+        )
+    with _RULES_LOCK:
+        if len(_RULES) >= _RULES_MAX:
+            _RULES.pop(next(iter(_RULES)))
+        _RULES[key] = found
+    return found
 
 
 def abstain_judgement(settings: Settings, nb: Neighbours) -> Judgement | None:
