@@ -11,7 +11,8 @@ the test set:
   for the winner, against a per-class limit: the quantile of that distance
   over the validation digits the vote gave to the same class. (A 1 is usually
   much closer to other 1s than an 8 to other 8s, so one global limit would
-  refuse fat 8s before odd 1s.)
+  refuse fat 8s before odd 1s.) A class with too few validation digits to
+  see its tail (a small calibration set) uses the overall quantile.
 * agreement: the winner's share of the vote (weighted as the vote is),
   against the smallest share real digits usually have.
 
@@ -47,7 +48,9 @@ __all__ = ["REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "
 REFUSED = -1  # the label `predict` gives a refused input
 DEFAULT_COVERAGE = 0.993
 AGREEMENT_BUDGET = 1 / 6  # the share of the refusals the agreement test may use
-MIN_PER_CLASS = 30  # fewer validation digits than this for a class: its limit is the overall one
+# A per-class limit needs enough digits of the class to see its tail: at least this many expected beyond
+# the limit (e.g. 3 / 0.007 = 429 digits), else the class uses the overall limit (small calibration sets).
+TAIL_DIGITS = 3
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class AbstainRule:
         limits = np.full(len(classes), overall)
         for c in range(len(classes)):
             mine = keep & (winners == c)
-            if mine.sum() >= MIN_PER_CLASS:
+            if mine.sum() * (1 - level) >= TAIL_DIGITS:
                 limits[c] = np.quantile(nearest[mine], level)
         rule = cls(
             classes, limits, float(min_share), int(k), weights, tie_break, float("nan"), len(labels), distance_name

@@ -125,10 +125,10 @@ def heat_picture(contributions: np.ndarray) -> np.ndarray:
 
 
 def field_picture(query, displacement: np.ndarray, scale: int = FIELD_SCALE) -> np.ndarray:
-    """The query (grey) with an arrow from each pixel that was matched elsewhere to where it matched."""
+    """The query (grey) with an arrow from each of its ink pixels that was matched elsewhere to where it matched."""
     q = _grey(query)
     rgb = np.repeat(enlarge(q // 2, scale)[:, :, None], 3, axis=2).copy()
-    ys, xs = np.nonzero(np.any(displacement != 0, axis=2))
+    ys, xs = np.nonzero(np.any(displacement != 0, axis=2) & (np.asarray(query) > 0))  # the ink's pixels
     for y, x in zip(ys.tolist(), xs.tolist()):
         dy, dx = displacement[y, x].tolist()
         start = (x * scale + scale // 2, y * scale + scale // 2)
