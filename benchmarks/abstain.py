@@ -80,7 +80,7 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--methods", default="euclidean,plain,deskew,deskew+blur")
+    ap.add_argument("--methods", default="euclidean,plain,downsample,deskew,deskew+blur")
     ap.add_argument("--subset-methods", default="idm")
     ap.add_argument("--subset", type=int, default=1000)
     ap.add_argument("--redrawn", type=int, default=1000)
@@ -96,20 +96,22 @@ def main(argv=None) -> None:
         f"(O, I, S, Z, B, g, rings...) reported apart; redrawn test digits: {args.redrawn}; "
         f"calibrated for coverage {args.coverage} on validation"
     )
-    rows = [measure(ds, m, args.coverage, None, redrawn, nondigits) for m in args.methods.split(",") if m]
-    rows += [
-        measure(ds, m, args.coverage, args.subset, redrawn, nondigits) for m in args.subset_methods.split(",") if m
-    ]
     print(
         "\n| method | k, votes | coverage val / test | test accuracy: all / answered | redrawn: coverage / "
         "accuracy answered | non-digits refused | digit-like refused |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
+    print("|---|---|---|---|---|---|---|", flush=True)
+    jobs = [(m, None) for m in args.methods.split(",") if m]
+    jobs += [(m, args.subset) for m in args.subset_methods.split(",") if m]
+    rows = []
+    for name, subset in jobs:  # each row as soon as it is measured
+        r = measure(ds, name, args.coverage, subset, redrawn, nondigits)
+        rows.append(r)
         print(
             f"| {r['method']} | {r['k']}, {r['weights']} | {r['val_cov']:.2%} / {r['test_cov']:.2%} | "
             f"{r['test_acc_all']:.2%} / {r['test_acc']:.2%} | {r['red_cov']:.1%} / {r['red_acc']:.2%} | "
-            f"{r['nd']:.1%} | {r['digit_like']:.1%} |"
+            f"{r['nd']:.1%} | {r['digit_like']:.1%} |",
+            flush=True,
         )
     print("\nnon-digits refused by kind")
     for r in rows:
