@@ -13,8 +13,11 @@ Where things are: data.py (every MNIST source -> Dataset), normalize.py
 values safely), features.py (deskew, blur, downsample), search.py (the exact search),
 methods/ (Method: classic metrics and recipes beyond them), classifier.py
 (the estimator), vote.py (weights, ties), lists.py (neighbour lists of a
-split, cached), evaluate.py (reports, sweeps), cli.py (the command line).
+split, cached), evaluate.py (reports, sweeps), abstain.py (refusing what is
+not a digit), explain.py (why a neighbour is as far as it is), cli.py (the
+command line).
 """
+from .abstain import Abstainer, AbstainRule, abstain_rule
 from .classifier import KNNClassifier
 from .data import Dataset, load_mnist, stratified_subset
 from .errors import DataError, EmptyDrawingError, ImageError, KnnLabError, ParameterError
@@ -26,6 +29,8 @@ from .search import METRICS, ExactSearch
 from .vote import VoteExplanation
 
 __all__ = [
+    "AbstainRule",
+    "Abstainer",
     "K_MAX",
     "METRICS",
     "PRESETS",
@@ -41,6 +46,7 @@ __all__ = [
     "ParameterError",
     "Recipe",
     "VoteExplanation",
+    "abstain_rule",
     "canvas_from_png",
     "canvas_to_mnist",
     "canvas_to_mnist_stages",

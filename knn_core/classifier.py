@@ -131,6 +131,11 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "search_")
         return self.search_.training_image(index, shift)
 
+    def neighbor_labels(self, indices) -> np.ndarray:
+        """The class labels of training digits given by index (e.g. of a neighbour list)."""
+        check_is_fitted(self, "classes_")
+        return self.classes_[self._y[np.asarray(indices)]]
+
     # ---------------------------------------------------------------- vote
     def vote_from_neighbors(self, distances, indices, k=None):
         """Class scores and winners from precomputed neighbour lists (any k up to their width)."""

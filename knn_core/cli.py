@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .abstain import DEFAULT_COVERAGE, abstain_rule, answered_accuracy
 from .errors import DataError, KnnLabError, ParameterError
 from .evaluate import DEFAULT_KS, choose_k, report, size_curve
 from .lists import K_MAX, SPLITS, is_cached, neighbor_lists, split_data
@@ -85,6 +86,12 @@ def add_vote_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tie-break", choices=TIE_BREAKS, default="smallest", help="tie rule (default: smallest)")
 
 
+def add_abstain_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--abstain", action="store_true", help=what)
+    p.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE, metavar="C",
+                   help=f"share of validation digits the refusal must still answer (default: {DEFAULT_COVERAGE})")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, like every other error of the command line."""
 
@@ -103,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
     add_search_options(ev)
     add_vote_options(ev)
+    add_abstain_options(ev, "also refuse what is not close enough to any digit (calibrated on validation) "
+                        "and print the coverage and the accuracy on the answered digits")
 
     me = sub.add_parser("methods", help="the method presets (deskew, blur, L3, shifts, IDM) and the literature")
     me.add_argument("--data", metavar="PATH", help="MNIST source (default: the bundled copy); see load_mnist")
@@ -119,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
     add_search_options(pr)
     add_vote_options(pr)
+    pr.add_argument("--no-abstain", dest="abstain", action="store_false",
+                    help="answer every image with a digit (default: say 'not a digit' when it is too far from "
+                         "every digit or its neighbours disagree, calibrated on the validation split)")
+    pr.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE, metavar="C",
+                    help=f"share of validation digits the refusal must still answer (default: {DEFAULT_COVERAGE})")
 
     mc = sub.add_parser("misclassified", help="the test digits classified wrongly, most confidently wrong first")
     mc.add_argument("--k", type=int, default=None, help="number of neighbours (default: 5, or the method's k)")
@@ -201,6 +215,15 @@ def cmd_evaluate(args) -> None:
     print(f"kNN k={args.k} {_searched_by(args)} weights={args.weights} tie-break={args.tie_break} "
           f"train={len(lists.train_labels)} test={len(lists.query_labels)}")
     print(f"accuracy: {rep.accuracy:.4f}  (test error {100 * (1 - rep.accuracy):.2f}%{lit})")
+    if args.abstain:
+        with progress_bar("calibrating on validation") as bar:
+            _lists(args, ds, "val", bar)  # the rule reads them from the cache
+        rule = abstain_rule(ds, args.method, k=args.k, weights=args.weights, tie_break=args.tie_break,
+                            coverage=args.coverage, train_size=args.train_size)
+        judged = rule.judge_lists(lists)
+        print(f"abstaining (calibrated on validation to answer {rule.coverage:.2%} of its digits): "
+              f"coverage {judged.coverage:.4f} ({int(judged.refused.sum())} test digits refused), "
+              f"accuracy on the answered {answered_accuracy(judged, lists.query_labels):.4f}")
     print("\nconfusion matrix (rows: true label, columns: predicted)")
     print(rep.confusion_table())
     print("\nper-class report")
@@ -268,6 +291,12 @@ def cmd_predict(args) -> None:
     ds = _dataset(args)
     X, y, _, _, _ = split_data(ds, "test", args.train_size)
     clf = KNNClassifier(args.k, method=args.method, weights=args.weights, tie_break=args.tie_break).fit(X, y)
+    rule = None
+    if args.abstain:
+        with progress_bar("calibrating on validation") as bar:
+            _lists(args, ds, "val", bar)  # the rule reads them from the cache
+        rule = abstain_rule(ds, args.method, k=args.k, weights=args.weights, tie_break=args.tie_break,
+                            coverage=args.coverage, train_size=args.train_size)
     failed = 0
     for path in args.images:
         try:
@@ -279,7 +308,12 @@ def cmd_predict(args) -> None:
         d, i = clf.kneighbors(digit[None])
         vote = clf.explain(d[0], i[0])
         neighbours = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
-        print(f"{path}: {vote.winner}   neighbours: {neighbours}   {vote.describe()}")
+        judged = rule.judge(d, clf.neighbor_labels(i)) if rule is not None else None
+        if judged is not None and judged.refused[0]:
+            print(f"{path}: not a digit ({judged.reasons[0]}); the nearest digits anyway: {vote.winner}   "
+                  f"neighbours: {neighbours}")
+        else:
+            print(f"{path}: {vote.winner}   neighbours: {neighbours}   {vote.describe()}")
     if failed:
         raise SystemExit(1)
 

@@ -175,10 +175,13 @@ def _show_result(stages: Stages, settings: ui.Settings, source_html: str = "") -
     clf = ui.classifier(settings)
     nb = ui.nearest(clf, digit, settings)
     vote = clf.explain(nb.distances, nb.indices)
+    judged = ui.abstain_judgement(settings, nb)  # None: the refusal is not calibrated for these settings
 
     summary, chart = st.columns([2, 3], gap="medium")
     with summary:
-        st.metric("Prediction", vote.winner)  # first: users and browser tests read it here
+        refused = judged is not None and bool(judged.refused[0])
+        st.metric("Prediction", "not a digit" if refused else vote.winner)  # first: users and browser tests read it here
+        ui.abstain_message(judged, vote.winner)
         if vote.was_tied:
             st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
         st.html(source_html + _summary_html(vote, settings))
@@ -190,7 +193,13 @@ def _show_result(stages: Stages, settings: ui.Settings, source_html: str = "") -
         st.html(_neighbours_html(nb, digit, vote.winner, settings))
 
     # Drawn only while open (on_change="rerun" makes the expander report that): built and sent on
-    # every stroke, the stages cost the server and every browser for a section usually closed.
+    # every stroke, these cost the server and every browser for sections usually closed.
+    explain_box = st.expander("Why this answer? Differences, pixel by pixel", key="explain_open", on_change="rerun")
+    if explain_box.open:
+        with explain_box:
+            if judged is None:
+                st.caption(ui.calibration_hint(settings))
+            ui.explain_section(clf, digit, nb, vote.winner, key="draw_explain")
     stages_box = st.expander("Preprocessing stages", key="stages_open", on_change="rerun")
     if stages_box.open:
         with stages_box:

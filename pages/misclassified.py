@@ -123,6 +123,14 @@ def _explain(lists, q: int, settings: ui.Settings) -> None:
     st.caption(f"Its {k} nearest training digits, nearest first (✓ and green: voted for {vote.winner}):")
     rows = lists.train_rows
     ui.neighbour_grid(ui.get_dataset().train_images[rows[nb]], nb_labels, lists.distances[q, :k], vote.winner)
+    # Drawn only while open: the classifier it needs (for the pictures as compared) is fitted on demand.
+    box = st.expander(f"Why {vote.winner}, not {true}? Differences, pixel by pixel", key="wrong_explain_open",
+                      on_change="rerun")
+    if box.open:
+        with box:
+            digit = ui.get_dataset().test_images[q]
+            ui.explain_section(ui.classifier(settings), digit, ui.neighbours_from_lists(lists, q, k, digit),
+                               vote.winner, key="wrong_explain", other=true)
 
 
 if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render

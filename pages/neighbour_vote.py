@@ -102,6 +102,10 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         if vote.was_tied:
             st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
         st.caption(_tally_words(labels[:k], vote.winner, settings))
+    box = st.expander("Why this answer? Differences, pixel by pixel", key="vote_explain_open", on_change="rerun")
+    if box.open:  # drawn only while open: a stroke costs nothing more
+        with box:
+            ui.explain_section(clf, digit, nb, vote.winner, key="vote_explain")
     _show_map(digit, settings, present)
 
 

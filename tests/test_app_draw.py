@@ -86,7 +86,8 @@ def test_vote_bars_and_stages_drawn_only_when_the_expander_is_open(mnist, refere
     assert "Votes of the 5 nearest neighbours" in text
     assert not at.get("plotly_chart")
     # the stages are built only while their expander is open
-    assert [e.label for e in at.expander] == ["Pen width · or classify a photo instead", "Preprocessing stages"]
+    assert [e.label for e in at.expander] == ["Pen width · or classify a photo instead",
+                                               "Why this answer? Differences, pixel by pixel", "Preprocessing stages"]
     assert not any(g[0][1].startswith("1. ink") for g in digit_grids(at))
     at.session_state["stages_open"] = True
     at.run()

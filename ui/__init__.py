@@ -11,6 +11,8 @@ Pages and tests use only the names listed in ``__all__``; the code is one hop aw
 - ``ui/digits.py``: digit pictures, grids and neighbour captions.
 - ``ui/charts.py``: the vote chart and the vote colours.
 - ``ui/canvas.py``: the drawing canvas and what a drawing becomes.
+- ``ui/explain.py``: refusing non-digits (:func:`abstain_judgement`, :func:`abstain_message`) and
+  "Why this answer?" (:func:`explain_section`: differences, pixel contributions, IDM field, why not).
 - ``ui/cache_warnings.py``: on-disk cache problems, told once per session.
 - ``ui/safe.py``: what a user sent never becomes markup or a crash (:func:`md_escape`,
   :func:`valid_index`, :func:`error_message`).
@@ -43,6 +45,7 @@ from .digits import (
     shift_arrows,
     to_uint8,
 )
+from .explain import abstain_judgement, abstain_message, calibration_hint, explain_section, neighbours_from_lists
 from .jobs import (
     CONFIRM_SECONDS,
     QUEUE,
@@ -105,6 +108,8 @@ __all__ = [
     # canvas
     "DRAWING_MIN_STROKE", "PEN_DEFAULT", "DrawingError", "drawing_canvas", "drawing_from_bytes",
     "drawing_stages", "drawing_to_mnist",
+    # abstain and explain
+    "abstain_judgement", "abstain_message", "calibration_hint", "explain_section", "neighbours_from_lists",
     # cache warnings
     "show_cache_warnings",
     # navigation

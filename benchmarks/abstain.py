@@ -1,0 +1,126 @@
+"""Abstaining: how many real digits are still answered, and how many non-digits refused, per method.
+
+    nice -n 19 python benchmarks/abstain.py [--methods euclidean,deskew+blur] [--subset-methods idm]
+        [--subset 1000] [--redrawn 1000] [--coverage 0.993]
+
+For each method the refusal (knn_core.abstain) is calibrated on the validation
+split (10,000 digits against the 50,000 before them); then measured on the
+test set (10,000 digits against all 60,000), on test digits redrawn at canvas
+size through the Draw page's path (knn_core.testing.simulate_canvas), and on
+the project's non-digit drawings (knn_core.nondigits). Methods too slow for
+the full splits (IDM) are measured on class-balanced subsets of validation
+and test digits (``--subset``), said in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from knn_core import KNNClassifier, Method, load_mnist, neighbor_lists, stratified_subset  # noqa: E402
+from knn_core.abstain import Abstainer, abstain_rule, answered_accuracy  # noqa: E402
+from knn_core.nondigits import nondigit_drawings  # noqa: E402
+from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
+from knn_core.testing import simulate_canvas  # noqa: E402
+
+
+def redrawn_test_digits(ds, n: int, seed: int = 0):
+    """n test digits (class-balanced) redrawn at canvas size and sent through the drawing path."""
+    rng = np.random.default_rng(seed)
+    idx = stratified_subset(ds.test_labels, n, random_state=seed)
+    X = np.stack([canvas_to_mnist(simulate_canvas(ds.test_images[i], rng), min_stroke=MNIST_STROKE) for i in idx])
+    return X, ds.test_labels[idx]
+
+
+def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigits) -> dict:
+    method = Method.parse(name)
+    k, weights = method.k, method.weights
+    t0 = time.perf_counter()
+    full = KNNClassifier(k, method=method, weights=weights).fit(ds.train_images, ds.train_labels)
+    if subset is None:
+        rule = abstain_rule(ds, method, k=k, weights=weights, coverage=coverage)
+        test = neighbor_lists(ds, method, "test")
+        jt, ty = rule.judge_lists(test), test.query_labels
+    else:
+        fit = KNNClassifier(k, method=method, weights=weights).fit(ds.fit_images, ds.fit_labels)
+        vi = stratified_subset(ds.val_labels, subset, random_state=1)
+        rule = Abstainer(fit, coverage=coverage).fit(ds.val_images[vi]).rule_
+        ti = stratified_subset(ds.test_labels, subset, random_state=1)
+        d, i = full.kneighbors(ds.test_images[ti])
+        jt, ty = rule.judge(d, full.neighbor_labels(i)), ds.test_labels[ti]
+    Xr, yr = redrawn
+    d, i = full.kneighbors(Xr)
+    jr = rule.judge(d, full.neighbor_labels(i))
+    Xn, kinds = nondigits
+    d, i = full.kneighbors(Xn)
+    jn = rule.judge(d, full.neighbor_labels(i))
+    fair = kinds != "digit-like"
+    return dict(
+        method=name + (f" (subsets of {subset})" if subset else ""),
+        k=k,
+        weights=weights,
+        val_cov=rule.coverage,
+        test_cov=jt.coverage,
+        test_acc_all=float(np.mean(jt.winners == ty)),
+        test_acc=answered_accuracy(jt, ty),
+        red_cov=jr.coverage,
+        red_acc=answered_accuracy(jr, yr),
+        nd=float(jn.refused[fair].mean()),
+        digit_like=float(jn.refused[~fair].mean()),
+        per_kind={kd: float(jn.refused[kinds == kd].mean()) for kd in dict.fromkeys(kinds)},
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--methods", default="euclidean,plain,downsample,deskew,deskew+blur")
+    ap.add_argument("--subset-methods", default="idm")
+    ap.add_argument("--subset", type=int, default=1000)
+    ap.add_argument("--redrawn", type=int, default=1000)
+    ap.add_argument("--coverage", type=float, default=0.993)
+    args = ap.parse_args(argv)
+    ds = load_mnist()
+    nd = nondigit_drawings()
+    nondigits = (np.stack([x.digit for x in nd]), np.array([x.kind for x in nd]))
+    redrawn = redrawn_test_digits(ds, args.redrawn)
+    fair = nondigits[1] != "digit-like"
+    print(
+        f"non-digits: {int(fair.sum())} (letters, shapes, faces, scribbles) + {int((~fair).sum())} digit-like "
+        f"(O, I, S, Z, B, g, rings...) reported apart; redrawn test digits: {args.redrawn}; "
+        f"calibrated for coverage {args.coverage} on validation"
+    )
+    print(
+        "\n| method | k, votes | coverage val / test | test accuracy: all / answered | redrawn: coverage / "
+        "accuracy answered | non-digits refused | digit-like refused |"
+    )
+    print("|---|---|---|---|---|---|---|", flush=True)
+    jobs = [(m, None) for m in args.methods.split(",") if m]
+    jobs += [(m, args.subset) for m in args.subset_methods.split(",") if m]
+    rows = []
+    for name, subset in jobs:  # each row as soon as it is measured
+        r = measure(ds, name, args.coverage, subset, redrawn, nondigits)
+        rows.append(r)
+        print(
+            f"| {r['method']} | {r['k']}, {r['weights']} | {r['val_cov']:.2%} / {r['test_cov']:.2%} | "
+            f"{r['test_acc_all']:.2%} / {r['test_acc']:.2%} | {r['red_cov']:.1%} / {r['red_acc']:.2%} | "
+            f"{r['nd']:.1%} | {r['digit_like']:.1%} |",
+            flush=True,
+        )
+    print("\nnon-digits refused by kind")
+    for r in rows:
+        print(
+            f"  {r['method']}: "
+            + ", ".join(f"{kd} {v:.0%}" for kd, v in r["per_kind"].items())
+            + f"  ({r['seconds']:.0f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

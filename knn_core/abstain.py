@@ -1,0 +1,293 @@
+"""Refusing what is not a digit: "That doesn't look like a digit", decided from the neighbours.
+
+A kNN classifier answers every input with a digit, a smiley included. But it
+knows how far the nearest digits are: a drawing much farther from its nearest
+digits than real digits usually are, or one whose neighbours cannot agree, is
+refused. Two tests, both calibrated on the VALIDATION split (the last 10,000
+training digits, searched against the training digits before them), never on
+the test set:
+
+* distance: the distance from the query to its nearest neighbour that voted
+  for the winner, against a per-class limit: the quantile of that distance
+  over the validation digits the vote gave to the same class. (A 1 is usually
+  much closer to other 1s than an 8 to other 8s, so one global limit would
+  refuse fat 8s before odd 1s.) A class with too few validation digits to
+  see its tail (a small calibration set) uses the overall quantile.
+* agreement: the winner's share of the vote (weighted as the vote is),
+  against the smallest share real digits usually have.
+
+``coverage`` is the share of validation digits that must still be answered
+(default 0.993, so that on the test set at least 99% are); the agreement test
+may use a sixth of the refusals, the distance test the rest. The distances
+are those of the method (pixels, a recipe, IDM), so one rule works for all.
+
+Calibrating against the fit split (50,000 digits) and predicting against all
+60,000 makes the test-time distances slightly smaller than the validation
+ones: if anything, real digits are refused a little less often than
+``coverage`` says.
+
+>>> rule = abstain_rule(load_mnist(), "euclidean", k=5)          # doctest: +SKIP
+>>> rule.judge(distances, neighbor_labels).reasons                # doctest: +SKIP
+>>> Abstainer(fitted_classifier).fit(val_images).predict(images)  # -1: refused   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .errors import ParameterError
+from .vote import TIE_BREAKS, WEIGHTS, decide, tally
+
+__all__ = ["REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy"]
+
+REFUSED = -1  # the label `predict` gives a refused input
+DEFAULT_COVERAGE = 0.993
+AGREEMENT_BUDGET = 1 / 6  # the share of the refusals the agreement test may use
+# A per-class limit needs enough digits of the class to see its tail: at least this many expected beyond
+# the limit (e.g. 3 / 0.007 = 429 digits), else the class uses the overall limit (small calibration sets).
+TAIL_DIGITS = 3
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Per query: the vote's winner, whether it is refused and why."""
+
+    winners: np.ndarray  # (m,) the class the vote chose (shown anyway: "the nearest digits anyway")
+    refused: np.ndarray  # (m,) bool
+    nearest: np.ndarray  # (m,) distance to the nearest neighbour voting for the winner
+    limit: np.ndarray  # (m,) the winner's distance limit
+    share: np.ndarray  # (m,) the winner's share of the vote
+    reasons: tuple  # (m,) str: why refused, "" when answered
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """The winners, with REFUSED (-1) where refused (scikit-learn style); integer labels become int64."""
+        w = self.winners.astype(np.int64) if np.issubdtype(self.winners.dtype, np.integer) else self.winners
+        return np.where(self.refused, REFUSED, w)
+
+    @property
+    def coverage(self) -> float:
+        """The share of queries answered."""
+        return float(1 - self.refused.mean()) if len(self.refused) else float("nan")
+
+
+@dataclass(frozen=True)
+class AbstainRule:
+    """The refusal thresholds of one (method, k, weights), calibrated on validation digits."""
+
+    classes: np.ndarray  # class labels, in the order of `limits`
+    limits: np.ndarray  # per class: the largest usual distance to the nearest neighbour voting for it
+    min_share: float  # a winner with a smaller share of the vote is refused
+    k: int
+    weights: str
+    tie_break: str
+    coverage: float  # the share of the calibration digits answered
+    n_calibration: int
+    distance_name: str = "distance"
+
+    @classmethod
+    def calibrate(
+        cls,
+        distances,
+        neighbor_labels,
+        *,
+        k: int,
+        weights: str = "uniform",
+        tie_break: str = "smallest",
+        coverage: float = DEFAULT_COVERAGE,
+        classes=None,
+        distance_name: str = "distance",
+    ) -> "AbstainRule":
+        """Thresholds from the neighbour lists of validation digits (never test digits).
+
+        distances, neighbor_labels: (m, >=k) of the validation digits, nearest first.
+        """
+        if not 0.5 <= coverage < 1:
+            raise ParameterError(
+                f"coverage must be between 0.5 and 1 (the share of real digits answered); got {coverage!r}"
+            )
+        _check_vote(k, weights, tie_break, np.shape(distances))
+        labels = np.asarray(neighbor_labels)
+        classes = np.unique(labels) if classes is None else np.asarray(classes)
+        winners, nearest, share = _vote(np.asarray(distances, np.float64), labels, classes, k, weights, tie_break)
+        budget = 1 - coverage
+        min_share = _min_share(share, budget * AGREEMENT_BUDGET)
+        keep = share >= min_share
+        # The distance test refuses the rest of the budget among the digits the agreement test kept.
+        level = 1 - (budget - (1 - keep.mean())) / max(keep.mean(), 1e-12)
+        level = float(np.clip(level, 0.5, 1.0))
+        overall = float(np.quantile(nearest[keep], level)) if keep.any() else float(np.inf)
+        limits = np.full(len(classes), overall)
+        for c in range(len(classes)):
+            mine = keep & (winners == c)
+            if mine.sum() * (1 - level) >= TAIL_DIGITS:
+                limits[c] = np.quantile(nearest[mine], level)
+        rule = cls(
+            classes, limits, float(min_share), int(k), weights, tie_break, float("nan"), len(labels), distance_name
+        )
+        answered = 1 - rule._judge_indices(winners, nearest, share)[0].mean()
+        return cls(
+            classes, limits, float(min_share), int(k), weights, tie_break, float(answered), len(labels), distance_name
+        )
+
+    def judge(self, distances, neighbor_labels) -> Judgement:
+        """Refuse or answer each query from its neighbour lists (m, >=k), nearest first."""
+        _check_vote(self.k, self.weights, self.tie_break, np.shape(distances))
+        labels = np.asarray(neighbor_labels)
+        winners, nearest, share = _vote(
+            np.asarray(distances, np.float64), labels, self.classes, self.k, self.weights, self.tie_break
+        )
+        refused, far, split = self._judge_indices(winners, nearest, share)
+        reasons = tuple(
+            self._reason(c, d, s, f, sp) if r else ""
+            for c, d, s, r, f, sp in zip(winners, nearest, share, refused, far, split)
+        )
+        return Judgement(self.classes[winners], refused, nearest, self.limits[winners], share, reasons)
+
+    def judge_lists(self, lists) -> Judgement:
+        """`judge` of a `NeighborLists` (e.g. the test set's)."""
+        return self.judge(lists.distances, lists.neighbor_labels(lists.k_max))
+
+    def _judge_indices(self, winners, nearest, share):
+        far = nearest > self.limits[winners]
+        split = share < self.min_share
+        return far | split, far, split
+
+    def _reason(self, c, d, s, far, split) -> str:
+        label = self.classes[c].item()
+        parts = []
+        if far:
+            parts.append(
+                f"too far from every digit: its nearest {label} is at {self.distance_name} {d:,.0f}, "
+                f"beyond the {self.limits[c]:,.0f} that real {label}s stay within"
+            )
+        if split:
+            parts.append(
+                f"the neighbours disagree: {label} has only {s:.0%} of the vote "
+                f"(real digits: at least {self.min_share:.0%})"
+            )
+        return "; ".join(parts)
+
+
+class Abstainer(BaseEstimator):
+    """A fitted classifier that may refuse: scikit-learn style, around a fitted `KNNClassifier`.
+
+    ``fit(X_val)`` calibrates on validation digits the classifier was NOT
+    fitted on (their own copy in the training set would be at distance 0);
+    ``predict`` returns REFUSED (-1) for a refused input, ``judge`` says why.
+
+    >>> clf = KNNClassifier(5).fit(ds.fit_images, ds.fit_labels)       # doctest: +SKIP
+    >>> Abstainer(clf).fit(ds.val_images).predict(drawings)            # doctest: +SKIP
+    """
+
+    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE):
+        self.classifier = classifier
+        self.coverage = coverage
+
+    def fit(self, X, y=None):
+        clf = self.classifier
+        d, i = clf.kneighbors(X)
+        self.rule_ = AbstainRule.calibrate(
+            d,
+            clf.neighbor_labels(i),
+            k=clf.n_neighbors,
+            weights=clf.weights,
+            tie_break=clf.tie_break,
+            coverage=self.coverage,
+            classes=clf.classes_,
+            distance_name=clf.distance_name,
+        )
+        return self
+
+    def judge(self, X) -> Judgement:
+        check_is_fitted(self, "rule_")
+        d, i = self.classifier.kneighbors(X)
+        return self.rule_.judge(d, self.classifier.neighbor_labels(i))
+
+    def predict(self, X) -> np.ndarray:
+        return self.judge(X).predictions
+
+
+def abstain_rule(
+    ds,
+    method="euclidean",
+    *,
+    k: Optional[int] = None,
+    weights: Optional[str] = None,
+    tie_break: str = "smallest",
+    coverage: float = DEFAULT_COVERAGE,
+    train_size: Optional[int] = None,
+) -> AbstainRule:
+    """The rule of a method calibrated on a Dataset's validation split (neighbour lists cached on disk).
+
+    k and weights default to the method's (a preset's, chosen on validation; else 5, uniform).
+    train_size: calibrate against a class-balanced subset of the fit split of that size, for a
+    classifier fitted on that many digits.
+    """
+    from .lists import neighbor_lists
+    from .methods import Method
+
+    method = Method.parse(method)
+    k = method.k if k is None else k
+    weights = method.weights if weights is None else weights
+    val = neighbor_lists(ds, method, "val", train_size=train_size)
+    return AbstainRule.calibrate(
+        val.distances,
+        val.neighbor_labels(val.k_max),
+        k=k,
+        weights=weights,
+        tie_break=tie_break,
+        coverage=coverage,
+        classes=np.unique(ds.train_labels),
+        distance_name=method.distance_name,
+    )
+
+
+def answered_accuracy(judgement: Judgement, true_labels) -> float:
+    """Accuracy on the answered queries only (nan when none is answered)."""
+    ok = ~judgement.refused
+    if not ok.any():
+        return float("nan")
+    return float(np.mean(judgement.winners[ok] == np.asarray(true_labels)[ok]))
+
+
+def _vote(distances, labels, classes, k, weights, tie_break):
+    """(winner class index, distance to the nearest neighbour voting for it, its share of the vote)."""
+    cls = np.searchsorted(classes, labels[:, :k])
+    if np.any(cls >= len(classes)) or np.any(classes[np.minimum(cls, len(classes) - 1)] != labels[:, :k]):
+        raise ParameterError("the neighbours carry labels that are not among the rule's classes")
+    d = distances[:, :k]
+    scores = tally(cls, d, len(classes), weights)
+    winners, _ = decide(scores, cls, tie_break, 0)
+    total = scores.sum(axis=1)
+    share = scores[np.arange(len(winners)), winners] / np.where(total > 0, total, 1)
+    nearest = np.where(cls == winners[:, None], d, np.inf).min(axis=1)
+    return winners, nearest, share
+
+
+def _min_share(share: np.ndarray, budget: float) -> float:
+    """The largest share threshold that refuses at most `budget` of the calibration digits."""
+    values = np.unique(share)
+    best = 0.0
+    for v in values:  # ascending: refusing share < v
+        if np.mean(share < v) <= budget:
+            best = float(v)
+        else:
+            break
+    return best
+
+
+def _check_vote(k, weights, tie_break, shape) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ParameterError(f"k must be a positive whole number; got {k!r}")
+    if len(shape) != 2 or shape[1] < k:
+        raise ParameterError(f"neighbour lists of shape {shape} hold fewer than k={k} neighbours per query")
+    if weights not in WEIGHTS:
+        raise ParameterError(f"unknown weights {weights!r}; choose one of {', '.join(WEIGHTS)}")
+    if tie_break not in TIE_BREAKS:
+        raise ParameterError(f"unknown tie_break {tie_break!r}; choose one of {', '.join(TIE_BREAKS)}")

@@ -1,0 +1,203 @@
+"""Abstaining (knn_core.abstain, knn_core.nondigits) and explaining (knn_core.explain), #21."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from knn_core import KNNClassifier
+from knn_core.abstain import REFUSED, Abstainer, AbstainRule, abstain_rule, answered_accuracy
+from knn_core.errors import ParameterError
+from knn_core.explain import difference, explain_neighbour, idm_match, pixel_contributions, why_not
+from knn_core.lists import find_neighbors, neighbor_lists, split_data
+from knn_core.methods import idm_distances, lp_distances
+from knn_core.nondigits import KINDS, nondigit_drawings
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+SIZE = 2000  # training digits: quick searches, distances of the same kind as the full set's
+
+
+@pytest.fixture(scope="module")
+def rule(mnist):
+    return abstain_rule(mnist, "euclidean", k=5, train_size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def clf(mnist):
+    part = split_data(mnist, "test", SIZE)
+    return KNNClassifier(5).fit(part.train_images, part.train_labels)
+
+
+def _named(name):
+    return next(x for x in nondigit_drawings() if x.name == name)
+
+
+# ------------------------------------------------------------------------------------------ abstain
+
+
+def test_the_rule_is_calibrated_on_validation_digits_only(mnist, rule):
+    """The same limits from the validation split searched by hand against the fit split; changing the
+    test set changes nothing; the validation coverage is the one asked for."""
+    part = split_data(mnist, "val", SIZE)
+    assert not np.isin(part.train_rows, np.arange(len(mnist.fit_labels), len(mnist.train_labels))).any()
+    by_hand = find_neighbors(part.train_images, part.train_labels, mnist.val_images, mnist.val_labels)
+    expected = AbstainRule.calibrate(
+        by_hand.distances, by_hand.neighbor_labels(50), k=5, classes=np.arange(10), distance_name="euclidean distance"
+    )
+    np.testing.assert_array_equal(rule.limits, expected.limits)
+    assert rule.min_share == expected.min_share and rule.n_calibration == 10_000
+    other_tests = dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[])
+    assert other_tests.fingerprint != mnist.fingerprint
+    np.testing.assert_array_equal(abstain_rule(other_tests, "euclidean", k=5, train_size=SIZE).limits, rule.limits)
+    assert 0.992 <= rule.coverage <= 0.994  # asked 0.993 of the validation digits answered
+
+
+def test_abstainer_fitted_on_validation_equals_the_rule(mnist, rule):
+    part = split_data(mnist, "val", SIZE)
+    fit = KNNClassifier(5).fit(part.train_images, part.train_labels)
+    ab = Abstainer(fit).fit(mnist.val_images)
+    np.testing.assert_allclose(ab.rule_.limits, rule.limits)
+    pred = ab.predict(np.stack([mnist.test_images[0], _named("square t22").digit]))
+    assert pred.tolist() == [7, REFUSED]
+
+
+def test_a_nondigit_is_refused_with_a_reason_and_a_test_digit_answered(mnist, rule, clf):
+    queries = np.stack([mnist.test_images[0], _named("square t22").digit, _named("M hershey-simplex 0.80 t36").digit])
+    d, i = clf.kneighbors(queries)
+    j = rule.judge(d, clf.neighbor_labels(i))
+    assert j.refused.tolist() == [False, True, True]
+    assert j.predictions[0] == 7 and j.reasons[0] == ""
+    assert "too far from every digit" in j.reasons[1] and f"{j.limit[1]:,.0f}" in j.reasons[1]
+    assert (j.nearest[1:] > j.limit[1:]).all() and j.nearest[0] < j.limit[0]
+
+
+def test_most_test_digits_answered_and_most_nondigits_refused(mnist, rule, clf):
+    test = neighbor_lists(mnist, "euclidean", "test", train_size=SIZE)
+    j = rule.judge_lists(test)
+    assert j.coverage >= 0.99
+    assert answered_accuracy(j, test.query_labels) > np.mean(j.winners == test.query_labels)
+    nd = [x for x in nondigit_drawings() if x.kind != "digit-like"]
+    d, i = clf.kneighbors(np.stack([x.digit for x in nd]))
+    assert rule.judge(d, clf.neighbor_labels(i)).refused.mean() > 0.5
+
+
+def test_bad_rule_parameters_are_named(rule):
+    with pytest.raises(ParameterError, match="coverage"):
+        AbstainRule.calibrate(np.ones((3, 5)), np.zeros((3, 5), int), k=5, coverage=1.5)
+    with pytest.raises(ParameterError, match="fewer than k=5"):
+        rule.judge(np.ones((2, 3)), np.zeros((2, 3), int))
+
+
+def test_nondigits_are_deterministic_and_go_through_the_drawing_path():
+    from knn_core.normalize import MNIST_STROKE, canvas_to_mnist
+
+    a = nondigit_drawings()
+    nondigit_drawings.cache_clear()
+    b = nondigit_drawings()
+    assert len(a) == len(b) > 800 and {x.kind for x in a} == set(KINDS)
+    assert all(np.array_equal(x.digit, y.digit) and x.name == y.name for x, y in zip(a[::37], b[::37]))
+    x = a[5]
+    assert x.canvas.shape == (280, 280, 4) and x.digit.shape == (28, 28)
+    np.testing.assert_array_equal(canvas_to_mnist(x.canvas, min_stroke=MNIST_STROKE), x.digit)
+    assert not any(x.name[0] in "OoIlSZBg" and x.kind == "letter" for x in a)  # digit-like letters apart
+
+
+# ------------------------------------------------------------------------------------------ explain
+
+
+@pytest.mark.parametrize("metric, p", [("euclidean", 2), ("manhattan", 1), ("minkowski", 3)])
+def test_pixel_contributions_add_up_to_the_distance(mnist, metric, p):
+    X, y = mnist.train_images[:1500], mnist.train_labels[:1500]
+    clf = KNNClassifier(5, metric=metric, p=3).fit(X, y)
+    q = mnist.test_images[3]
+    d, i = clf.kneighbors(q[None])
+    for dist, j in zip(d[0], i[0]):
+        e = explain_neighbour(clf, q, j, distance=dist)
+        assert e.power == p
+        assert np.isclose(e.contributions.sum(), dist**p, rtol=1e-9)
+        assert e.contributions.sum() == pytest.approx(lp_distances(q.ravel()[None], X[j].ravel()[None], p)[0] ** p)
+    extra, missing, common = difference(q, X[i[0, 0]])
+    np.testing.assert_allclose(extra - missing + 0, q / 255 - X[i[0, 0]] / 255)
+    assert (common <= np.minimum(q, X[i[0, 0]]) / 255 + 1e-12).all()
+    assert pixel_contributions(q, q).sum() == 0
+
+
+def test_contributions_of_a_recipe_are_on_the_pictures_it_compared(mnist):
+    X, y = mnist.train_images[:800], mnist.train_labels[:800]
+    clf = KNNClassifier(3, method="deskew+blur+L3+shift1").fit(X, y)
+    q = mnist.test_images[8]
+    nb = clf.kneighbors_detail(q[None])
+    e = explain_neighbour(clf, q, nb.indices[0, 0], nb.shifts[0, 0], nb.distances[0, 0])
+    assert e.power == 3 and np.isclose(e.contributions.sum(), nb.distances[0, 0] ** 3)
+
+
+def test_the_idm_displacement_field_reproduces_the_idm_distance(mnist):
+    rng = np.random.default_rng(0)
+    for a, b in rng.integers(0, 1000, size=(4, 2)):
+        q, y = mnist.test_images[a], mnist.train_images[b]
+        disp, cost = idm_match(q, y, window=2, context=1)
+        assert cost.sum() == pytest.approx(idm_distances(q, y[None])[0] ** 2, rel=1e-12)
+        assert disp.shape == (28, 28, 2) and np.abs(disp).max() <= 2
+    disp, cost = idm_match(q, q)
+    assert cost.sum() == 0 and not disp.any()  # a digit matches itself in place
+    X, y = mnist.train_images[:600], mnist.train_labels[:600]
+    clf = KNNClassifier(4, method="idm").fit(X, y)
+    nb = clf.kneighbors_detail(mnist.test_images[1][None])
+    e = explain_neighbour(clf, mnist.test_images[1], nb.indices[0, 0], distance=nb.distances[0, 0])
+    assert e.displacement is not None and np.isclose(e.contributions.sum(), nb.distances[0, 0] ** 2)
+
+
+def test_why_not_shows_the_runner_up_beside_the_winner(mnist, clf):
+    q = mnist.test_images[8]  # a 5 with a split vote
+    w = why_not(clf, q)
+    d, i = clf.kneighbors(q[None], 300)
+    labels = clf.neighbor_labels(i[0])
+    assert w.winner == clf.predict(q[None])[0] and w.other != w.winner
+    assert w.winner_index == i[0][np.flatnonzero(labels == w.winner)[0]]
+    assert w.other_index == i[0][np.flatnonzero(labels == w.other)[0]]
+    assert w.other_distance >= w.winner_distance or w.other in labels[:5]
+    assert f"nearest {w.other} is at" in w.describe()
+    assert why_not(clf, q, other=3).other == 3
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def _cli(capsys, *argv):
+    from knn_core.cli import main
+
+    try:
+        status = main(list(argv))
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_predict_says_not_a_digit_with_the_reason(mnist, rule, clf, capsys, tmp_path):
+    from knn_core.testing import encode_png
+
+    square = tmp_path / "square.png"
+    square.write_bytes(encode_png(_named("square t22").canvas))
+    seven = tmp_path / "seven.png"
+    seven.write_bytes(encode_png(mnist.test_images[0]))
+    status, out, err = _cli(capsys, "predict", str(square), str(seven), "--train-size", str(SIZE))
+    assert status == 0, err
+    refused, answered = out.splitlines()
+    assert refused.startswith(f"{square}: not a digit (too far from every digit: its nearest ")
+    assert "the nearest digits anyway: " in refused
+    assert answered.startswith(f"{seven}: 7   neighbours: ")
+    status, out, _ = _cli(capsys, "predict", str(square), "--train-size", str(SIZE), "--no-abstain")
+    assert status == 0 and "not a digit" not in out
+
+
+def test_cli_evaluate_abstain_prints_coverage_and_accuracy_on_the_answered(mnist, rule, capsys):
+    status, out, err = _cli(capsys, "evaluate", "--abstain", "--train-size", str(SIZE))
+    assert status == 0, err
+    test = neighbor_lists(mnist, "euclidean", "test", train_size=SIZE)
+    j = rule.judge_lists(test)
+    line = next(x for x in out.splitlines() if x.startswith("abstaining"))
+    assert f"coverage {j.coverage:.4f} ({int(j.refused.sum())} test digits refused)" in line
+    assert f"accuracy on the answered {answered_accuracy(j, test.query_labels):.4f}" in line
