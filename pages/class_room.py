@@ -122,8 +122,7 @@ def _teacher_view(store, token: str) -> None:
     code_col, qr_col = st.columns([3, 2], gap="large")
     with code_col:
         st.caption("Class code")
-        st.html(ui.code_html(room.code))
-        st.markdown(f"Join: **{ui.md_escape(link)}**")
+        st.html(ui.code_html(room.code, link))
         with st.expander("Your teacher link (private: it controls this class)"):
             st.code(ui.teacher_link(room.teacher_token), language=None)
             st.caption("Anyone with this link can moderate, export and delete the class. " + _privacy_note())

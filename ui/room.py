@@ -104,11 +104,12 @@ def qr_html(url: str, side: int = 440) -> str:
     )
 
 
-def code_html(code: str) -> str:
-    """The room code, huge (the class reads it from the projector)."""
+def code_html(code: str, link: str) -> str:
+    """The room code, huge (the class reads it from the projector), and the join link under it."""
     return (
-        f'<div class="room-code" style="font-size:clamp(3rem,9vw,7rem);font-weight:800;letter-spacing:0.08em;'
+        '<div class="room-code" style="font-size:clamp(3rem,9vw,7rem);font-weight:800;letter-spacing:0.08em;'
         f'font-family:ui-monospace,monospace;line-height:1.05">{html.escape(code)}</div>'
+        f'<p class="join-link" style="font-size:1.3rem;margin:0.5rem 0">Join: <b>{html.escape(link)}</b></p>'
     )
 
 
@@ -150,7 +151,8 @@ def drawing_caption(d: Drawing) -> str:
     """'#12 Ana → 7' (with what the student meant when it is not what kNN read)."""
     who = f" {d.nickname}" if d.nickname else ""
     meant = f" (meant {d.label})" if d.label is not None and d.label != d.predicted else ""
-    return f"#{d.id}{who} → {d.predicted}{meant}"
+    answer = "?" if d.predicted is None else d.predicted
+    return f"#{d.id}{who} → {answer}{meant}"
 
 
 def _frame(d: Drawing, coloured: bool) -> tuple:
@@ -178,10 +180,11 @@ def drawings_html(
             uri = pictures[d.id] = png_data_uri(d.pixels)
         r, g, b = _frame(d, coloured)
         caption = drawing_caption(d)
-        answer = f'<b style="font-size:{1.6 if scale >= 4 else 1.0}em">{d.predicted}</b>'
-        text = html.escape(caption).replace(f"→ {d.predicted}", f"→ {answer}", 1)
+        answer = "?" if d.predicted is None else d.predicted
+        big = f'<b style="font-size:{1.6 if scale >= 4 else 1.0}em">{answer}</b>'
+        text = html.escape(caption).replace(f"→ {answer}", f"→ {big}", 1)
         tiles.append(
-            f'<figure class="room-drawing" data-id="{d.id}" data-answer="{d.predicted}" style="margin:0;'
+            f'<figure class="room-drawing" data-id="{d.id}" data-answer="{answer}" style="margin:0;'
             f'width:{side + 8}px">'
             f'<img src="{uri}" alt="{html.escape(caption)}" width="{side}" height="{side}" '
             f'style="display:block;width:{side}px;height:{side}px;image-rendering:pixelated;'
