@@ -39,7 +39,7 @@ import numpy as np
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
 from .protocol import ProtocolError, RunResult, Session, canvas_value
-from .server import MemoryWatch, Server
+from .server import MemoryWatch, Server, cpu_seconds
 
 PAGE = "class_room"
 SENT = re.compile(r"Sent ✓ \(#(\d+)\)")
@@ -246,19 +246,20 @@ def run(args) -> dict:
         asyncio.run(_warm_up(server.url, pngs[-1], rooms[0][0]))
         t0 = time.perf_counter()
         killer = Killer(server, args.kill_at, stats, t0, watches)
-        load0 = os.getloadavg()
+        load0, cpu0 = os.getloadavg(), cpu_seconds(server.pid)
         asyncio.run(_run(args, server.url, rooms, pngs, stats, killer, t0))
-        load1 = os.getloadavg()
+        load1, elapsed = os.getloadavg(), _now(t0)
+        cpu = None if killer.server is not server else (cpu_seconds(server.pid) - cpu0, elapsed)
         server = killer.server
         log = server.log_text()
     finally:
         for w in watches:
             w.__exit__(None, None, None)
         server.__exit__(None, None, None)
-    return _result(args, store, rooms, stats, watches, log, data, (load0, load1))
+    return _result(args, store, rooms, stats, watches, log, data, (load0, load1), cpu)
 
 
-def _result(args, store, rooms, stats: Stats, watches, log: str, data: str, load) -> dict:
+def _result(args, store, rooms, stats: Stats, watches, log: str, data: str, load, cpu) -> dict:
     acked = {(code, i) for code, i, _, _ in stats.sends}
     rows = {(code, d.id) for code, _ in rooms for d in store.drawings(code, wall=False)}
     missing = sorted(acked - rows)
@@ -302,6 +303,9 @@ def _result(args, store, rooms, stats: Stats, watches, log: str, data: str, load
         "wall_refresh_p95_s": _pct(stats.wall_runs, 95),
         "wall_refreshes": len(stats.wall_runs),
         "peak_rss_mb": peak,
+        # the server's CPU: cores it used on average, and ms per acknowledged drawing (its draw and its send)
+        "server_cores": cpu[0] / cpu[1] if cpu else None,
+        "server_cpu_ms_per_drawing": 1000 * cpu[0] / max(1, len(acked)) if cpu else None,
         "server_tracebacks": log.count("Traceback"),
         "load_avg_1min": [round(v[0], 1) for v in load],
         "database": data,
@@ -351,6 +355,11 @@ def print_report(r: dict) -> None:
         f"{r['wall_refresh_p95_s']:.2f} s ({r['wall_refreshes']} refreshes)"
     )
     print(f"  server peak RSS          {r['peak_rss_mb']:8.0f} MB    tracebacks in its log {r['server_tracebacks']}")
+    if r["server_cores"] is not None:
+        print(
+            f"  server CPU               {r['server_cores']:8.2f} cores, {r['server_cpu_ms_per_drawing']:.0f} ms per "
+            "acknowledged drawing (its stroke, its send, the walls' refreshes)"
+        )
 
 
 def main(argv=None) -> int:

@@ -134,14 +134,23 @@ def _teacher_view(store, token: str) -> None:
     vote_tab, test_tab, export_tab = st.tabs(
         ["A drawing: its vote · moderation", "The class's own test set", "Export · delete"]
     )
-    drawings = store.drawings(room.code, wall=False)
     settings = ui.current_settings()
-    with vote_tab:
-        _one_drawing(store, token, room, drawings, settings)
-    with test_tab:
-        _class_test_set([d for d in drawings if not d.hidden], settings)
-    with export_tab:
-        _export_and_delete(store, token, room, [d for d in drawings if not d.hidden])
+    for tab, part in ((vote_tab, _one_drawing), (test_tab, _class_test_set), (export_tab, _export_and_delete)):
+        with tab:
+            _teacher_tab(part, store, token, room, settings)
+
+
+# The wall refreshes by itself, the rest of the page only when the teacher acts: each tab is a fragment
+# that reads the drawings afresh whenever it reruns (any of its buttons, or "↻ Latest drawings").
+@st.fragment
+def _teacher_tab(part, store, token: str, room, settings: ui.Settings) -> None:
+    st.button(
+        "↻ Latest drawings",
+        key=f"room_refresh{part.__name__}",
+        type="tertiary",
+        help="Include the drawings that arrived since this part was last shown.",
+    )
+    part(store, token, room, store.drawings(room.code, wall=False), settings)
 
 
 def _class_controls(store, token: str, room) -> None:
@@ -245,9 +254,9 @@ def _describe(d) -> str:
     return ui.drawing_caption(d) + status
 
 
-def _class_test_set(drawings, settings: ui.Settings) -> None:
+def _class_test_set(store, token: str, room, drawings, settings: ui.Settings) -> None:
     """Accuracy and confusion of the chosen method on the class's labelled drawings; the methods side by side."""
-    X, y = ui.labelled(drawings)
+    X, y = ui.labelled([d for d in drawings if not d.hidden])
     if len(y) == 0:
         st.info("No labelled drawings yet: set a prompt, or ask the students to say which digit they meant.", icon="🏷️")
         return
@@ -299,8 +308,8 @@ def _confusion_frame(confusion: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(confusion, index=[f"drew {c}" for c in range(10)], columns=[f"read {c}" for c in range(10)])
 
 
-def _export_and_delete(store, token: str, room, drawings) -> None:
-    labelled = [d for d in drawings if d.label is not None]
+def _export_and_delete(store, token: str, room, drawings, settings: ui.Settings) -> None:
+    labelled = [d for d in drawings if d.label is not None and not d.hidden]
     st.write(f"**Export** the class's {len(labelled)} labelled drawings (hidden ones left out).")
     if labelled:
         idx_col, png_col = st.columns(2)
@@ -366,7 +375,8 @@ def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
     mine = store.student_drawings(code, ui.student_id())
     if mine:
         st.caption(f"Your drawings in this class ({len(mine)}), newest first")
-        st.html(ui.drawings_html(mine[::-1][:24], scale=2, css_class="my-drawings"))
+        pictures = st.session_state.setdefault("room_my_pictures", {})  # drawn once per drawing, not per stroke
+        st.html(ui.drawings_html(mine[::-1][:24], scale=2, pictures=pictures, css_class="my-drawings"))
 
 
 def _digit(image) -> np.ndarray | None:

@@ -8,6 +8,7 @@ elements, each holding a lot (a metric, two HTML blocks), not a dozen small ones
 
 from __future__ import annotations
 
+import hashlib
 import html
 
 import numpy as np
@@ -24,10 +25,7 @@ CAPTION_STYLE = "font-size:0.875rem;opacity:0.7;margin:0 0 0.5rem 0"
 def show_prediction(digit: np.ndarray, settings: Settings, source_html: str = ""):
     """Classify a 28x28 digit with this view's settings and show the result; the vote (knn_core's
     VoteExplanation). source_html: a line about which picture this is, shown above the summary."""
-    clf = classifier(settings)
-    nb = nearest(clf, digit, settings)
-    vote = clf.explain(nb.distances, nb.indices)
-
+    vote, bars, neighbours = _result(digit, settings)
     summary, chart = st.columns([2, 3], gap="medium")
     with summary:
         st.metric("Prediction", vote.winner)  # first: users and browser tests read it here
@@ -35,15 +33,38 @@ def show_prediction(digit: np.ndarray, settings: Settings, source_html: str = ""
             st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
         st.html(source_html + summary_html(vote, settings))
     with chart:
-        counts = [int(np.sum(nb.labels == c)) for c in clf.classes_]
-        st.html(
-            vote_bars_html(
-                vote.scores, clf.classes_, vote.winner, counts=counts, tied=vote.tied_classes, weights=settings.weights
-            )
-        )
+        st.html(bars)
     with st.container(key="neighbours"):
-        st.html(neighbours_html(nb, digit, vote.winner, settings))
+        st.html(neighbours)
     return vote
+
+
+_MEMO = "_prediction_memo"  # session key: (digit and settings, the vote and its HTML) of the last result
+
+
+def _result(digit: np.ndarray, settings: Settings):
+    """(vote, vote bars HTML, neighbours HTML), computed once per drawing and settings in a session: a rerun
+    with the same drawing (a student pressing "Send to the class", an expander opened) searches and draws
+    nothing again."""
+    key = (
+        hashlib.blake2b(np.ascontiguousarray(digit).tobytes(), digest_size=16).digest(),
+        digit.shape,
+        digit.dtype.str,
+        settings,
+    )
+    memo = st.session_state.get(_MEMO)
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    clf = classifier(settings)
+    nb = nearest(clf, digit, settings)
+    vote = clf.explain(nb.distances, nb.indices)
+    counts = [int(np.sum(nb.labels == c)) for c in clf.classes_]
+    bars = vote_bars_html(
+        vote.scores, clf.classes_, vote.winner, counts=counts, tied=vote.tied_classes, weights=settings.weights
+    )
+    result = (vote, bars, neighbours_html(nb, digit, vote.winner, settings))
+    st.session_state[_MEMO] = (key, result)
+    return result
 
 
 def summary_html(vote, settings: Settings) -> str:
