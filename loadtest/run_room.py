@@ -46,7 +46,9 @@ SENT = re.compile(r"Sent ✓ \(#(\d+)\)")
 ON_WALL = re.compile(r'class="room-drawing" data-id="(\d+)"')
 WALL_P95_S = 3.0
 RSS_MB = 1536.0
-WALL_TAIL_S = 6.0  # the walls keep refreshing this long after the students stop
+WALL_TAIL_S = (
+    30.0  # after the students stop, the walls refresh until they show every acknowledged drawing, or this long
+)
 
 
 @dataclass
@@ -133,7 +135,11 @@ async def wall(url: str, code: str, token: str, deadline: float, stats: Stats, t
     """The teacher's projector: the page once, then the wall fragment on its timer, as a browser runs it."""
     session: Session | None = None
     fragment, interval = "", 1.5
-    while _now(t0) < deadline:
+
+    def all_shown() -> bool:
+        return all((c, i) in stats.seen for c, i, _, _ in stats.sends if c == code)
+
+    while _now(t0) < deadline - WALL_TAIL_S or (_now(t0) < deadline and not all_shown()):
         try:
             if session is None:
                 session = Session(url, PAGE, query=f"teacher={token}", timeout=60)

@@ -260,8 +260,9 @@ def _class_test_set(store, token: str, room, drawings, settings: ui.Settings) ->
     if len(y) == 0:
         st.info("No labelled drawings yet: set a prompt, or ask the students to say which digit they meant.", icon="🏷️")
         return
-    clf = ui.classifier(settings)
-    rep = report(y, clf.predict(X), labels=np.arange(10))
+    rep = report(
+        y, _predictions([d for d in drawings if not d.hidden and d.label is not None], settings), labels=np.arange(10)
+    )
     st.metric(f"Accuracy on the class's {len(y)} labelled drawings", f"{rep.accuracy:.1%}")
     st.caption(ui.settings_caption(settings) + " (the sidebar's settings)")
     st.dataframe(_confusion_frame(rep.confusion), key="room_confusion")
@@ -302,6 +303,16 @@ def _class_test_set(store, token: str, room, drawings, settings: ui.Settings) ->
             hide_index=True,
             key="room_comparison_table",
         )
+
+
+def _predictions(drawings, settings: ui.Settings) -> np.ndarray:
+    """kNN's answers for these drawings under these settings; each drawing is classified once per session and
+    settings (the page reruns at every teacher's click, and a class sends hundreds of drawings)."""
+    known = st.session_state.setdefault("room_scored", {}).setdefault(settings, {})
+    new = [d for d in drawings if d.id not in known]
+    if new:
+        known.update(zip([d.id for d in new], ui.classifier(settings).predict(np.stack([d.pixels for d in new]))))
+    return np.array([known[d.id] for d in drawings], dtype=np.int64)
 
 
 def _confusion_frame(confusion: np.ndarray) -> pd.DataFrame:
