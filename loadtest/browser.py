@@ -76,6 +76,25 @@ def stroke(page, points, steps: int = 6) -> None:
     page.mouse.move(5, 5)
 
 
+def touch_stroke(page, cdp, canvas, points, steps: int = 6) -> None:
+    """One finger stroke through `points` (canvas pixels): touchStart, touchMoves, touchEnd, sent as CDP
+    ``Input.dispatchTouchEvent`` (cdp: ``context.new_cdp_session(page)``), the path a finger takes."""
+    box = canvas.bounding_box()
+    scale = box["width"] / 280
+
+    def at(x, y):
+        return [{"x": box["x"] + x * scale, "y": box["y"] + y * scale}]
+
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(*points[0])})
+    (px, py) = points[0]
+    for x, y in points[1:]:
+        for i in range(1, steps + 1):
+            cdp.send("Input.dispatchTouchEvent",
+                     {"type": "touchMove", "touchPoints": at(px + (x - px) * i / steps, py + (y - py) * i / steps)})
+        px, py = x, y
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
 def prediction(page) -> str:
     """The Prediction metric's text, once it is there."""
     metric = page.locator(METRIC)

@@ -59,6 +59,7 @@ class RunResult:
     alerts: list = field(default_factory=list)  # (kind, body)
     exceptions: list = field(default_factory=list)  # messages of st.exception / uncaught errors
     widgets: list = field(default_factory=list)  # names of the widgets this run drew ("canvas", keys)
+    html: list = field(default_factory=list)  # bodies of the st.html elements
     t_metric: float | None = None  # s from sending the rerun to the Prediction metric's delta
     t_done: float | None = None  # s to script_finished
     finish: int | None = None  # ScriptFinishedStatus
@@ -98,6 +99,7 @@ class Session:
         self.session_id = ""
         self.widget_ids: dict[str, str] = {}  # "canvas", "file_uploader", widget keys -> id
         self.widget_fragments: dict[str, str] = {}  # the same names -> the id of the fragment drawing them
+        self.auto_reruns: dict[str, float] = {}  # fragment id -> seconds: st.fragment(run_every=...) timers
         self.xsrf = ""
         self._ws = None
         self._request_id = 0
@@ -199,6 +201,8 @@ class Session:
                 self.session_id = m.new_session.initialize.session_id or self.session_id
             elif kind == "navigation":
                 self.page_hash = m.navigation.page_script_hash
+            elif kind == "auto_rerun":  # the browser reruns this fragment on a timer (see rerun)
+                self.auto_reruns[m.auto_rerun.fragment_id] = m.auto_rerun.interval
             elif kind == "page_info_changed":
                 self.query = m.page_info_changed.query_string
             elif kind == "delta" and m.delta.WhichOneof("type") == "new_element":
@@ -218,6 +222,8 @@ class Session:
                 result.t_metric = time.perf_counter() - result.started
         elif what == "alert":
             result.alerts.append((ALERT_KINDS.get(el.alert.format, str(el.alert.format)), el.alert.body))
+        elif what == "html":
+            result.html.append(el.html.body)
         elif what == "exception":
             result.exceptions.append(f"{el.exception.type}: {el.exception.message}")
         elif what == "bidi_component" and "drawable_canvas" in el.bidi_component.component_name:

@@ -27,13 +27,17 @@ for path in (str(ROOT), str(ROOT / "tests")):  # knn_core, ui, pages, loadtest; 
 from knn_core.cache import CACHE_ENV  # noqa: E402  (after the path is set)
 
 _session_cache: str | None = None
+_session_data: str | None = None  # the class room's database folder ($KNN_LAB_DATA_DIR) for this session
 
 
 def pytest_configure(config):
-    global _session_cache
+    global _session_cache, _session_data
     if _session_cache is None:
         _session_cache = tempfile.mkdtemp(prefix="knn-digit-lab-test-cache-")
         os.environ[CACHE_ENV] = _session_cache
+    if _session_data is None:  # servers the tests start keep their class rooms here, not in ~/.local/share
+        _session_data = tempfile.mkdtemp(prefix="knn-digit-lab-test-data-")
+        os.environ["KNN_LAB_DATA_DIR"] = _session_data
 
 
 def pytest_collection_modifyitems(config, items):
@@ -43,10 +47,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
-    global _session_cache
+    global _session_cache, _session_data
     if _session_cache is not None:
         shutil.rmtree(_session_cache, ignore_errors=True)
         _session_cache = None
+    if _session_data is not None:
+        shutil.rmtree(_session_data, ignore_errors=True)
+        _session_data = None
 
 
 # ------------------------------------------------------------------------------ fixtures

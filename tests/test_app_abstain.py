@@ -35,7 +35,7 @@ def test_a_clear_digit_is_answered_and_the_explanation_is_drawn_only_when_opened
     at = run_draw(image=on_canvas(mnist.test_images[0]), params={"size": SIZE})
     assert at.metric[0].value == "7" and not any("doesn't look like" in w for w in _warnings(at))
     assert not any("orange" in cap for g in digit_grids(at) for _, cap in g)
-    at.session_state["explain_open"] = True
+    at.session_state["draw_explain_open"] = True
     at.run()
     assert not at.exception
     pictures = [g for g in digit_grids(at) if any("ink only yours" in cap for _, cap in g)]

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from loadtest.browser import METRIC, ONE, SEVEN, open_draw_page
+from loadtest.browser import METRIC, ONE, SEVEN, open_draw_page, touch_stroke
 from loadtest.run_browsers import PIXEL_7  # Playwright's devices["Pixel 7"], written out
 
 pytestmark = pytest.mark.e2e
@@ -31,24 +31,6 @@ def phone(browser):
     page.set_default_timeout(60_000)
     yield page, context.new_cdp_session(page)
     context.close()
-
-
-def touch_stroke(page, cdp, canvas, points, steps: int = 6) -> None:
-    """One finger stroke through `points` (canvas pixels): touchStart, touchMoves, touchEnd."""
-    box = canvas.bounding_box()
-    scale = box["width"] / 280
-
-    def at(x, y):
-        return [{"x": box["x"] + x * scale, "y": box["y"] + y * scale}]
-
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": at(*points[0])})
-    (px, py) = points[0]
-    for x, y in points[1:]:
-        for i in range(1, steps + 1):
-            cdp.send("Input.dispatchTouchEvent",
-                     {"type": "touchMove", "touchPoints": at(px + (x - px) * i / steps, py + (y - py) * i / steps)})
-        px, py = x, y
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
 def prediction(page) -> str:
