@@ -53,7 +53,10 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
     with switch:
         present = _presentation_toggle()
     if present:
-        st.markdown(_PRESENT_CSS, unsafe_allow_html=True)
+        # Style-only st.html goes to Streamlit's event container, not the page: the elements below
+        # keep their places, so the canvas is not mounted afresh (blank) while its drawing is still
+        # the one classified. st.markdown here would shift every element after it.
+        st.html(_PRESENT_CSS)
     # The projector's width goes to the vote: the sidebar folds away when presentation mode is turned
     # on (or a present=1 link is opened) and comes back when it is turned off. Streamlit acts only on
     # a change of this setting, so a teacher can still open the sidebar meanwhile.

@@ -111,7 +111,7 @@ def test_presentation_mode_is_in_the_link(mnist):
 
     at = run_vote(image, params={"present": "1", "k": "4"})
     assert at.toggle(key="present").value is True
-    assert any("font-size: 24px" in str(md.value) for md in at.markdown)  # the large-type style
+    assert _large_type(at)
     big, small = figures(at), figures(normal)
     assert big["radial"]["layout"]["height"] > small["radial"]["layout"]["height"]
     assert big["map"]["layout"]["height"] > small["map"]["layout"]["height"]
@@ -119,7 +119,39 @@ def test_presentation_mode_is_in_the_link(mnist):
 
     at.toggle(key="present").set_value(False).run()
     assert at.query_params["present"] == "0"
-    assert not any("font-size: 24px" in str(md.value) for md in at.markdown)
+    assert not _large_type(at)
+
+
+def _large_type(at: AppTest) -> bool:
+    """The presentation style is on the page (a style-only st.html: Streamlit's event container)."""
+    return any("font-size: 24px" in str(h.proto.body) for h in at.get("html"))
+
+
+def _place_of_caption(node, text: str, path: tuple = ()) -> tuple | None:
+    """Where in the page's element tree the caption containing `text` is (child indexes from the root)."""
+    for i, child in getattr(node, "children", {}).items():
+        if getattr(child, "type", "") == "caption" and text in str(child.value):
+            return path + (i,)
+        found = _place_of_caption(child, text, path + (i,))
+        if found:
+            return found
+    return None
+
+
+def test_the_canvas_keeps_its_place_whatever_the_mode_and_the_link(mnist):
+    """#18: Streamlit mounts an element afresh when its place on the page changes, which blanked the
+    canvas while its old drawing was still classified. Presentation mode and a bad link's warnings
+    must not move it (its caption, just above it in the same column, stands for it here)."""
+    image = on_canvas(mnist.test_images[0])
+    above_canvas = "Draw a digit; the vote updates"
+    places = {}
+    for name, params in {"plain": {}, "presenting": {"present": "1"},
+                         "bad link": {"k": "1000000000", "present": "maybe"}}.items():
+        at = run_vote(image, params=params)
+        assert int(at.metric[0].value) == 7
+        places[name] = _place_of_caption(at.main, above_canvas)
+    assert places["plain"] is not None
+    assert places["presenting"] == places["plain"] == places["bad link"], places
 
 
 def test_bad_values_in_the_link_are_warnings(mnist):
