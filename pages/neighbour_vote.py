@@ -2,12 +2,13 @@
 
 Made to be projected in front of a class:
 
-- the drawn digit in the centre of a "radar", its nearest training digits
-  around it at a radius proportional to their distance, each framed in its
-  label's colour, in the sector of its label; the voting circle passes just
-  outside the k-th nearest, and the neighbours beyond it are faded;
-- the tally next to it, and a k slider (the shared k, so it goes into the
-  link) that visibly moves the circle;
+- the drawn digit in the centre of a "radar": the k nearest training digits
+  inside the voting circle, the next few outside it (nearer ones nearer the
+  centre), each framed in its label's colour, in the sector of its label;
+- the tally next to it, the answer at every k up to 15, and a k slider (the
+  shared k, so it goes into the link) that moves digits in and out of the circle;
+- ready-made examples: test digits whose answer changes with k
+  (knn_core.evaluate.k_flips), shown instead of the drawing with one click;
 - a 2-D map (t-SNE) of 5,000 training digits, on which the drawn digit lands
   at the distance-weighted mean of its nearest *mapped* digits (see
   knn_core.embedding.place); those are ringed and joined to it;
@@ -19,6 +20,7 @@ instead of the canvas.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from functools import lru_cache
 
@@ -26,15 +28,20 @@ import numpy as np
 import streamlit as st
 
 import ui
-from knn_core import EmptyDrawingError, ImageError, KNNClassifier
+from knn_core import EmptyDrawingError, ImageError, KNNClassifier, estimate_seconds, is_cached
 from knn_core.embedding import DigitMap, load_map, place
+from knn_core.evaluate import k_flips
 
 # A colour per digit (Tableau 10: distinct for most colour-blind viewers, readable on a projector).
 LABEL_COLOURS = ("#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",
-                 "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#7F7F7F")
+                 "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#17BECF")  # 9: cyan, not Tableau's grey (it read as faded)
 QUERY_COLOUR = "#111111"
 EXTRA_SHOWN = 5  # neighbours shown beyond the k-th, faded: who would vote with a larger k
 MAP_NEIGHBOURS = 10  # mapped digits the drawing is placed among
+STRIP_K = 15  # the answer at every k up to this one is shown under the tally
+EXAMPLE_KS = range(1, 16)  # ready-made examples: test digits whose answer changes over these k
+EXAMPLE_COUNT = 6
+EXAMPLE_KEY = "vote_example"  # session state: the example shown instead of the drawing, if any
 PRESENT_PARAM = "present"
 CANVAS_KEY = "vote_canvas"
 
@@ -75,17 +82,26 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         if image is None:
             image = ui.drawing_canvas(key=CANVAS_KEY)
         digit = _digit(image)
+        example = _current_example(image)
+        if example is not None:
+            ds = ui.get_dataset()
+            digit = ds.test_images[example]
+            st.info(f"Showing the example: test digit #{example}, labelled {int(ds.test_labels[example])}. "
+                    "Draw in the box to use your drawing again.", icon="📚")
+            st.button("Back to my drawing", key="vote_example_off", on_click=_drop_example)
 
     if digit is None:
         with middle:
-            st.info("Draw a digit in the box: its nearest training digits will gather around it here.",
-                    icon="✏️")
+            st.info("Draw a digit in the box, or pick a ready-made example below: its nearest training digits "
+                    "will gather around it here.", icon="✏️")
+        _show_examples(settings, present)
         _show_map(None, settings, present)
         return
 
     clf = ui.classifier(settings)
-    nb = ui.nearest(clf, digit, settings, n=min(ui.K_MAX, k + EXTRA_SHOWN, clf.n_samples_fit_))
-    dist, rows, labels = nb.distances, nb.rows, nb.labels
+    nb = ui.nearest(clf, digit, settings, n=min(ui.K_MAX, max(k + EXTRA_SHOWN, STRIP_K), clf.n_samples_fit_))
+    shown = min(k + EXTRA_SHOWN, len(nb.distances))
+    dist, rows, labels = nb.distances[:shown], nb.rows[:shown], nb.labels[:shown]
     vote = clf.explain(dist[:k], nb.indices[:k])
 
     with left:
@@ -94,10 +110,9 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
     with middle:
         st.plotly_chart(radial_figure(digit, labels, dist, rows, k, present),
                         config={"displayModeBar": False}, key="radial")
-        st.caption(f"Your digit in the centre; each training digit at a distance from it proportional to "
-                   f"how different it is ({settings.distance_label}), framed in "
-                   f"its label's colour. The {k} inside the dashed circle vote; the faded ones outside "
-                   f"would vote with a larger k.")
+        st.caption(f"Your digit in the centre. The {_plural(k, 'nearest training digit')} ({settings.distance_label}) "
+                   f"vote from inside the circle, nearest closest to the centre; the next {shown - min(k, shown)} "
+                   "wait outside it and would vote with a larger k. Each is framed in its label's colour.")
     with right:
         st.metric("Prediction", vote.winner)
         st.plotly_chart(tally_figure(vote, clf.classes_, settings.weights, present),
@@ -105,6 +120,11 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         if vote.was_tied:
             st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
         st.caption(_tally_words(labels[:k], vote.winner, settings))
+        strip_ks = range(1, min(len(nb.distances), max(STRIP_K, k)) + 1)
+        answers = [ui.classifier(dataclasses.replace(settings, k=j)).explain(nb.distances[:j], nb.indices[:j]).winner
+                   for j in strip_ks]  # a classifier per k: its vote counts only its own k neighbours
+        st.html(answers_by_k_html(list(strip_ks), answers, k))
+    _show_examples(settings, present)
     _show_map(digit, settings, present)
 
 
@@ -162,107 +182,147 @@ def _train_tile_uri(row: int, scale: int) -> str:
     return ui.png_data_uri(ui.enlarge(ui.get_dataset().train_images[row], scale))
 
 
+# The radar's rings, in units of its radius: voters between VOTER_RING's two radii (nearest innermost),
+# the voting circle at VOTE_RADIUS, the neighbours that do not vote between OUTSIDE_RING's.
+VOTER_RING = (0.50, 0.70)
+VOTE_RADIUS = 0.82
+OUTSIDE_RING = (0.97, 1.12)
+
+
+def radar_radii(dist: np.ndarray, k: int) -> np.ndarray:
+    """Where each neighbour sits, nearest first: the k voters inside the voting circle, the others outside.
+
+    Raw distances of near neighbours are all alike (one ring, cut by the
+    circle), so each group is spread over its own ring instead, in the order
+    and proportion of its distances: nearer is still nearer the centre.
+    """
+    dist = np.asarray(dist, dtype=float)
+    radii = np.empty(len(dist))
+    for part, (r0, r1) in ((slice(0, k), VOTER_RING), (slice(k, None), OUTSIDE_RING)):
+        d = dist[part]
+        if len(d):
+            span = float(d.max() - d.min())
+            radii[part] = r0 + (r1 - r0) * ((d - d.min()) / span if span > 0 else 0.0)
+    return radii
+
+
 def radial_figure(digit: np.ndarray, labels: np.ndarray, dist: np.ndarray, rows: np.ndarray, k: int,
                   present: bool = False) -> dict:
-    """The query in the centre, each neighbour at radius = its distance, grouped by label around it.
+    """The query in the centre, the k voters inside the voting circle, the next few outside it.
 
-    Every neighbour gets an equal slice of the circle; the slices of one
-    label are next to each other (labels in order, clockwise from the top),
-    so the winning label's group is visibly the largest inside the circle.
-    The voting circle passes halfway between the k-th and the (k+1)-th
-    distance, so exactly the k voters are inside it.
+    In each ring every neighbour gets an equal slice, the slices of one label
+    next to each other (labels in order, clockwise from the top), so the
+    winning label's group is visibly the largest inside the circle.
     """
     n = len(dist)
-    r_max = float(dist.max()) if n and dist.max() > 0 else 1.0
-    order = np.lexsort((np.arange(n), labels))  # by label, then nearest first
-    slot = np.empty(n)
-    slot[order] = np.arange(n)
-    angles = np.radians(90 - 360 * (slot + 0.5) / max(n, 1))
-    x, y = dist * np.cos(angles), dist * np.sin(angles)
-    r_typ = float(np.median(dist)) if n else 1.0
-    size = min(0.85 * 2 * math.pi * r_typ / max(n, 1), 0.3 * r_max)  # picture side, data units
+    kk = min(k, n)
+    radius = radar_radii(dist, kk)
+    angles = np.empty(n)
+    for part in (np.arange(kk), np.arange(kk, n)):
+        order = part[np.lexsort((part, labels[part]))]  # by label, then nearest first
+        angles[order] = np.radians(90 - 360 * (np.arange(len(order)) + 0.5) / max(len(order), 1))
+    x, y = radius * np.cos(angles), radius * np.sin(angles)
+    # picture side: the voters' ring shared out, never more than a fifth of the radius
+    size = min(0.2, 0.85 * 2 * math.pi * sum(VOTER_RING) / 2 / max(kk, 1),
+               0.85 * 2 * math.pi * OUTSIDE_RING[0] / max(n - kk, 1))
 
     images_layout, shapes = [], []
     for i in range(n):
-        voter = i < k
+        voter = i < kk
         colour = LABEL_COLOURS[int(labels[i]) % 10]
         images_layout.append({
             "source": _train_tile_uri(int(rows[i]), 4), "xref": "x", "yref": "y",
             "x": float(x[i]), "y": float(y[i]), "sizex": size, "sizey": size,
-            "xanchor": "center", "yanchor": "middle", "layer": "above", "opacity": 1.0 if voter else 0.3,
+            "xanchor": "center", "yanchor": "middle", "layer": "above", "opacity": 1.0 if voter else 0.55,
         })
         h = size / 2 * 1.08
         shapes.append({"type": "rect", "xref": "x", "yref": "y", "x0": float(x[i] - h), "x1": float(x[i] + h),
                        "y0": float(y[i] - h), "y1": float(y[i] + h), "layer": "above",
-                       "line": {"color": colour, "width": 5 if voter else 2, "dash": "solid" if voter else "dot"},
-                       "opacity": 1.0 if voter else 0.45})
+                       "line": {"color": colour, "width": 5 if voter else 3}})
     # the query, larger, in the centre
-    q = max(size * 1.3, min(0.45 * r_max, float(dist.min()) - size * 0.6)) if n else size
+    q = 0.44
     images_layout.append({"source": ui.png_data_uri(ui.enlarge(ui.to_uint8(digit), 4)), "xref": "x", "yref": "y",
                           "x": 0.0, "y": 0.0, "sizex": q, "sizey": q, "xanchor": "center",
                           "yanchor": "middle", "layer": "above"})
     shapes.append({"type": "rect", "xref": "x", "yref": "y", "x0": -q / 2 * 1.06, "x1": q / 2 * 1.06,
                    "y0": -q / 2 * 1.06, "y1": q / 2 * 1.06, "layer": "above",
                    "line": {"color": QUERY_COLOUR, "width": 6}})
-    # the voting circle
-    kk = min(k, n)
-    r_vote = float(dist[kk - 1] if kk == n else (dist[kk - 1] + dist[kk]) / 2)
-    shapes.insert(0, {"type": "circle", "xref": "x", "yref": "y", "x0": -r_vote, "x1": r_vote,
-                      "y0": -r_vote, "y1": r_vote, "layer": "below", "fillcolor": "rgba(46,125,50,0.07)",
-                      "line": {"color": "#2E7D32", "width": 3, "dash": "dash"}})
+    # the voting circle: the voters inside, shaded; the others outside
+    shapes.insert(0, {"type": "circle", "xref": "x", "yref": "y", "x0": -VOTE_RADIUS, "x1": VOTE_RADIUS,
+                      "y0": -VOTE_RADIUS, "y1": VOTE_RADIUS, "layer": "below",
+                      "fillcolor": "rgba(46,125,50,0.10)", "line": {"color": "#2E7D32", "width": 4}})
     font = 22 if present else 14
     annotations = [{"x": 0, "y": 1, "xref": "paper", "yref": "paper", "xanchor": "left", "yanchor": "top",
-                    "text": f"<b>k = {k}</b>: {k} inside the circle vote", "showarrow": False,
-                    "font": {"size": font, "color": "#2E7D32"}}]
+                    "text": f"<b>k = {k}</b>: the {_plural(kk, 'nearest neighbour')} inside the circle vote",
+                    "showarrow": False, "font": {"size": font, "color": "#2E7D32"}}]
+    if n > kk:
+        annotations.append({"x": 0, "y": 0, "xref": "paper", "yref": "paper", "xanchor": "left",
+                            "yanchor": "bottom", "text": f"outside: the next {n - kk}, who would vote with a larger k",
+                            "showarrow": False, "font": {"size": font * 0.8, "color": "#444"}})
     # hover: one invisible marker per neighbour
     text = [f"#{i + 1} · digit {int(labels[i])} · distance {dist[i]:.4g} · training #{int(rows[i])}"
-            + (" · votes" if i < k else " · outside the circle") for i in range(n)]
+            + (" · votes" if i < kk else " · outside the circle") for i in range(n)]
     traces = [{
         "type": "scatter", "mode": "markers", "x": x.tolist(), "y": y.tolist(), "text": text,
         "hovertemplate": "%{text}<extra></extra>", "showlegend": False,
         "marker": {"size": 30 if present else 22, "opacity": 0},
     }]
-    # legend: one entry per label on the radar
+    # legend at the side (not below: it kept the diagram's bottom off a 1080-pixel screen)
     for lab in sorted(set(labels.tolist())):
-        traces.append({"type": "scatter", "mode": "markers", "x": [None], "y": [None], "name": f"digit {lab}",
+        traces.append({"type": "scatter", "mode": "markers", "x": [None], "y": [None], "name": f"{lab}",
                        "marker": {"symbol": "square-open", "size": 16, "line": {"width": 4},
                                   "color": LABEL_COLOURS[lab % 10]}, "hoverinfo": "skip"})
-    lim = r_max + size * 0.8
+    lim = OUTSIDE_RING[1] + size * 0.7
     axis = {"visible": False, "range": [-lim, lim], "fixedrange": True}
     return {
         "data": traces,
         "layout": {
-            "height": 720 if present else 520, "margin": {"l": 5, "r": 5, "t": 10, "b": 5},
+            "height": 600 if present else 480, "margin": {"l": 5, "r": 5, "t": 10, "b": 5},
             "xaxis": axis, "yaxis": {**axis, "scaleanchor": "x", "scaleratio": 1},
             "images": images_layout, "shapes": shapes, "annotations": annotations,
-            "legend": {"orientation": "h", "y": -0.02, "font": {"size": font}},
+            "legend": {"orientation": "v", "x": 1.0, "xanchor": "right", "y": 0.5, "yanchor": "middle",
+                       "title": {"text": "label"}, "font": {"size": font}},
             "plot_bgcolor": "rgba(0,0,0,0)", "paper_bgcolor": "rgba(0,0,0,0)",
             "font": {"size": font},
         },
     }
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def tally_figure(vote, classes, weights: str, present: bool = False) -> dict:
-    """The vote of each class as bars in the label colours; the winner's bar outlined."""
+    """The vote of each class as bars in the label colours, the winner's bar outlined.
+
+    Uniform weights: whole votes on a whole-number axis. Distance weights: each
+    class's share of the vote (sums of 1/distance mean nothing to a class).
+    """
     cls = classes.tolist()
     weighted = weights == "distance"
+    scores = np.asarray(vote.scores, dtype=float)
+    values = scores / (scores.sum() or 1.0) if weighted else scores
     font = 22 if present else 14
+    text = [(f"{v:.0%}" if weighted else f"{int(round(v))}") if v else "" for v in values]
+    yaxis = ({"rangemode": "tozero", "tickformat": ".0%", "range": [0, min(1.0, float(values.max()) * 1.2 + 0.05)]}
+             if weighted else {"rangemode": "tozero", "tickformat": "d", "dtick": max(1, math.ceil(values.max() / 6))})
     return {
         "data": [{
-            "type": "bar", "x": [str(c) for c in cls], "y": vote.scores.tolist(),
+            "type": "bar", "x": [str(c) for c in cls], "y": values.tolist(),
             "marker": {"color": [LABEL_COLOURS[c % 10] for c in cls],
                        "line": {"color": [QUERY_COLOUR if c == vote.winner else "rgba(0,0,0,0)" for c in cls],
                                 "width": 3}},
-            "text": [f"{s:.3g}" if s else "" for s in vote.scores], "textposition": "outside",
-            "hovertemplate": "digit %{x}: %{y:.3g}<extra></extra>",
+            "text": text, "textposition": "outside",
+            "hovertemplate": "digit %{x}: %{y:.0%} of the vote<extra></extra>" if weighted
+            else "digit %{x}: %{y} votes<extra></extra>",
         }],
         "layout": {
-            "title": {"text": "Tally (sum of 1/distance)" if weighted else "Tally (votes)",
+            "title": {"text": "Share of the vote (each weighs 1/distance)" if weighted else "Tally (votes)",
                       "font": {"size": font}},
-            "height": 420 if present else 300, "margin": {"l": 35, "r": 5, "t": 50, "b": 35},
+            "height": 420 if present else 300, "margin": {"l": 45, "r": 5, "t": 50, "b": 35},
             "xaxis": {"type": "category", "tickmode": "array", "tickvals": [str(c) for c in cls],
                       "tickfont": {"size": font}},
-            "yaxis": {"rangemode": "tozero", "tickfont": {"size": font * 0.8}},
+            "yaxis": {**yaxis, "tickfont": {"size": font * 0.8}},
             "showlegend": False, "font": {"size": font},
         },
     }
@@ -272,7 +332,88 @@ def _tally_words(voter_labels: np.ndarray, winner: int, settings: ui.Settings) -
     counts = np.bincount(voter_labels, minlength=10)
     parts = ", ".join(f"{d}×{c}" for d, c in sorted(enumerate(counts.tolist()), key=lambda t: (-t[1], t[0])) if c)
     how = "each weighs 1/distance" if settings.weights == "distance" else "one vote each"
-    return f"{len(voter_labels)} neighbours vote ({how}): {parts} → **{winner}**."
+    return f"{_plural(len(voter_labels), 'neighbour')} vote ({how}): {parts} → **{winner}**."
+
+
+def answers_by_k_html(ks: list[int], answers: list[int], k: int) -> str:
+    """The answer at each k as a row of boxes in the label colours, the current k outlined: where it flips."""
+    boxes = "".join(
+        f'<div class="k-answer" title="k={j}: {a}" style="display:flex;flex-direction:column;align-items:center;'
+        f'font-size:0.75rem;color:#333">{j}<div style="width:1.6rem;height:1.6rem;line-height:1.6rem;'
+        f'text-align:center;font-weight:700;color:#111;background:{LABEL_COLOURS[int(a) % 10]};border-radius:4px;'
+        f'{"outline:3px solid " + QUERY_COLOUR + ";" if j == k else ""}">{int(a)}</div></div>'
+        for j, a in zip(ks, answers))
+    return (f'<div class="answers-by-k"><div style="font-size:0.85rem;margin-bottom:4px">The answer for each k '
+            f'(now k={k}):</div><div style="display:flex;flex-wrap:wrap;gap:4px">{boxes}</div></div>')
+
+
+# ------------------------------------------------------------------------------ ready-made examples
+
+
+def _current_example(image) -> int | None:
+    """The example test digit to show instead of the drawing: picked, and no stroke since (test index)."""
+    state = st.session_state
+    drawing = None if image is None else hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).hexdigest()
+    state["_vote_drawing"] = drawing
+    example = state.get(EXAMPLE_KEY)
+    if example is None:
+        return None
+    if example["drawing"] != drawing:  # drawn (or cleared) since the example was picked: the drawing wins
+        del state[EXAMPLE_KEY]
+        return None
+    return example["index"]
+
+
+def _pick_example(index: int) -> None:
+    st.session_state[EXAMPLE_KEY] = {"index": index, "drawing": st.session_state.get("_vote_drawing")}
+
+
+def _drop_example() -> None:
+    st.session_state.pop(EXAMPLE_KEY, None)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _k_flips(_lists, search: str, size: int, weights: str, tie: str) -> dict:
+    """knn_core.evaluate.k_flips of the test lists of one view (cached by the arguments after _lists)."""
+    return k_flips(_lists, EXAMPLE_KS, EXAMPLE_COUNT, weights=weights, tie_break=tie)
+
+
+def _answer_runs(ks, winners) -> str:
+    """'k 1–4: 3 · k 5–15: 5': the answers as runs of k."""
+    runs, start = [], 0
+    for i in range(1, len(ks) + 1):
+        if i == len(ks) or winners[i] != winners[start]:
+            span = f"{ks[start]}" if i - 1 == start else f"{ks[start]}–{ks[i - 1]}"
+            runs.append(f"k {span}: **{int(winners[start])}**")
+            start = i
+    return " · ".join(runs)
+
+
+def _show_examples(settings: ui.Settings, present: bool) -> None:
+    """A row of test digits whose answer changes with k, each one click from the radar."""
+    with st.container(key="vote_examples"):
+        st.markdown("**Ready-made examples:** test digits whose answer changes as k grows. Pick one, then move k.")
+        ds = ui.get_dataset()
+        search = settings.search
+        asked = st.session_state.get("vote_examples_asked", False)
+        if not asked and not is_cached(ds, search, "test", train_size=settings.size, k_max=ui.K_MAX):
+            seconds = estimate_seconds(ds, search, "test", settings.size)
+            st.button(f"Find them (searches the {len(ds.test_labels):,} test digits, about {ui.fmt_seconds(seconds)})",
+                      key="vote_examples_find", on_click=lambda: st.session_state.update(vote_examples_asked=True))
+            return
+        found = ui.neighbor_lists([("test", search, settings.size)], key="vote_examples_start")
+        if found is None:
+            return
+        flips = _k_flips(found[0], str(search), settings.size, settings.weights, settings.tie)
+        if not len(flips["index"]):
+            st.caption("No test digit changes its answer between k=1 and k=15 with these settings.")
+            return
+        for col, i, label, winners in zip(st.columns(EXAMPLE_COUNT), flips["index"].tolist(),
+                                          flips["label"].tolist(), flips["winners"]):
+            with col:
+                st.image(ui.digit_tile(ds.test_images[i], 3 if present else 2), output_format="PNG")
+                st.caption(f"#{i}, labelled {label}: {_answer_runs(flips['ks'].tolist(), winners.tolist())}")
+                st.button("Show it", key=f"vote_example_{i}", on_click=_pick_example, args=(i,))
 
 
 # ------------------------------------------------------------------------------ the map

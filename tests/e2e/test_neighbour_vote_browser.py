@@ -100,6 +100,27 @@ def test_presentation_mode_keeps_the_drawing_and_its_result(page, app_url):
     expect(page.locator(METRIC)).to_have_text("7")
 
 
+def test_a_ready_made_example_flips_with_k(page, app_url):
+    """One click shows test digit #412 (a 5; tests/test_k_flips.py): 3 for k up to 4, 5 from k=5."""
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    open_vote_page(page, app_url, "?k=4")
+    find = page.get_by_role("button", name="Find them")
+    page.get_by_role("button", name="Show it").or_(find).first.wait_for()
+    if find.count():  # the test lists are not on disk yet: a search of the test digits, slow on a busy machine
+        find.click()
+    page.get_by_role("button", name="Show it").first.click(timeout=300_000)
+    expect(page.get_by_text("Showing the example: test digit #412, labelled 5")).to_be_visible()
+    expect(page.locator(METRIC)).to_have_text("3")
+    thumb = page.locator(K_SLIDER)
+    thumb.focus()
+    thumb.press("ArrowRight")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('k') === '5'")
+    expect(page.locator(METRIC)).to_have_text("5")
+    # the radar and its side legend fit a 1080-pixel screen
+    box = page.locator(".st-key-radial .js-plotly-plot").first.bounding_box()
+    assert box["y"] + box["height"] <= 1080
+
+
 # Records every text of Streamlit's own sidebar menu the page ever shows (the app draws its own).
 STREAMLIT_MENU_WATCH = """
 window.__streamlitMenus = [];
