@@ -56,14 +56,20 @@ html { font-size: 24px; }
 def neighbour_vote_page(image: np.ndarray | None = None) -> None:
     """Render the page.  image: an RGBA/RGB/grey drawing to use instead of the canvas (tests)."""
     settings = ui.current_settings()
+    # The large type first, before anything of the page is drawn (it used to come after the title,
+    # which showed small, then jumped), in a slot that is always there, filled or not: the elements
+    # below keep their places, so the canvas is not mounted afresh (blank) while its drawing is
+    # still the one classified. (A style-only st.html reaches the browser after the page's first
+    # elements; an st.markdown that comes and goes shifts every element after it.)
+    style_slot = st.empty()
+    styled = _presentation_asked()
+    if styled:
+        style_slot.markdown(_PRESENT_CSS, unsafe_allow_html=True)
     head, switch = st.columns([3, 1], vertical_alignment="bottom")
     with switch:
         present = _presentation_toggle()
-    if present:
-        # Style-only st.html goes to Streamlit's event container, not the page: the elements below
-        # keep their places, so the canvas is not mounted afresh (blank) while its drawing is still
-        # the one classified. st.markdown here would shift every element after it.
-        st.html(_PRESENT_CSS)
+    if present != styled:
+        style_slot.markdown(_PRESENT_CSS if present else "", unsafe_allow_html=True)
     # The projector's width goes to the vote: the sidebar folds away when presentation mode is turned
     # on (or a present=1 link is opened) and comes back when it is turned off. Streamlit acts only on
     # a change of this setting, so a teacher can still open the sidebar meanwhile.
@@ -129,6 +135,15 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
 
 
 # ------------------------------------------------------------------------------ controls
+
+
+def _presentation_asked() -> bool:
+    """Whether this run is in presentation mode, before the toggle is drawn: a new link's present=1/0,
+    else the toggle's value."""
+    raw = st.query_params.get(PRESENT_PARAM)
+    if raw is not None and raw != st.session_state.get("_present_url") and raw in ("1", "0", "true", "false"):
+        return raw in ("1", "true")
+    return bool(st.session_state.get("present", False))
 
 
 def _presentation_toggle() -> bool:

@@ -113,6 +113,7 @@ def test_confusion_matches_knn_core_on_a_subset(mnist):
     for col, want in (("precision", rep.precision), ("recall", rep.recall), ("F1", rep.f1)):
         assert np.allclose(per_class[col], want, rtol=0, atol=1e-12), col
     assert np.allclose(chart(at, "class_accuracy")["data"][0]["y"], rep.recall)
+    assert chart(at, "class_accuracy")["layout"]["yaxis"]["range"][0] == 0  # from 0: no exaggerated differences
     assert codes(at)[0] == ("python -m knn_core evaluate --k 3 --train-size 1000 --weights distance "
                             "--tie-break nearest")
 

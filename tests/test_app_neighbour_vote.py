@@ -172,8 +172,8 @@ def test_presentation_mode_is_in_the_link(mnist):
 
 
 def _large_type(at: AppTest) -> bool:
-    """The presentation style is on the page (a style-only st.html: Streamlit's event container)."""
-    return any("font-size: 24px" in str(h.proto.body) for h in at.get("html"))
+    """The presentation style is on the page."""
+    return any("font-size: 24px" in str(md.value) for md in at.markdown)
 
 
 def _place_of_caption(node, text: str, path: tuple = ()) -> tuple | None:
