@@ -44,7 +44,7 @@ from typing import Any, Callable, Optional, Protocol, Self, Sequence
 import numpy as np
 
 from . import cache
-from .data import Dataset, stratified_subset
+from .data import Dataset, bundled_path, stratified_subset
 from .errors import ParameterError
 from .evaluate import DEFAULT_KS, choose_k
 from .lists import K_MAX, find_neighbors
@@ -387,6 +387,59 @@ def _as_row(m: Baseline, features: str, got: dict) -> BaselineRow:
 
 class _NotCached(Exception):
     pass
+
+
+# ------------------------------------------------------------------ the shipped table
+
+SHIPPED_TABLE = bundled_path("baselines", "mnist_full_cv3.json")  # `python -m knn_core baselines --save PATH`
+TABLE_FORMAT = 1
+
+
+def save_table(rows: Sequence[BaselineRow], path, ds, cv: int) -> None:
+    """The rows as a small JSON file (test predictions as one string of digits), with what they were
+    measured on: the data's fingerprint, cv, the code's version, scikit-learn's, and the date."""
+    import datetime
+    from pathlib import Path
+
+    import sklearn
+
+    table = {
+        "format": TABLE_FORMAT, "code_version": CODE_VERSION, "sklearn": sklearn.__version__,
+        "data": ds.fingerprint, "cv": cv, "measured": datetime.date.today().isoformat(),
+        "rows": [{
+            "method": r.method, "features": r.features, "cv_scores": [float(v) for v in r.cv_scores],
+            "test_accuracy": r.test_accuracy, "fit_s": r.fit_s, "predict_s": r.predict_s, "cv_s": r.cv_s,
+            "n_train": r.n_train, "tuned": r.tuned, "detail": r.detail,
+            "predictions": "".join(str(int(p)) for p in r.predictions),
+        } for r in rows],
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+
+
+def load_table(path, ds, cv: int, n_train: int) -> tuple[list[BaselineRow], str] | None:
+    """(rows, the date they were measured) from a file of save_table, or None when there is none or
+    it was measured on other data, folds, training size or code (or is not such a file)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            table = json.load(f)
+        if (table["format"], table["code_version"], table["data"], table["cv"]) != (
+                TABLE_FORMAT, CODE_VERSION, ds.fingerprint, cv):
+            return None
+        rows = []
+        for r in table["rows"]:
+            m = METHODS[r["method"]]
+            predictions = np.frombuffer(r["predictions"].encode("ascii"), np.uint8) - ord("0")
+            if int(r["n_train"]) != n_train or r["features"] not in FEATURES or len(predictions) != len(ds.test_labels):
+                return None
+            rows.append(BaselineRow(
+                method=m.key, label=m.label, features=r["features"], cv_scores=np.asarray(r["cv_scores"], float),
+                test_accuracy=float(r["test_accuracy"]), fit_s=float(r["fit_s"]), predict_s=float(r["predict_s"]),
+                cv_s=float(r["cv_s"]), predictions=predictions.astype(ds.test_labels.dtype), n_train=n_train,
+                tuned=dict(r["tuned"]), detail=str(r["detail"])))
+        return rows, str(table["measured"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _plan(methods, features) -> list[tuple[Baseline, str]]:

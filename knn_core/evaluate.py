@@ -167,3 +167,42 @@ def label_issues(lists: NeighborLists, k: int, **vote_options) -> dict:
         "suggested_share": shares[order, best[order]],
         "judged": n,
     }
+
+
+def winners_by_k(lists: NeighborLists, ks: Sequence[int], **vote_options) -> np.ndarray:
+    """Each query's predicted label at each k: (queries, len(ks))."""
+    return np.stack([lists.predict(int(k), **vote_options) for k in ks], axis=1)
+
+
+def k_flips(lists: NeighborLists, ks: Sequence[int] = range(1, 16), count: int = 6, around: int = 5,
+            **vote_options) -> dict:
+    """Queries whose answer at the smallest k of ks differs from the one at the largest: examples for a
+    lesson on k, one click away.
+
+    Only queries whose own label is one of the two answers (ambiguous
+    digits, not ones every k misreads). The clearest stories first: the
+    fewest changes of answer as k grows, then the change nearest to k =
+    `around` (the default k: the answer a class sees first changes when
+    they move k a little, not at k=2 where ties decide), then the query's
+    index, so the same lists always give the same examples. The
+    first examples are of different labels where there are enough.
+
+    Returns query index, label, the winners at each k (count rows, len(ks) columns), and ks.
+    """
+    ks = [int(k) for k in ks]
+    wins = winners_by_k(lists, ks, **vote_options)
+    labels = lists.query_labels
+    changed = wins[:, 1:] != wins[:, :-1]
+    changes = np.count_nonzero(changed, axis=1)
+    first_change = np.asarray(ks)[changed.argmax(axis=1) + 1]  # the k where the answer first changes
+    off_centre = np.abs(first_change - around)
+    flips = (wins[:, 0] != wins[:, -1]) & ((wins[:, 0] == labels) | (wins[:, -1] == labels))
+    candidates = np.flatnonzero(flips)
+    ranked = candidates[np.lexsort((candidates, off_centre[candidates], changes[candidates]))].tolist()
+    first_of_label: dict[int, int] = {}
+    for i in ranked:
+        first_of_label.setdefault(int(labels[i]), i)
+    firsts = set(first_of_label.values())
+    chosen = ([i for i in ranked if i in firsts] + [i for i in ranked if i not in firsts])[:count]
+    idx = np.array(chosen, dtype=np.int64)
+    return {"index": idx, "label": labels[idx], "winners": wins[idx], "ks": np.array(ks)}

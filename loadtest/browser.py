@@ -94,6 +94,12 @@ def touch_stroke(page, cdp, canvas, points, steps: int = 6) -> None:
         px, py = x, y
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
+def canvas_ink(page) -> int:
+    """How many pixels of the visible canvas are inked (white on black): 0 when the canvas is blank."""
+    return page.locator("canvas.dc-canvas.lower-canvas >> visible=true").evaluate(
+        "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+        " for (let i = 0; i < d.length; i += 4) if (d[i] > 128) n++; return n; }")
+
 
 def prediction(page) -> str:
     """The Prediction metric's text, once it is there."""

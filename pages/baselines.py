@@ -84,6 +84,10 @@ def _rows(ds, n_train: int, confirm_seconds: float) -> list:
     job = ui.QUEUE.get(request)
     if job is None or job.state in (FAILED, CANCELLED):
         estimate = bl.estimate_seconds(todo, n_train, len(ds.test_labels), CV, len(ds.val_labels))
+        shipped = None if st.session_state.get("bl_measure_here") else shipped_table(ds, n_train)
+        if shipped is not None:
+            _offer_to_measure_here(shipped[1], estimate, n_train)
+            return shipped[0]
         if estimate > ui.max_browser_seconds():
             st.info(f"**{len(todo)} of the {len(plan)} results are still to compute: about "
                     f"{ui.fmt_seconds(estimate)}** for {n_train:,} training digits, too long to start from a "
@@ -91,7 +95,7 @@ def _rows(ds, n_train: int, confirm_seconds: float) -> list:
                     "the server can compute this table once with:", icon="⏳")
             st.code(_command(n_train), language="bash")
             return cached
-        if estimate > confirm_seconds:
+        if estimate > confirm_seconds and not st.session_state.get("bl_measure_here"):
             st.warning(
                 f"**{len(todo)} of the {len(plan)} results are still to compute: about "
                 f"{ui.fmt_seconds(estimate)}** for {n_train:,} training digits (an estimate for these "
@@ -120,6 +124,24 @@ def _rows(ds, n_train: int, confirm_seconds: float) -> list:
         st.error(f"Computing the baselines {what}", icon="🚫")
         return bl.run_baselines(ds, cv=CV, train_size=n_train, only_cached=True)
     return job.result
+
+
+def shipped_table(ds, n_train: int) -> tuple[list, str] | None:
+    """The table shipped with the app (knn_core.baselines.SHIPPED_TABLE: the full data set), if it was
+    measured on these data, folds and training size: (rows, date measured)."""
+    return bl.load_table(bl.SHIPPED_TABLE, ds, CV, n_train)
+
+
+def _offer_to_measure_here(measured: str, estimate: float, n_train: int) -> None:
+    """Under the shipped table: when it was measured, and how to measure it again on this server."""
+    st.caption(f"Measured on {measured} and shipped with the app (the times are that machine's). "
+               f"Measuring it again on this server takes about {ui.fmt_seconds(estimate)}.")
+    if estimate > ui.max_browser_seconds():
+        with st.expander("Measure it again on this server"):
+            st.code(_command(n_train), language="bash")
+    else:
+        st.button(f"Measure it again here (about {ui.fmt_seconds(estimate)})", key="bl_measure",
+                  on_click=lambda: st.session_state.update(bl_measure_here=True))
 
 
 def _command(n_train: int) -> str:

@@ -111,7 +111,8 @@ def class_accuracy_figure(rep) -> dict:
         "layout": {"title": {"text": "Accuracy per class", "font": {"size": 14}}, "height": 230,
                    "margin": {"l": 40, "r": 10, "t": 40, "b": 30},
                    "xaxis": {"type": "category", "title": {"text": "true digit"}},
-                   "yaxis": {"range": [max(0.0, float(rep.recall.min()) - 0.05), 1.02], "tickformat": ".0%"},
+                   # from 0: an axis starting near the lowest bar made 95% look like half of 99%
+                   "yaxis": {"range": [0, 1.12], "tickformat": ".0%", "dtick": 0.25},
                    "showlegend": False},
     }
 
@@ -137,6 +138,17 @@ def _cell_clicked() -> None:
     true, said = ui.valid_index(point.get("y"), 10), ui.valid_index(point.get("x"), 10)  # from the browser
     if true is not None and said is not None:
         st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = true, said
+        st.session_state[SCROLL_KEY] = True  # bring the cell's digits into view once they are drawn
+
+
+SCROLL_KEY = "confusion_scroll"
+# The section below the matrix is off screen on most displays: after a click on a cell, scroll to it.
+_SCROLL_TO_CELL = """<script>
+setTimeout(function () {
+  const target = document.getElementById("the-digits-of-one-cell");
+  if (target) target.scrollIntoView({behavior: "smooth", block: "start"});
+}, 150);
+</script>"""
 
 
 def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:
@@ -146,6 +158,9 @@ def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:
         t, p = np.unravel_index(int(np.argmax(off)), off.shape)
         st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = labels[t], labels[p]
     st.subheader("The digits of one cell")
+    with st.container(key="scroll_to_cell"):  # always there, so the boxes below keep their places
+        if st.session_state.pop(SCROLL_KEY, False):
+            st.html(_SCROLL_TO_CELL, unsafe_allow_javascript=True)
     c1, c2, _ = st.columns([1, 1, 3])
     true = c1.selectbox("True label", labels, key=TRUE_KEY)
     said = c2.selectbox("Predicted", labels, key=PRED_KEY)

@@ -215,7 +215,8 @@ def _show_stages(stages: Stages) -> None:
     ui.digit_grid(tiles, captions, scale=1)
     st.caption("Like MNIST: the ink's box is scaled so its longer side is 20 px, then placed so "
                "its centre of mass is at the centre of a 28×28 field. Strokes thinner than MNIST's "
-               "(1/8 of the box's longer side) are thickened first, in stage 1.")
+               "(1/8 of the box's longer side) are thickened first, in stage 1, whose picture has a "
+               "margin for that: a few pixels larger than the 280×280 box you draw in.")
 
 
 if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render

@@ -51,14 +51,20 @@ def misclassified_page() -> None:
         return
 
     table = wrong_table(wrong, rank, lists, settings.k)
-    left, right = st.columns([2, 3], gap="large")
+    left, right = st.columns([3, 2], gap="large")
     with left:
         st.caption("Most confidently wrong first. Select a row (or use the box below) to open a digit.")
         st.dataframe(table, hide_index=True, height=420, key=TABLE_KEY, on_select=_row_selected,
                      selection_mode="single-row",
-                     column_config={"confidence": st.column_config.ProgressColumn(
-                         "confidence", help="the wrong winner's share of the vote", format="%.2f",
-                         min_value=0.0, max_value=1.0)})
+                     column_config={  # narrow number columns: confidence and neighbours fit beside them
+                         "rank": st.column_config.NumberColumn("#", width=40),
+                         "test digit": st.column_config.NumberColumn("digit", width=55),
+                         "true": st.column_config.NumberColumn(width=40),
+                         "predicted": st.column_config.NumberColumn("said", width=40),
+                         "confidence": st.column_config.ProgressColumn(
+                             "confidence", help="the wrong winner's share of the vote", format="%.2f",
+                             min_value=0.0, max_value=1.0, width=90),
+                         "neighbours": st.column_config.TextColumn(width="medium")})
         st.download_button("Table as CSV", table.to_csv(index=False), "misclassified.csv", "text/csv",
                            on_click="ignore", key="wrong_csv")
     options = wrong["index"][rank].tolist()

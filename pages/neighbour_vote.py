@@ -2,12 +2,13 @@
 
 Made to be projected in front of a class:
 
-- the drawn digit in the centre of a "radar", its nearest training digits
-  around it at a radius proportional to their distance, each framed in its
-  label's colour, in the sector of its label; the voting circle passes just
-  outside the k-th nearest, and the neighbours beyond it are faded;
-- the tally next to it, and a k slider (the shared k, so it goes into the
-  link) that visibly moves the circle;
+- the drawn digit in the centre of a "radar": the k nearest training digits
+  inside the voting circle, the next few outside it (nearer ones nearer the
+  centre), each framed in its label's colour, in the sector of its label;
+- the tally next to it, the answer at every k up to 15, and a k slider (the
+  shared k, so it goes into the link) that moves digits in and out of the circle;
+- ready-made examples: test digits whose answer changes with k
+  (knn_core.evaluate.k_flips), shown instead of the drawing with one click;
 - a 2-D map (t-SNE) of 5,000 training digits, on which the drawn digit lands
   at the distance-weighted mean of its nearest *mapped* digits (see
   knn_core.embedding.place); those are ringed and joined to it;
@@ -19,15 +20,20 @@ instead of the canvas.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import streamlit as st
 
 import ui
-from knn_core import EmptyDrawingError, ImageError, KNNClassifier
+from knn_core import EmptyDrawingError, ImageError, KNNClassifier, estimate_seconds, is_cached
 from knn_core.embedding import DigitMap, load_map, place
+from knn_core.evaluate import k_flips
 
 MAP_NEIGHBOURS = 10  # mapped digits the drawing is placed among
+EXAMPLE_KS = range(1, 16)  # ready-made examples: test digits whose answer changes over these k
+EXAMPLE_COUNT = 6
+EXAMPLE_KEY = "vote_example"  # session state: the example shown instead of the drawing, if any
 PRESENT_PARAM = "present"
 CANVAS_KEY = "vote_canvas"
 
@@ -42,11 +48,20 @@ html { font-size: 24px; }
 def neighbour_vote_page(image: np.ndarray | None = None) -> None:
     """Render the page.  image: an RGBA/RGB/grey drawing to use instead of the canvas (tests)."""
     settings = ui.current_settings()
+    # The large type first, before anything of the page is drawn (it used to come after the title,
+    # which showed small, then jumped), in a slot that is always there, filled or not: the elements
+    # below keep their places, so the canvas is not mounted afresh (blank) while its drawing is
+    # still the one classified. (A style-only st.html reaches the browser after the page's first
+    # elements; an st.markdown that comes and goes shifts every element after it.)
+    style_slot = st.empty()
+    styled = _presentation_asked()
+    if styled:
+        style_slot.markdown(_PRESENT_CSS, unsafe_allow_html=True)
     head, switch = st.columns([3, 1], vertical_alignment="bottom")
     with switch:
         present = _presentation_toggle()
-    if present:
-        st.markdown(_PRESENT_CSS, unsafe_allow_html=True)
+    if present != styled:
+        style_slot.markdown(_PRESENT_CSS if present else "", unsafe_allow_html=True)
     # The projector's width goes to the vote: the sidebar folds away when presentation mode is turned
     # on (or a present=1 link is opened) and comes back when it is turned off. Streamlit acts only on
     # a change of this setting, so a teacher can still open the sidebar meanwhile.
@@ -65,19 +80,37 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         if image is None:
             image = ui.drawing_canvas(key=CANVAS_KEY)
         digit = _digit(image)
+        example = _current_example(image)
+        if example is not None:
+            ds = ui.get_dataset()
+            digit = ds.test_images[example]
+            st.info(f"Showing the example: test digit #{example}, labelled {int(ds.test_labels[example])}. "
+                    "Draw in the box to use your drawing again.", icon="📚")
+            st.button("Back to my drawing", key="vote_example_off", on_click=_drop_example)
 
     if digit is None:
         with middle:
-            st.info("Draw a digit in the box: its nearest training digits will gather around it here.",
-                    icon="✏️")
+            st.info("Draw a digit in the box, or pick a ready-made example below: its nearest training digits "
+                    "will gather around it here.", icon="✏️")
+        _show_examples(settings, present)
         _show_map(None, settings, present)
         return
 
     ui.show_neighbour_vote(digit, settings, k, left, middle, right, present=present)
+    _show_examples(settings, present)
     _show_map(digit, settings, present)
 
 
 # ------------------------------------------------------------------------------ controls
+
+
+def _presentation_asked() -> bool:
+    """Whether this run is in presentation mode, before the toggle is drawn: a new link's present=1/0,
+    else the toggle's value."""
+    raw = st.query_params.get(PRESENT_PARAM)
+    if raw is not None and raw != st.session_state.get("_present_url") and raw in ("1", "0", "true", "false"):
+        return raw in ("1", "true")
+    return bool(st.session_state.get("present", False))
 
 
 def _presentation_toggle() -> bool:
@@ -123,7 +156,73 @@ def _digit(image) -> np.ndarray | None:
         return None
 
 
-# ------------------------------------------------------------------------------ the radar
+# ------------------------------------------------------------------------------ ready-made examples
+
+
+def _current_example(image) -> int | None:
+    """The example test digit to show instead of the drawing: picked, and no stroke since (test index)."""
+    state = st.session_state
+    drawing = None if image is None else hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=8).hexdigest()
+    state["_vote_drawing"] = drawing
+    example = state.get(EXAMPLE_KEY)
+    if example is None:
+        return None
+    if example["drawing"] != drawing:  # drawn (or cleared) since the example was picked: the drawing wins
+        del state[EXAMPLE_KEY]
+        return None
+    return example["index"]
+
+
+def _pick_example(index: int) -> None:
+    st.session_state[EXAMPLE_KEY] = {"index": index, "drawing": st.session_state.get("_vote_drawing")}
+
+
+def _drop_example() -> None:
+    st.session_state.pop(EXAMPLE_KEY, None)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _k_flips(_lists, search: str, size: int, weights: str, tie: str) -> dict:
+    """knn_core.evaluate.k_flips of the test lists of one view (cached by the arguments after _lists)."""
+    return k_flips(_lists, EXAMPLE_KS, EXAMPLE_COUNT, weights=weights, tie_break=tie)
+
+
+def _answer_runs(ks, winners) -> str:
+    """'k 1–4: 3 · k 5–15: 5': the answers as runs of k."""
+    runs, start = [], 0
+    for i in range(1, len(ks) + 1):
+        if i == len(ks) or winners[i] != winners[start]:
+            span = f"{ks[start]}" if i - 1 == start else f"{ks[start]}–{ks[i - 1]}"
+            runs.append(f"k {span}: **{int(winners[start])}**")
+            start = i
+    return " · ".join(runs)
+
+
+def _show_examples(settings: ui.Settings, present: bool) -> None:
+    """A row of test digits whose answer changes with k, each one click from the radar."""
+    with st.container(key="vote_examples"):
+        st.markdown("**Ready-made examples:** test digits whose answer changes as k grows. Pick one, then move k.")
+        ds = ui.get_dataset()
+        search = settings.search
+        asked = st.session_state.get("vote_examples_asked", False)
+        if not asked and not is_cached(ds, search, "test", train_size=settings.size, k_max=ui.K_MAX):
+            seconds = estimate_seconds(ds, search, "test", settings.size)
+            st.button(f"Find them (searches the {len(ds.test_labels):,} test digits, about {ui.fmt_seconds(seconds)})",
+                      key="vote_examples_find", on_click=lambda: st.session_state.update(vote_examples_asked=True))
+            return
+        found = ui.neighbor_lists([("test", search, settings.size)], key="vote_examples_start")
+        if found is None:
+            return
+        flips = _k_flips(found[0], str(search), settings.size, settings.weights, settings.tie)
+        if not len(flips["index"]):
+            st.caption("No test digit changes its answer between k=1 and k=15 with these settings.")
+            return
+        for col, i, label, winners in zip(st.columns(EXAMPLE_COUNT), flips["index"].tolist(),
+                                          flips["label"].tolist(), flips["winners"]):
+            with col:
+                st.image(ui.digit_tile(ds.test_images[i], 3 if present else 2), output_format="PNG")
+                st.caption(f"#{i}, labelled {label}: {_answer_runs(flips['ks'].tolist(), winners.tolist())}")
+                st.button("Show it", key=f"vote_example_{i}", on_click=_pick_example, args=(i,))
 
 
 # ------------------------------------------------------------------------------ the map

@@ -77,6 +77,19 @@ def run_vote(image=None, params: dict | None = None) -> AppTest:
 # ------------------------------------------------------------------------------ inputs
 
 
+def lists_of(neighbour_labels, labels):
+    """knn_core NeighborLists whose neighbours carry the given labels (distances 1, 2, 3...), one
+    query per row: synthetic votes for knn_core.evaluate's functions."""
+    from knn_core.lists import NeighborLists
+
+    neighbour_labels = np.asarray(neighbour_labels)
+    m, k = neighbour_labels.shape
+    train_labels = neighbour_labels.ravel()
+    indices = np.arange(m * k).reshape(m, k)
+    distances = np.tile(np.arange(1.0, k + 1), (m, 1))
+    return NeighborLists(distances, indices, train_labels, np.asarray(labels), train_rows=np.arange(m * k))
+
+
 def on_canvas(digit28: np.ndarray, size: int = 200, at: tuple[int, int] = (40, 40)) -> np.ndarray:
     """An MNIST digit blown up (cv2.resize) onto a black 280x280 RGBA canvas, like a drawing."""
     rgba = np.zeros((280, 280, 4), np.uint8)

@@ -33,7 +33,16 @@ from knn_core import (
     split_data,
 )
 from knn_core.data import Dataset
-from knn_core.evaluate import choose_k, label_doubts, misclassified, report, size_curve, suspicious_labels, wrong_votes
+from knn_core.evaluate import (
+    choose_k,
+    label_doubts,
+    label_issues,
+    misclassified,
+    report,
+    size_curve,
+    suspicious_labels,
+    wrong_votes,
+)
 
 KS = list(range(1, K_MAX + 1))
 
@@ -104,6 +113,7 @@ def test_confusion_matches_knn_core_on_a_subset(mnist):
     for col, want in (("precision", rep.precision), ("recall", rep.recall), ("F1", rep.f1)):
         assert np.allclose(per_class[col], want, rtol=0, atol=1e-12), col
     assert np.allclose(chart(at, "class_accuracy")["data"][0]["y"], rep.recall)
+    assert chart(at, "class_accuracy")["layout"]["yaxis"]["range"][0] == 0  # from 0: no exaggerated differences
     assert codes(at)[0] == ("python -m knn_core evaluate --k 3 --train-size 1000 --weights distance "
                             "--tie-break nearest")
 
@@ -158,12 +168,12 @@ def test_a_search_too_long_for_a_browser_shows_the_command_instead(mnist, empty_
 
 def test_first_search_shows_progress_then_comes_from_the_cache(mnist, empty_cache):
     params = {"size": 500}
-    at = run_page("suspicious", params)  # leave-one-out on 500 training digits: a quick first search
+    at = run_page("suspicious", params, state={"suspicious_view": "doubts"})  # leave-one-out on 500: quick
     assert len(at.status) == 1 and at.status[0].label.startswith("Searched in ")
     assert at.get("progress")
     first = table_with(at, "disagreement")
     ui.forget_loaded()  # a new server process: the lists are on disk now
-    at = run_page("suspicious", params)
+    at = run_page("suspicious", params, state={"suspicious_view": "doubts"})
     assert not at.status and not at.error  # read from the disk cache (under a spinner): no search, no progress
     pd.testing.assert_frame_equal(table_with(at, "disagreement"), first)
     shutil.rmtree(empty_cache)  # then from memory: no status, the same table, with nothing left on disk
@@ -350,7 +360,7 @@ def test_misclassified_filter_with_no_digit(mnist):
 
 
 def test_suspicious_training_digits_match_knn_core(mnist, capsys):
-    at = run_page("suspicious", {"size": SMALL, "k": 7})
+    at = run_page("suspicious", {"size": SMALL, "k": 7}, state={"suspicious_view": "doubts"})
     loo = lists_for(mnist, "loo")
     idx, frac = suspicious_labels(loo, 7)
     rows = split_data(mnist, "loo", SMALL).train_rows
@@ -372,7 +382,7 @@ def test_suspicious_training_digits_match_knn_core(mnist, capsys):
 
 
 def test_suspicious_test_digits_use_their_training_neighbours(mnist, capsys):
-    at = run_page("suspicious", {"size": SMALL}, state={"suspicious_set": "test"})
+    at = run_page("suspicious", {"size": SMALL}, state={"suspicious_set": "test", "suspicious_view": "doubts"})
     test = lists_for(mnist, "test")
     d = label_doubts(test, 5)
     table = table_with(at, "disagreement")
@@ -385,9 +395,48 @@ def test_suspicious_test_digits_use_their_training_neighbours(mnist, capsys):
     assert with_neighbours(at)[0][0].startswith(f"#11 test {d['index'][10]}\n")
 
 
+def test_likely_label_errors_are_ranked_the_confident_learning_way(mnist):
+    """The page opens on label_issues (not the raw disagreements, which are mostly kNN's own mistakes),
+    says what the list is, and marks, in the disagreements, which are likely label errors too."""
+    at = run_page("suspicious", {"size": SMALL, "k": 7})
+    loo = lists_for(mnist, "loo")
+    found = label_issues(loo, 7)
+    rows = split_data(mnist, "loo", SMALL).train_rows
+    table = table_with(at, "label's share")
+    assert np.array_equal(table["train digit"], rows[found["index"]])
+    assert np.array_equal(table["likely label"], found["suggested"])
+    np.testing.assert_allclose(table["label's share"], found["self_confidence"])
+    assert np.all(np.diff(table["label's share"]) >= 0)  # lowest share of its own label first
+    n = len(found["index"])
+    assert at.metric[0].label == "Likely label errors"
+    assert at.metric[0].value == f"{n:,} of {SMALL:,} training digits ({n / SMALL:.2%})"
+    assert any("candidates for a person to check" in m.value for m in at.markdown)
+    shown = with_neighbours(at)
+    assert shown[0][0] == f"#1 train {rows[found['index'][0]]}\nlabel {found['label'][0]}, likely {found['suggested'][0]}"
+
+    at.radio(key="suspicious_view").set_value("doubts").run()
+    idx, _ = suspicious_labels(loo, 7)
+    doubts = table_with(at, "disagreement")
+    assert np.array_equal(doubts["likely label error"], np.isin(idx, found["index"]))
+    also = int(np.isin(idx, found["index"]).sum())
+    assert 0 < also < len(idx)  # some are label errors, most the method's own disagreements
+    assert any(f"Of these, **{also:,}** are also likely label errors" in c.value for c in at.caption)
+
+
+def test_the_best_method_is_one_click_away(mnist):
+    from knn_core.methods import BEST_PRESET, PRESETS
+
+    at = run_page("suspicious", {"size": 500, "k": 3})
+    at.button(key="suspicious_best").click()
+    at.run()  # the sidebar takes the method; its leave-one-out search may ask first
+    assert at.query_params["method"] == BEST_PRESET
+    assert at.query_params["k"] == str(PRESETS[BEST_PRESET].k) and at.query_params["weights"] == PRESETS[BEST_PRESET].weights
+    assert not at.exception and not any(b.key == "suspicious_best" for b in at.button)
+
+
 @pytest.mark.parametrize("metric", ["euclidean", "cosine", "manhattan", "minkowski"])
 def test_every_metric_on_a_small_training_set(mnist, metric):
-    at = run_page("suspicious", {"size": 500, "metric": metric, "k": 9})
+    at = run_page("suspicious", {"size": 500, "metric": metric, "k": 9}, state={"suspicious_view": "doubts"})
     loo = lists_for(mnist, "loo", size=500, metric=metric)
     idx, _ = suspicious_labels(loo, 9)
     assert np.array_equal(table_with(at, "disagreement")["train digit"], split_data(mnist, "loo", 500).train_rows[idx])

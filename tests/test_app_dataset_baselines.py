@@ -218,3 +218,30 @@ def test_baselines_gallery_shows_a_methods_mistakes(small, reference, monkeypatc
     assert all("✗" in cap and "wrong" in alt for alt, cap in gallery)
     assert {int(re.match(r"test digit (\d+)", alt)[1]) for alt, _ in gallery} <= set(wrong.tolist())
     assert any(f"{len(wrong):,} of {N_TEST:,} test digits wrong" in c.value for c in at.caption)
+
+
+def test_the_shipped_table_shows_at_once_and_can_be_measured_again(small, reference, tmp_path, monkeypatch,
+                                                                     fresh_queue):
+    """#18: the page opens with the table shipped in assets/ (no empty page behind a button), says when it
+    was measured, and measures it again on this server with one press."""
+    rows, _ = reference
+    shipped = tmp_path / "shipped.json"
+    bl.save_table(list(rows.values()), shipped, small, cv=3)
+    monkeypatch.setattr(bl, "SHIPPED_TABLE", shipped)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh"))  # nothing computed on this server
+    at = run(AppTest.from_function(baselines_script, default_timeout=TIMEOUT,
+                                   kwargs={"ds": small, "confirm_seconds": 0.0}))
+    assert not at.warning and not at.status and "bl_start" not in [b.key for b in at.button]
+    df = at.dataframe[0].value
+    assert len(df) == 12
+    for _, rec in df.iterrows():
+        assert rec["Test accuracy"] == rows[(rec["Method"], rec["Features"])].test_accuracy
+    assert any(c.value.startswith("Measured on 20") and "shipped with the app" in c.value for c in at.caption)
+    assert computed(fresh_queue, small) is None  # nothing computed to show it
+
+    at.button(key="bl_measure").click()
+    run(at)
+    assert computed(fresh_queue, small).total > 0  # measured here, through the queue, without asking twice
+    assert not at.warning and not at.status and "bl_measure" not in [b.key for b in at.button]
+    assert len(at.dataframe[0].value) == 12
+    assert not any("shipped with the app" in c.value for c in at.caption)

@@ -207,3 +207,38 @@ def test_bad_arguments_are_parameter_errors(small, kwargs, words):
 def test_command_line_bad_method_exits_2(cache_dir, capsys):
     assert main(["baselines", "--methods", "bogus"]) == 2
     assert "unknown method 'bogus'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the shipped table
+
+
+def test_a_saved_table_loads_as_the_same_rows(small, computed, tmp_path):
+    saved, path = computed[0], tmp_path / "table.json"
+    bl.save_table(saved, path, small, cv=3)
+    got = bl.load_table(path, small, 3, N_TRAIN)
+    assert got is not None
+    loaded, measured = got
+    assert len(measured) == 10 and measured[4] == "-"  # an ISO date
+    assert [(r.method, r.label, r.features) for r in loaded] == [(r.method, r.label, r.features) for r in saved]
+    for a, b in zip(loaded, saved):
+        np.testing.assert_array_equal(a.predictions, b.predictions)
+        np.testing.assert_array_equal(a.cv_scores, b.cv_scores)
+        assert (a.test_accuracy, a.fit_s, a.tuned, a.detail, a.n_train) == (
+            b.test_accuracy, b.fit_s, b.tuned, b.detail, b.n_train)
+    # measured on something else, or not such a file: nothing
+    other = Dataset(small.train_images, small.train_labels, small.test_images[::-1].copy(), small.test_labels[::-1].copy(),
+                    n_val=N_VAL)
+    assert bl.load_table(path, other, 3, N_TRAIN) is None
+    assert bl.load_table(path, small, 5, N_TRAIN) is None
+    assert bl.load_table(path, small, 3, 500) is None
+    assert bl.load_table(tmp_path / "missing.json", small, 3, N_TRAIN) is None
+    path.write_text('{"format": 1, "rows": [')
+    assert bl.load_table(path, small, 3, N_TRAIN) is None
+
+
+def test_the_command_line_saves_the_table(small, cache_dir, capsys, tmp_path):
+    path = tmp_path / "t.json"
+    assert main(["baselines", "--methods", "gnb", "--features", "10x10", "--train-size", "300", "--save", str(path)]) == 0
+    assert f"saved to {path}" in capsys.readouterr().out
+    assert '"method": "gnb"' in path.read_text()
+

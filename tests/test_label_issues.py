@@ -2,19 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from helpers import lists_of
 
 from knn_core.evaluate import label_issues, vote_shares
-from knn_core.lists import NeighborLists
-
-
-def lists_of(neighbour_labels, labels) -> NeighborLists:
-    """Leave-one-out-like lists whose neighbours carry the given labels (distances 1, 2, 3...)."""
-    neighbour_labels = np.asarray(neighbour_labels)
-    m, k = neighbour_labels.shape
-    train_labels = neighbour_labels.ravel()
-    indices = np.arange(m * k).reshape(m, k)
-    distances = np.tile(np.arange(1.0, k + 1), (m, 1))
-    return NeighborLists(distances, indices, train_labels, np.asarray(labels), train_rows=np.arange(m * k))
 
 
 def test_vote_shares_are_the_vote_divided_by_its_total():

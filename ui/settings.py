@@ -229,8 +229,11 @@ def sidebar_settings() -> Settings:
     parsed, warnings = settings_from_query(changed)
     for key in changed:
         values[key] = parsed.get(key, SPECS[key].default)
-    for w in warnings:
-        st.warning(w, icon="⚠️")
+    # Always one container, even empty: the page's elements keep their places whether or not there
+    # are warnings, so a keyed widget such as the canvas is not mounted afresh (and blank) next run.
+    with st.container(key="link_warnings"):
+        for w in warnings:
+            st.warning(w, icon="⚠️")
 
     with st.sidebar:
         st.header("Settings")
