@@ -29,6 +29,7 @@ from .canvas import (
     drawing_from_bytes,
     drawing_stages,
     drawing_to_mnist,
+    drawn_digit,
 )
 from .charts import VOTE_CHART_CONFIG, WINNER_COLOUR, vote_bars_html, vote_chart
 from .digits import (
@@ -130,7 +131,7 @@ __all__ = [
     "VOTE_CHART_CONFIG", "WINNER_COLOUR", "vote_bars_html", "vote_chart",
     # canvas
     "DRAWING_MIN_STROKE", "PEN_DEFAULT", "DrawingError", "drawing_canvas", "drawing_from_bytes",
-    "drawing_stages", "drawing_to_mnist",
+    "drawing_stages", "drawing_to_mnist", "drawn_digit",
     # cache warnings
     "show_cache_warnings",
     # navigation
