@@ -1,4 +1,4 @@
-"""Command line: knn-lab (or python -m knn_core) {evaluate,sweep,predict,misclassified,suspicious,baselines,methods}
+"""Command line: knn-lab (or python -m knn_core) {evaluate,sweep,predict,misclassified,suspicious,baselines,methods,room}
 
 Every table the app shows has its equivalent here. A problem with the input
 (knn_core's own errors: a bad file, an unknown method, k out of range)
@@ -18,6 +18,7 @@ from .errors import DataError, KnnLabError, ParameterError
 from .evaluate import DEFAULT_KS, choose_k, report, size_curve
 from .lists import K_MAX, SPLITS, is_cached, neighbor_lists, split_data
 from .methods import PRESETS, Method
+from .room.cli import add_room_commands, cmd_room
 from .search import METRICS
 from .vote import TIE_BREAKS, WEIGHTS
 
@@ -143,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--cv", type=int, default=3, help="cross-validation folds (default: 3)")
     bl.add_argument("--data", metavar="PATH", help="MNIST source (default: the bundled copy); see load_mnist")
     bl.add_argument("--train-size", type=int, metavar="N", help="use a stratified subset of N training digits")
+
+    add_room_commands(sub)
     return parser
 
 
@@ -379,7 +382,7 @@ def main(argv=None) -> int:
         _resolve_method(args)
         {"evaluate": cmd_evaluate, "sweep": cmd_sweep, "predict": cmd_predict,
          "misclassified": cmd_misclassified, "suspicious": cmd_suspicious,
-         "baselines": cmd_baselines, "methods": cmd_methods}[args.command](args)
+         "baselines": cmd_baselines, "methods": cmd_methods, "room": cmd_room}[args.command](args)
     except KnnLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

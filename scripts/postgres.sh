@@ -48,7 +48,11 @@ case "$cmd" in
     dir=${2:?usage: postgres.sh start DIR [PORT]}
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    [ "$(id -u)" = 0 ] && chown "$owner" "$dir" && chmod 700 "$dir"
+    if [ "$(id -u)" = 0 ]; then
+      chown "$owner" "$dir" && chmod 700 "$dir"
+      runuser -u "$owner" -- test -x "$dir" \
+        || { echo "$dir: user $owner cannot reach it (a parent folder is private): use a folder under /tmp" >&2; exit 1; }
+    fi
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       as_owner "$initdb" -D "$dir/data" -U knn --auth=trust --encoding=UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }

@@ -55,7 +55,7 @@ def test_a_new_room_has_a_readable_code_and_a_secret_teacher_token(store):
     room = store.create_room(now=T0)
     assert re.fullmatch(r"[2-9A-HJKMNP-Z]{3}-[2-9A-HJKMNP-Z]{3}", room.code)
     assert not set(room.code) & set("01OIL")
-    assert len(room.teacher_token) >= 32
+    assert len(room.teacher_token) == 32 and not room.teacher_token.startswith("-")
     assert room.created_at == T0 and room.expires_at == T0 + timedelta(days=7)
     assert room.prompt is None and room.review_first is False
     # the database keeps only the token's hash
@@ -312,7 +312,7 @@ def _columns_and_indexes(engine) -> dict:
     return shape
 
 
-def test_migrating_an_empty_database_builds_exactly_the_schema_module(database_url):  # noqa: F811
+def test_migrating_an_empty_database_builds_exactly_the_schema_module(database_url, request):  # noqa: F811
     engine = sa.create_engine(database_url)
     try:
         assert migrate(engine) == (0, LATEST)
@@ -320,20 +320,21 @@ def test_migrating_an_empty_database_builds_exactly_the_schema_module(database_u
         migrated = _columns_and_indexes(engine)
     finally:
         engine.dispose()
-    reference_url = database_url  # build schema.py's tables in a second, empty database of the same kind
+    # schema.py's tables, built directly in a second empty database of the same kind
     if database_url.startswith("sqlite"):
-        reference_url = database_url.replace("classroom.sqlite3", "reference.sqlite3")
-        reference = sa.create_engine(reference_url)
-        try:
-            metadata.create_all(reference)
-            assert _columns_and_indexes(reference) == migrated
-        finally:
-            reference.dispose()
+        reference_url, drop = database_url.replace("classroom.sqlite3", "reference.sqlite3"), None
     else:
-        with sa.create_engine(database_url).connect() as conn:
-            assert schema_version(conn) == LATEST
-            tables = {c["name"] for c in sa.inspect(conn).get_columns("drawings")}
-        assert tables == set(metadata.tables["drawings"].columns.keys())
+        server = request.getfixturevalue("postgres")
+        reference_url = server.create_database()
+        drop = server.drop_database
+    reference = sa.create_engine(reference_url)
+    try:
+        metadata.create_all(reference)
+        assert _columns_and_indexes(reference) == migrated
+    finally:
+        reference.dispose()
+        if drop:
+            drop(reference_url)
 
 
 def _create_v1_by_hand(engine) -> None:
@@ -520,3 +521,22 @@ def test_nothing_labelled_means_nothing_to_export(store):
     for make in (export.idx_zip, export.png_zip):
         with pytest.raises(RoomError, match="No labelled drawings to export yet"):
             make(store.drawings(room.code))
+
+
+def test_the_command_line_purges_expired_classes_and_exports_a_class(database_url, tmp_path, capsys):  # noqa: F811
+    from knn_core.cli import main
+
+    with open_store(database_url) as store:
+        old = store.create_room(now=datetime.now(timezone.utc) - timedelta(days=8))
+        room, sent = _labelled_room(store)
+    assert main(["room", "purge", "--database", database_url]) == 0
+    assert "deleted 1 class older than 7 days" in capsys.readouterr().out
+    out = tmp_path / "class.zip"
+    args = ["room", "export", room.code.lower(), f"--teacher-token={room.teacher_token}", "--out", str(out)]
+    assert main([*args, "--database", database_url]) == 0
+    ds = load_mnist(_unzip(out.read_bytes(), tmp_path / "idx"), train_from="bundled")
+    np.testing.assert_array_equal(ds.test_labels, [d.label for d in sent])
+    other = tmp_path / "other.zip"
+    assert main(["room", "export", room.code, f"--teacher-token={old.teacher_token}", "--out", str(other),
+                 "--database", database_url]) == 2  # fmt: skip
+    assert "This teacher link is not valid" in capsys.readouterr().err and not other.exists()

@@ -35,7 +35,10 @@ def normalize_code(text: object) -> str | None:
 
 
 def new_teacher_token() -> str:
-    return secrets.token_urlsafe(24)
+    """32 URL-safe characters, never starting with "-" (a command line would take it for an option)."""
+    while (token := secrets.token_urlsafe(24)).startswith("-"):
+        pass
+    return token
 
 
 def token_hash(token: str) -> str:

@@ -42,3 +42,9 @@ def retention() -> timedelta:
     if not 0 < days <= 3650:
         raise ParameterError(f"{RETENTION_ENV}={text!r}: expected a number of days between 0 and 3650, e.g. 7")
     return timedelta(days=days)
+
+
+def days_text(period: timedelta) -> str:
+    """'7 days', '1 day', '0.5 days': a retention period in messages."""
+    days = period / timedelta(days=1)
+    return f"{days:g} day" + ("" if days == 1 else "s")

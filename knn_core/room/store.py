@@ -21,7 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from . import codes
-from .config import database_url, retention
+from .config import database_url, days_text, retention
 from .engine import describe, make_engine
 from .errors import BadDrawing, NotTeacher, RoomExpired, RoomNotFound, StoreUnavailable
 from .migrations import migrate
@@ -149,7 +149,7 @@ class RoomStore:
         """The class and all its drawings, in one transaction; returns how many drawings went."""
 
         def work(conn: sa.Connection) -> int:
-            room_id, _ = self._teacher_row(conn, token, None, allow_expired=True)
+            room_id, _ = self._teacher_row(conn, token, None, allow_expired=True, lock=True)
             gone = conn.execute(drawings.delete().where(drawings.c.room_id == room_id)).rowcount
             conn.execute(rooms.delete().where(rooms.c.id == room_id))
             return gone
@@ -182,7 +182,10 @@ class RoomStore:
         send_id: str | None = None,
         now: datetime | None = None,
     ) -> Drawing:
-        """Store a student's drawing; committed when this returns. Idempotent per (room, send_id)."""
+        """Store a student's drawing; committed when this returns. Idempotent per (room, send_id).
+
+        The room's row is locked for the few milliseconds of the insert (see `_room_row`).
+        """
         blob = _pixels_blob(pixels)
         send_id = _id_text(send_id or uuid.uuid4().hex, "send_id")
         values = dict(
@@ -196,7 +199,7 @@ class RoomStore:
         )
 
         def work(conn: sa.Connection) -> Drawing:
-            room_id, room = self._room_row(conn, code, now)
+            room_id, room = self._room_row(conn, code, now, lock=True)
             existing = self._drawing_by_send_id(conn, room_id, room.code, send_id)
             if existing is not None:
                 return existing
@@ -271,36 +274,48 @@ class RoomStore:
             token,
         )
 
-    def _room_row(self, conn: sa.Connection, code: str, now: datetime | None) -> tuple[int, Room]:
+    def _room_row(
+        self, conn: sa.Connection, code: str, now: datetime | None, *, lock: bool = False
+    ) -> tuple[int, Room]:
+        """The room's id and Room; with `lock`, its row stays locked until the transaction ends.
+
+        `send` locks it so that a room's drawings commit in the order of their ids (PostgreSQL
+        hands out ids at insert time, and without the lock id 6 could commit before id 5: a wall
+        that had read up to 6 would never show 5). SQLite's write lock already serializes sends.
+        """
         canonical = codes.normalize_code(code)
         shown = str(code).strip()[:20] if isinstance(code, str) else repr(code)[:20]
         if canonical is None:
             raise RoomNotFound(
                 f"No class with code {shown}: a class code looks like K7M-4QX; check the code on the projector"
             )
-        row = conn.execute(sa.select(rooms).where(rooms.c.code == canonical)).first()
+        query = sa.select(rooms).where(rooms.c.code == canonical)
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise RoomNotFound(f"No class with code {canonical}: check the code on the projector")
         room = self._to_room(row)
         if room.expires_at <= (now or utc_now()):
             raise RoomExpired(
-                f"The class {canonical} has ended: classes are kept for {_days(self.retention)} and then deleted. "
+                f"The class {canonical} has ended: classes are kept for {days_text(self.retention)} and then deleted. "
                 "Ask your teacher for a new code"
             )
         return row.id, room
 
-    def _teacher_row(self, conn, token: str, now: datetime | None, *, allow_expired: bool = False) -> tuple[int, Room]:
+    def _teacher_row(
+        self, conn, token: str, now: datetime | None, *, allow_expired: bool = False, lock: bool = False
+    ) -> tuple[int, Room]:
         invalid = NotTeacher("This teacher link is not valid (or the class was deleted): start a new class")
         if not isinstance(token, str) or not 8 <= len(token) <= 200:
             raise invalid
         wanted = codes.token_hash(token)
-        row = conn.execute(sa.select(rooms).where(rooms.c.token_hash == wanted)).first()
+        query = sa.select(rooms).where(rooms.c.token_hash == wanted)
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None or not codes.same_hash(row.token_hash, wanted):
             raise invalid
         room = self._to_room(row, token)
         if not allow_expired and room.expires_at <= (now or utc_now()):
             raise NotTeacher(
-                f"This teacher link has expired: the class {room.code} was kept for {_days(self.retention)} "
+                f"This teacher link has expired: the class {room.code} was kept for {days_text(self.retention)} "
                 "and is being deleted. Start a new class"
             )
         return row.id, room
@@ -438,8 +453,3 @@ def _drawing(row, code: str) -> Drawing:
         approved=bool(row["approved"]),
         send_id=row["send_id"],
     )
-
-
-def _days(period: timedelta) -> str:
-    days = period / timedelta(days=1)
-    return f"{days:g} day" + ("" if days == 1 else "s")
