@@ -23,7 +23,6 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from knn_core import EmptyDrawingError, ImageError
 from knn_core.evaluate import report
 from knn_core.room import BadDrawing, RoomError, export
 
@@ -375,7 +374,7 @@ def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
         st.markdown(f"#### ✏️ Draw a **{room.prompt}**")
     if image is None:
         image = ui.drawing_canvas(key="room_canvas", pen_width=ui.PEN_DEFAULT)
-    digit = _digit(image)
+    digit = ui.drawn_digit(image)
     if digit is not None:
         send_box = st.container()  # above the prediction (in view on a phone), filled once kNN has answered
         vote = ui.show_prediction(digit, settings).vote
@@ -388,18 +387,6 @@ def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
         st.caption(f"Your drawings in this class ({len(mine)}), newest first")
         pictures = st.session_state.setdefault("room_my_pictures", {})  # drawn once per drawing, not per stroke
         st.html(ui.drawings_html(mine[::-1][:24], scale=2, pictures=pictures, css_class="my-drawings"))
-
-
-def _digit(image) -> np.ndarray | None:
-    if image is None:
-        return None
-    try:
-        return ui.drawing_to_mnist(image)
-    except EmptyDrawingError:
-        return None
-    except ImageError as exc:
-        st.error(f"Can't use this drawing: {ui.md_escape(exc)}", icon="🚫")
-        return None
 
 
 def _send_controls(store, room, digit: np.ndarray, predicted: int) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from knn_core import EmptyDrawingError, ImageError, KNNClassifier, estimate_seconds, is_cached
+from knn_core import KNNClassifier, estimate_seconds, is_cached
 from knn_core.embedding import DigitMap, load_map, place
 from knn_core.evaluate import k_flips
 
@@ -79,7 +79,7 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
         st.write("")  # room for the canvas' floating toolbar
         if image is None:
             image = ui.drawing_canvas(key=CANVAS_KEY)
-        digit = _digit(image)
+        digit = ui.drawn_digit(image)
         example = _current_example(image)
         if example is not None:
             ds = ui.get_dataset()
@@ -142,18 +142,6 @@ def _k_slider(settings: ui.Settings) -> int:
     st.session_state["vote_k"] = settings.k  # follow the sidebar (and the link)
     return st.slider("k: how many neighbours vote", ui.K_MIN, ui.K_MAX, key="vote_k", on_change=_sync_k,
                      help="The same k as in the sidebar; it is in the link.")
-
-
-def _digit(image) -> np.ndarray | None:
-    if image is None:
-        return None
-    try:
-        return ui.drawing_to_mnist(image)
-    except EmptyDrawingError:
-        return None
-    except ImageError as exc:
-        st.error(f"Can't use this drawing: {ui.md_escape(exc)}", icon="🚫")
-        return None
 
 
 # ------------------------------------------------------------------------------ ready-made examples

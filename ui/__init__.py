@@ -31,6 +31,7 @@ from .canvas import (
     drawing_from_bytes,
     drawing_stages,
     drawing_to_mnist,
+    drawn_digit,
 )
 from .charts import VOTE_CHART_CONFIG, WINNER_COLOUR, vote_bars_html, vote_chart
 from .digits import (
@@ -133,7 +134,7 @@ __all__ = [
     "VOTE_CHART_CONFIG", "WINNER_COLOUR", "vote_bars_html", "vote_chart",
     # canvas
     "DRAWING_MIN_STROKE", "PEN_DEFAULT", "DrawingError", "drawing_canvas", "drawing_from_bytes",
-    "drawing_stages", "drawing_to_mnist",
+    "drawing_stages", "drawing_to_mnist", "drawn_digit",
     # abstain and explain
     "abstain_judgement", "abstain_message", "calibration_hint", "explain_section", "neighbours_from_lists",
     # cache warnings

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from knn_core import ImageError, canvas_from_png
+from knn_core import EmptyDrawingError, ImageError, canvas_from_png
 from knn_core.normalize import MNIST_STROKE, Stages, canvas_to_mnist_stages
 
 from .safe import md_escape
@@ -30,6 +30,20 @@ def drawing_stages(image) -> Stages:
 def drawing_to_mnist(image) -> np.ndarray:
     """A canvas drawing -> the 28x28 digit the pages classify."""
     return drawing_stages(image).centred
+
+
+def drawn_digit(image) -> np.ndarray | None:
+    """A drawing (or None) -> its 28x28 digit; None when there is none or it has no ink, and an st.error
+    naming the problem when it is not a usable picture."""
+    if image is None:
+        return None
+    try:
+        return drawing_to_mnist(image)
+    except EmptyDrawingError:
+        return None
+    except ImageError as exc:
+        st.error(f"Can't use this drawing: {md_escape(exc)}", icon="🚫")
+        return None
 
 
 CANVAS_SIZE = 280
