@@ -32,10 +32,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
-from knn_core import KNNClassifier, neighbor_lists
+from knn_core import KNNClassifier, find_neighbors, neighbor_lists
 from knn_core.data import load_mnist
 from knn_core.methods import BEST_PRESET, PRESETS, MethodSearch, brute_force_neighbors
 from knn_core.vote import decide, tally
@@ -74,17 +75,28 @@ def fmt_seconds(s: float) -> str:
     return f"{s / 60:.1f} min"
 
 
-def measure_preset(ds, name: str, n_single: int, use_cache: bool, one_vote: bool = False) -> dict:
+def validation_lists(ds, recipe, val_n: Optional[int], **options):
+    """The validation split's neighbour lists: all 10,000 digits, or a seeded subset of val_n of them
+    (for the slow methods; the same subset for every method and run)."""
+    if val_n is None or val_n >= len(ds.val_labels):
+        return neighbor_lists(ds, recipe, "val", **options)
+    keep = np.sort(np.random.default_rng(0).choice(len(ds.val_labels), val_n, replace=False))
+    return find_neighbors(ds.fit_images, ds.fit_labels, ds.val_images[keep], ds.val_labels[keep], method=recipe,
+                          **options)
+
+
+def measure_preset(ds, name: str, n_single: int, use_cache: bool, one_vote: bool = False,
+                   val_n: Optional[int] = None) -> dict:
     preset = PRESETS[name]
     r = preset.recipe
     log(f"== {name}: {r.describe()}")
-    val = neighbor_lists(ds, r, "val", progress=progress(f"{name} val"), use_cache=use_cache)
+    val = validation_lists(ds, r, val_n, progress=progress(f"{name} val"), use_cache=use_cache)
     val_acc = {w: val.sweep(KS, weights=w) for w in WEIGHTS}
     weights, k = choose_vote(val_acc)
     test = neighbor_lists(ds, r, "test", progress=progress(f"{name} test"), use_cache=use_cache)
     test_acc = {w: test.sweep(KS, weights=w) for w in WEIGHTS}
     out = dict(
-        name=name, label=preset.label, recipe=r.to_dict(), describe=r.describe(), k=k, weights=weights,
+        name=name, label=preset.label, val_n=len(val.query_labels), recipe=r.to_dict(), describe=r.describe(), k=k, weights=weights,
         preset_vote=(preset.k, preset.weights),
         val_error=100 * (1 - float(val_acc[weights][KS.index(k)])),
         test_error=100 * (1 - float(test_acc[weights][KS.index(k)])),
@@ -98,7 +110,7 @@ def measure_preset(ds, name: str, n_single: int, use_cache: bool, one_vote: bool
     if r.shifts and one_vote:
         # Each training digit voting once (its best shift) changes the lists: its own (cached) search.
         r1 = r.replace(one_vote_per_digit=True)
-        v1 = neighbor_lists(ds, r1, "val", progress=progress(f"{name} 1-vote val"), use_cache=use_cache)
+        v1 = validation_lists(ds, r1, val_n, progress=progress(f"{name} 1-vote val"), use_cache=use_cache)
         w1, k1 = choose_vote({w: v1.sweep(KS, weights=w) for w in WEIGHTS})
         t1 = neighbor_lists(ds, r1, "test", progress=progress(f"{name} 1-vote test"), use_cache=use_cache)
         out["one_vote"] = dict(k=k1, weights=w1, test_error=100 * (1 - t1.accuracy(k1, weights=w1)),
@@ -172,7 +184,7 @@ def table(rows: list[dict]) -> str:
         lit = f"{r['literature']:.2f} ({r['source']})" if r["literature"] is not None else "-"
         lines.append(
             f"| `{r['name']}`: {r['describe']} | {r['k']}, {r['weights']} | **{r['test_error']:.2f}** "
-            f"(val {r['val_error']:.2f}) | {lit} | {fmt_seconds(r['test_seconds'])} / "
+            f"(val {r['val_error']:.2f}{'' if r['val_n'] == 10000 else ' on ' + format(r['val_n'], ',')}) | {lit} | {fmt_seconds(r['test_seconds'])} / "
             f"{fmt_seconds(r['test_cpu_seconds'])} | {fmt_seconds(r.get('query_seconds', np.nan))} |"
         )
         if "one_vote" in r:
@@ -195,6 +207,9 @@ def main(argv=None) -> int:
     ap.add_argument("--exactness-methods", default="L3,deskew+blur+L3,deskew+blur+L3+shift1,deskew+blur+L3+shift2")
     ap.add_argument("--one-vote", default="deskew+blur+L3+shift2", metavar="M,M,...",
                     help="shift presets also measured with one vote per training digit (default: the 2-px one)")
+    ap.add_argument("--val-n", type=int, metavar="N",
+                    help="choose k and the weights on a seeded subset of N validation digits (default: all 10,000; "
+                         "for the slow methods)")
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables as markdown to PATH")
     ap.add_argument("--fresh", action="store_true", help="recompute (and do not write) the cached neighbour lists")
     ap.add_argument("--json", metavar="PATH", help="also write all results as JSON")
@@ -209,7 +224,7 @@ def main(argv=None) -> int:
         f"load average: {os.getloadavg()[0]:.1f}")
     t_all = time.perf_counter()
     one_vote = {m.strip() for m in args.one_vote.split(",")}
-    rows = [measure_preset(ds, name, args.n_single, not args.fresh, name in one_vote) for name in names]
+    rows = [measure_preset(ds, name, args.n_single, not args.fresh, name in one_vote, args.val_n) for name in names]
     results = {"rows": rows}
     out = []
 

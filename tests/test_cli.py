@@ -324,11 +324,12 @@ def test_predict_a_photo_goes_through_the_photo_path(capsys, ds, tmp_path, ext):
     assert clf.predict(digit[None])[0] == 7 == ds.test_labels[0]
 
 
-def test_predict_with_a_method_uses_its_neighbours_and_vote(capsys, ds, tmp_path):
-    preset = PRESETS["deskew"]  # no --k, no --weights: the preset's (k=3, distance), not the classic defaults
+@pytest.mark.parametrize("name", ["deskew", "idm+blur"])
+def test_predict_with_a_method_uses_its_neighbours_and_vote(capsys, ds, tmp_path, name):
+    preset = PRESETS[name]  # no --k, no --weights: the preset's (e.g. k=3, distance), not the classic defaults
     assert (preset.k, preset.weights) != (5, "uniform")
     path = write_png(tmp_path / "d.png", ds.test_images[11])
-    status, out, err = run(capsys, "predict", path, "--method", "deskew", "--train-size", "1000")
+    status, out, err = run(capsys, "predict", path, "--method", name, "--train-size", "1000")
     assert status == 0, err
     keep = stratified_subset(ds.train_labels, 1000)
     X, y = ds.train_images[keep], ds.train_labels[keep]
