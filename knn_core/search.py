@@ -9,7 +9,8 @@ reach 5e7, beyond float32's 2**24). Neighbours come back ordered by
 scikit-learn's float64 brute force except among exactly equal distances.
 
 Metrics without a product form (manhattan, minkowski) use scikit-learn's
-optimised brute-force backend, then the same (distance, index) ordering.
+optimised brute-force backend on blocks of training rows (no float copy of
+the whole set is kept), then the same (distance, index) ordering.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import ParameterError
-from .threads import one_blas_thread
+from .threads import one_blas_thread, openmp_threads
 
 METRICS = ("euclidean", "manhattan", "minkowski", "cosine")
 _PRODUCT_METRICS = ("euclidean", "cosine")
@@ -104,14 +105,10 @@ class ExactSearch:
         if self.metric in _PRODUCT_METRICS:
             self._fit_product()  # also serves float queries against a dense set
         else:
-            from sklearn.neighbors import NearestNeighbors
-
-            sk_metric, p = ("minkowski", 1) if self.metric == "manhattan" else ("minkowski", self.p)
-            self._sk = NearestNeighbors(algorithm="brute", metric=sk_metric, p=p, n_jobs=self.n_jobs)
             # Manhattan on uint8 pixels: every sum is a whole number below 2**24, so float32 is exact
-            # and half the memory (188 MB instead of 376 at 60,000 digits); other powers need float64.
+            # and half the memory; other powers need float64. No float copy of the whole training set
+            # is kept (376 MB at 60,000 digits): each search converts one block of rows at a time.
             self._sk_dtype = np.float32 if self.metric == "manhattan" and X.dtype == np.uint8 else np.float64
-            self._sk.fit(X.astype(self._sk_dtype))
         return self
 
     def _fit_product(self):
@@ -298,25 +295,51 @@ class ExactSearch:
         return out
 
     def _sklearn_chunk(self, Q, k, exclude):
-        """scikit-learn's backend asked for a few extra, then (distance, index) order."""
-        # Queries in the training copy's dtype where that is exact (uint8 pixels), else float64.
-        Q64 = Q.astype(self._sk_dtype if Q.dtype == np.uint8 else np.float64)
+        """scikit-learn's brute force over blocks of training rows (converted to float one block at a
+        time), each block's k best by (distance, index), then the k best of those.
+
+        A query's k best overall are among its k best of each block, so this is exact; each block
+        keeps at least k + 1 rows, so it always has k to give.
+        """
+        n = self.n_samples_
+        n_blocks = max(1, min(n // _FIT_CHUNK, n // (k + 1)))
+        bounds = np.linspace(0, n, n_blocks + 1).astype(np.int64)
+        # Queries in the training blocks' dtype where that is exact (uint8 pixels), else float64.
+        Qf = Q.astype(self._sk_dtype if Q.dtype == np.uint8 else np.float64)
+        parts = []
+        with openmp_threads(self.n_jobs or 1):
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                ex = None if exclude is None else np.where((exclude >= lo) & (exclude < hi), exclude - lo, -1)
+                d, i = self._sklearn_block(self.X_[lo:hi], Qf, k, ex)
+                parts.append((d, i + lo))
+        if len(parts) == 1:
+            return parts[0]
         c = len(Q)
+        d = np.concatenate([p[0] for p in parts], axis=1)
+        i = np.concatenate([p[1] for p in parts], axis=1)
+        return _select_k(np.repeat(np.arange(c), d.shape[1]), i.ravel(), d.ravel(), c, k)
+
+    def _sklearn_block(self, X, Qf, k, exclude):
+        """The k nearest rows of X by (distance, index): scikit-learn asked for a few extra, and for more
+        while ties at the k-th distance reach past what came back."""
+        from sklearn.neighbors import NearestNeighbors
+
+        sk_metric, p = ("minkowski", 1) if self.metric == "manhattan" else ("minkowski", self.p)
+        nn = NearestNeighbors(algorithm="brute", metric=sk_metric, p=p).fit(X.astype(self._sk_dtype))
+        n, c = len(X), len(Qf)
         extra = 8
         while True:
-            kk = min(self.n_samples_, k + extra + (exclude is not None))
-            d, i = self._sk.kneighbors(Q64, n_neighbors=kk)
+            kk = min(n, k + extra + (exclude is not None))
+            d, i = nn.kneighbors(Qf, n_neighbors=kk)
             rows = np.repeat(np.arange(c), kk)
             d, i = d.ravel(), i.ravel()
             if exclude is not None:
                 keep = i != np.repeat(exclude, kk)
                 rows, d, i = rows[keep], d[keep], i[keep]
             dist, ind = _select_k(rows, i, d, c, k)
-            # Ties at the k-th distance may reach past what was asked for:
-            # ask for more until something strictly farther came back.
             farthest = np.full(c, -np.inf)
             np.maximum.at(farthest, rows, d)
-            if kk == self.n_samples_ or np.all(farthest > dist[:, -1]):
+            if kk == n or np.all(farthest > dist[:, -1]):
                 return dist, ind
             extra *= 4
 
