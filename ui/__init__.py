@@ -51,7 +51,6 @@ from .jobs import (
     forget_loaded,
     max_browser_seconds,
     neighbor_lists,
-    session_owner,
 )
 from .navigation import page_menu, run_page
 from .resources import (
@@ -62,6 +61,7 @@ from .resources import (
     get_fitted,
     get_subset,
     nearest,
+    session_owner,
     start_server,
 )
 from .safe import error_message, md_escape, shown, valid_index
