@@ -136,3 +136,30 @@ def test_small_fits_are_not_written_to_the_disk_cache(empty_cache):
     X = np.random.default_rng(4).integers(0, 256, (search_module._CACHED_FIT_ROWS[0] - 1, 12), dtype=np.uint8)
     ExactSearch().fit(X)
     assert not list(empty_cache.glob("exact-search-fit-*.npz"))
+
+
+def test_the_warm_up_fit_runs_at_normal_priority_and_others_asking_meanwhile_wait_for_it(monkeypatch):
+    gate, log = threading.Event(), []
+    fit = KNNClassifier.fit
+
+    def slow_fit(self, X, y):
+        log.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        gate.wait(10)
+        return fit(self, X, y)
+
+    monkeypatch.setattr(KNNClassifier, "fit", slow_fit)
+    fitted = _FittedClassifiers(3)
+    warm = threading.Thread(target=fitted.get, args=(EUCLIDEAN, 500), kwargs={"background": False})
+    warm.start()
+    deadline = time.monotonic() + 10
+    while not log and time.monotonic() < deadline:
+        time.sleep(0.01)
+    student = threading.Thread(target=fitted.get, args=(EUCLIDEAN, 500, "s1"))
+    student.start()
+    gate.set()
+    warm.join(10)
+    student.join(10)
+    assert len(log) == 1 and log[0] < 19  # one fit, not at nice 19
+    assert fitted.keys() == [(EUCLIDEAN, 500)]
+    fitted.queue.shutdown()
+    fitted.startup.shutdown()

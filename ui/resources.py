@@ -69,8 +69,9 @@ def start_server() -> None:
 
 
 def _warm_up() -> None:
-    """The default classifier fitted (a load from the disk cache after the first time) and asked once."""
-    clf = get_fitted(DEFAULT_SEARCH, Settings().size)
+    """The default classifier fitted (a load from the disk cache after the first time) and asked once.
+    At normal priority: it is every student's, and the first drawing waits for it."""
+    clf = get_fitted(DEFAULT_SEARCH, Settings().size, background=False)
     clf.kneighbors(get_dataset().test_images[:1], 1)
 
 
@@ -154,20 +155,26 @@ class _FittedClassifiers:
     def __init__(self, size: int, max_bytes: float = FITTED_MAX_BYTES):
         self.size = size
         self.max_bytes = max_bytes
-        self.queue = JobQueue(1, per_owner=1, keep=0)
+        self.queue = JobQueue(1, per_owner=1, keep=0)  # what sessions ask for: in the background
+        self.startup = JobQueue(1, per_owner=1, keep=0, background=False)  # the default, at start: at once
         self._done: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, search: Method, train_size: int, owner: str | None = None) -> KNNClassifier:
+    def get(self, search: Method, train_size: int, owner: str | None = None, *,
+            background: bool = True) -> KNNClassifier:
         """The fitted classifier, fitting it first if needed (waiting for it). Raises QueueFull when
         `owner` (a session; by default the calling thread) already waits for another fit, and
-        whatever the fit raised."""
+        whatever the fit raised. `background=False` (the server's warm-up): fitted at normal priority,
+        and whoever asks for it meanwhile waits for that fit."""
         key = (search, train_size)
         with self._lock:
             if key in self._done:
                 self._done.move_to_end(key)
                 return self._done[key]
-        job = self.queue.submit(key, lambda progress: self._fit(key), owner=owner or f"thread {threading.get_ident()}")
+        job = self.startup.get(key)
+        if job is None or job.ended:
+            queue = self.queue if background else self.startup
+            job = queue.submit(key, lambda progress: self._fit(key), owner=owner or f"thread {threading.get_ident()}")
         while not job.ended:
             job.touch()  # someone still waits for it
             time.sleep(0.05)
@@ -202,12 +209,12 @@ class _FittedClassifiers:
 _FITTED = _FittedClassifiers(FITTED_MAX)
 
 
-def get_fitted(search: Method, train_size: int, owner: str | None = None) -> KNNClassifier:
+def get_fitted(search: Method, train_size: int, owner: str | None = None, *, background: bool = True) -> KNNClassifier:
     """A KNNClassifier of this method fitted on `train_size` digits, shared by every session.
 
     Never mutate it: use :func:`classifier` for per-view vote parameters.
     """
-    return _FITTED.get(search, train_size, owner)
+    return _FITTED.get(search, train_size, owner, background=background)
 
 
 def is_fitted(search: Method, train_size: int) -> bool:
