@@ -65,12 +65,13 @@ def start_server() -> None:
     limit_blas_threads(SERVER_BLAS_THREADS)
     cv2.setNumThreads(1)
     give_freed_memory_back()
-    threading.Thread(target=_warm_up, name="knn-lab-warm-up", daemon=True).start()
+    threading.Thread(target=warm_up, name="knn-lab-warm-up", daemon=True).start()
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """The default classifier fitted (a load from the disk cache after the first time) and asked once.
-    At normal priority: it is every student's, and the first drawing waits for it."""
+    At normal priority: it is every student's, and the first drawing waits for it. scripts/run_app.sh
+    also runs it beside the starting server, so even a first start finds the fit in the disk cache."""
     clf = get_fitted(DEFAULT_SEARCH, Settings().size, background=False)
     clf.kneighbors(get_dataset().test_images[:1], 1)
 
