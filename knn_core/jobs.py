@@ -7,8 +7,12 @@ not be startable thirty times, nor outlive everyone who wanted it. So:
 - a job is known by its key: asking again for the same key joins it;
 - each owner (a browser session) has at most `per_owner` jobs queued or running;
 - whoever waits for a job `touch`es it; a job nobody touched for
-  `abandon_after` seconds is cancelled, queued or running (its work function
-  gets `JobCancelled` from its next progress call, between two chunks).
+  `abandon_after` seconds (default 5: a page waiting touches it every 0.2 s)
+  is cancelled, queued or running (its work function gets `JobCancelled`
+  from its next progress call, between two chunks);
+- the workers run in the background: each worker thread at the lowest CPU
+  priority (nice 19, Linux) and with one OpenMP thread, so the heavy work
+  takes what the interactive requests leave (`background=False` for neither).
 
 Plain Python, no Streamlit: the pages keep one `JobQueue` per process in a
 module global (not in a Streamlit cache, which any browser can clear).
@@ -23,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional
 
 from .errors import KnnLabError
+from .threads import lower_thread_priority, openmp_threads
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 WORKERS_ENV = "KNN_LAB_SEARCH_WORKERS"
 PER_OWNER_ENV = "KNN_LAB_SEARCHES_PER_SESSION"
+ABANDON_AFTER = 5.0  # seconds without a touch: a closed page's search stops within a few seconds
 
 
 class JobCancelled(Exception):
@@ -81,7 +87,8 @@ class Job:
 class JobQueue:
     """Jobs run by `workers` threads in the order asked; see the module docstring."""
 
-    def __init__(self, workers: int = 1, *, per_owner: int = 2, abandon_after: float = 30.0, keep: int = 24):
+    def __init__(self, workers: int = 1, *, per_owner: int = 2, abandon_after: float = ABANDON_AFTER, keep: int = 24,
+                 background: bool = True):
         if workers < 1 or per_owner < 1:
             raise KnnLabError(f"a job queue needs at least one worker and one job per owner; got {workers}, "
                               f"{per_owner}")
@@ -89,6 +96,7 @@ class JobQueue:
         self.per_owner = per_owner
         self.abandon_after = abandon_after
         self.keep = keep  # finished jobs remembered (their results stay reachable by key)
+        self.background = background
         self._jobs: dict[Hashable, Job] = {}
         self._queue: deque[Job] = deque()
         self._lock = threading.Lock()
@@ -184,6 +192,8 @@ class JobQueue:
             t.start()
 
     def _work(self) -> None:
+        if self.background:
+            lower_thread_priority()
         while True:
             with self._lock:
                 self._reap_locked()
@@ -195,7 +205,11 @@ class JobQueue:
                 job = self._queue.popleft()
                 job.state, job.started = RUNNING, time.monotonic()
             try:
-                result = job.work(job.progress)
+                if self.background:
+                    with openmp_threads(1):
+                        result = job.work(job.progress)
+                else:
+                    result = job.work(job.progress)
             except JobCancelled:
                 state, result, error = CANCELLED, None, None
             except BaseException as exc:  # the waiting page shows it

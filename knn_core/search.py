@@ -9,7 +9,8 @@ reach 5e7, beyond float32's 2**24). Neighbours come back ordered by
 scikit-learn's float64 brute force except among exactly equal distances.
 
 Metrics without a product form (manhattan, minkowski) use scikit-learn's
-optimised brute-force backend, then the same (distance, index) ordering.
+optimised brute-force backend on blocks of training rows (no float copy of
+the whole set is kept), then the same (distance, index) ordering.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import cache
 from .errors import ParameterError
-from .threads import one_blas_thread
+from .threads import one_blas_thread, openmp_threads
 
 METRICS = ("euclidean", "manhattan", "minkowski", "cosine")
 _PRODUCT_METRICS = ("euclidean", "cosine")
@@ -30,6 +32,8 @@ _DENSE_MAX = 8192  # uint8 training sets up to this size are searched without pr
 _FIT_CHUNK = 8192  # training rows per step when fitting the bound (bounds memory)
 _FAR = 1e30  # padding rows: farther than anything real, finite so products stay finite
 _BATCH_LOCK = threading.Lock()
+_CACHED_FIT_ROWS = (20_000, 200_000)  # fits of this many training rows are kept in the disk cache
+_FIT_VERSION = "1"  # bump when a change changes what a fit computes
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -104,17 +108,29 @@ class ExactSearch:
         if self.metric in _PRODUCT_METRICS:
             self._fit_product()  # also serves float queries against a dense set
         else:
-            from sklearn.neighbors import NearestNeighbors
-
-            sk_metric, p = ("minkowski", 1) if self.metric == "manhattan" else ("minkowski", self.p)
-            self._sk = NearestNeighbors(algorithm="brute", metric=sk_metric, p=p, n_jobs=self.n_jobs)
             # Manhattan on uint8 pixels: every sum is a whole number below 2**24, so float32 is exact
-            # and half the memory (188 MB instead of 376 at 60,000 digits); other powers need float64.
+            # and half the memory; other powers need float64. No float copy of the whole training set
+            # is kept (376 MB at 60,000 digits): each search converts one block of rows at a time.
             self._sk_dtype = np.float32 if self.metric == "manhattan" and X.dtype == np.uint8 else np.float64
-            self._sk.fit(X.astype(self._sk_dtype))
         return self
 
     def _fit_product(self):
+        """The lower bound's arrays (see :meth:`_bound_arrays`), from the disk cache for big training sets.
+
+        Fitting 60,000 digits takes ~2 s of CPU, reading its 24 MB back ~0.1 s:
+        a freshly started server answers its first drawing without fitting again.
+        """
+        self._sq = _row_sq(self.X_)  # exact squared norms of the original rows
+        n = len(self.X_)
+        use_cache = _CACHED_FIT_ROWS[0] <= n <= _CACHED_FIT_ROWS[1]
+        parts = dict(train=cache.fingerprint(self.X_) if use_cache else "", metric=self.metric,
+                     n_components=self.n_components, version=_FIT_VERSION)
+        got = cache.cached_arrays("exact-search-fit", parts, self._bound_arrays, use_cache=use_cache)
+        self._mean, self._basis, self._A = got["mean"], got["basis"], got["A"]
+        self._scale, self._max_centred = float(got["scale"]), float(got["max_centred"])
+        self._n_pad = len(self._A)
+
+    def _bound_arrays(self) -> dict:
         """Project the training rows onto their top principal components.
 
         For centred rows x, y with projections z and residual lengths r,
@@ -125,25 +141,24 @@ class ExactSearch:
         """
         rows = self._rows_for_bound
         n, dim = self.X_.shape
-        self._sq = _row_sq(self.X_)  # exact squared norms of the original rows
         # Mean and covariance in chunks: no full float64 copy of the training set.
-        self._mean = sum(rows(s).sum(axis=0) for s in range(0, n, _FIT_CHUNK)) / n
+        mean = sum(rows(s).sum(axis=0) for s in range(0, n, _FIT_CHUNK)) / n
         # Work in units of the largest centred coordinate, so that neither the
         # float32 products nor the padding sentinel depend on the data's scale.
-        scale = max(float(np.abs(rows(s) - self._mean).max()) for s in range(0, n, _FIT_CHUNK))
-        self._scale = scale if scale > 0 else 1.0
+        scale = max(float(np.abs(rows(s) - mean).max()) for s in range(0, n, _FIT_CHUNK))
+        scale = scale if scale > 0 else 1.0
         cov = np.zeros((dim, dim), dtype=np.float64)
         for s in range(0, n, _FIT_CHUNK):
-            Xc = ((rows(s) - self._mean) / self._scale).astype(np.float32)  # float32 is plenty for the basis
+            Xc = ((rows(s) - mean) / scale).astype(np.float32)  # float32 is plenty for the basis
             cov += Xc.T @ Xc
         n_comp = int(min(self.n_components, dim, max(n - 1, 1)))
         _, vecs = np.linalg.eigh(cov)  # orthonormal whatever the precision of cov
-        self._basis = vecs[:, ::-1][:, :n_comp].copy()
+        basis = vecs[:, ::-1][:, :n_comp].copy()
         Z = np.empty((n, n_comp))
         csq = np.empty(n)
         for s in range(0, n, _FIT_CHUNK):
-            Xc = (rows(s) - self._mean) / self._scale
-            Z[s : s + _FIT_CHUNK] = Xc @ self._basis
+            Xc = (rows(s) - mean) / scale
+            Z[s : s + _FIT_CHUNK] = Xc @ basis
             csq[s : s + _FIT_CHUNK] = np.einsum("ij,ij->i", Xc, Xc)
         resid = np.sqrt(np.maximum(csq - np.einsum("ij,ij->i", Z, Z), 0.0))
         # Rows [z, r, |x - mean|^2] so that one product gives |y-m|^2 - 2 (z.z' + r r').
@@ -151,8 +166,7 @@ class ExactSearch:
         A = np.zeros((n_pad, n_comp + 2), dtype=np.float32)
         A[:n, :n_comp], A[:n, n_comp], A[:n, n_comp + 1] = Z, resid, csq
         A[n:, n_comp + 1] = _FAR
-        self._A, self._n_pad = A, n_pad
-        self._max_centred = float(np.sqrt(csq.max()))
+        return dict(mean=mean, scale=np.float64(scale), basis=basis, A=A, max_centred=np.sqrt(csq.max()))
 
     def _rows_for_bound(self, start: int) -> np.ndarray:
         """A chunk of training rows in float64, as the lower bound sees them."""
@@ -298,25 +312,51 @@ class ExactSearch:
         return out
 
     def _sklearn_chunk(self, Q, k, exclude):
-        """scikit-learn's backend asked for a few extra, then (distance, index) order."""
-        # Queries in the training copy's dtype where that is exact (uint8 pixels), else float64.
-        Q64 = Q.astype(self._sk_dtype if Q.dtype == np.uint8 else np.float64)
+        """scikit-learn's brute force over blocks of training rows (converted to float one block at a
+        time), each block's k best by (distance, index), then the k best of those.
+
+        A query's k best overall are among its k best of each block, so this is exact; each block
+        keeps at least k + 1 rows, so it always has k to give.
+        """
+        n = self.n_samples_
+        n_blocks = max(1, min(n // _FIT_CHUNK, n // (k + 1)))
+        bounds = np.linspace(0, n, n_blocks + 1).astype(np.int64)
+        # Queries in the training blocks' dtype where that is exact (uint8 pixels), else float64.
+        Qf = Q.astype(self._sk_dtype if Q.dtype == np.uint8 else np.float64)
+        parts = []
+        with openmp_threads(self.n_jobs or 1):
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                ex = None if exclude is None else np.where((exclude >= lo) & (exclude < hi), exclude - lo, -1)
+                d, i = self._sklearn_block(self.X_[lo:hi], Qf, k, ex)
+                parts.append((d, i + lo))
+        if len(parts) == 1:
+            return parts[0]
         c = len(Q)
+        d = np.concatenate([p[0] for p in parts], axis=1)
+        i = np.concatenate([p[1] for p in parts], axis=1)
+        return _select_k(np.repeat(np.arange(c), d.shape[1]), i.ravel(), d.ravel(), c, k)
+
+    def _sklearn_block(self, X, Qf, k, exclude):
+        """The k nearest rows of X by (distance, index): scikit-learn asked for a few extra, and for more
+        while ties at the k-th distance reach past what came back."""
+        from sklearn.neighbors import NearestNeighbors
+
+        sk_metric, p = ("minkowski", 1) if self.metric == "manhattan" else ("minkowski", self.p)
+        nn = NearestNeighbors(algorithm="brute", metric=sk_metric, p=p).fit(X.astype(self._sk_dtype))
+        n, c = len(X), len(Qf)
         extra = 8
         while True:
-            kk = min(self.n_samples_, k + extra + (exclude is not None))
-            d, i = self._sk.kneighbors(Q64, n_neighbors=kk)
+            kk = min(n, k + extra + (exclude is not None))
+            d, i = nn.kneighbors(Qf, n_neighbors=kk)
             rows = np.repeat(np.arange(c), kk)
             d, i = d.ravel(), i.ravel()
             if exclude is not None:
                 keep = i != np.repeat(exclude, kk)
                 rows, d, i = rows[keep], d[keep], i[keep]
             dist, ind = _select_k(rows, i, d, c, k)
-            # Ties at the k-th distance may reach past what was asked for:
-            # ask for more until something strictly farther came back.
             farthest = np.full(c, -np.inf)
             np.maximum.at(farthest, rows, d)
-            if kk == self.n_samples_ or np.all(farthest > dist[:, -1]):
+            if kk == n or np.all(farthest > dist[:, -1]):
                 return dist, ind
             extra *= 4
 

@@ -1,4 +1,4 @@
-"""One BLAS thread: the one place knn_core limits numpy's BLAS threads.
+"""Threads: the one place knn_core limits BLAS and OpenMP threads and lowers a thread's priority.
 
 On these 2-core machines the parallelism is ours (two search workers, or the
 sessions of a server), not BLAS's: OpenBLAS's extra threads spin waiting for
@@ -8,6 +8,7 @@ regression 4.7 instead of 0.3 CPU-s). The limit is process-wide while it holds.
 """
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -36,3 +37,28 @@ def one_blas_thread() -> Iterator[None]:
 def limit_blas_threads(n: int = 1) -> None:
     """numpy's BLAS on n threads from now on, for the whole process (a server: its sessions are the parallelism)."""
     _blas_controller().limit(limits=n, user_api="blas")
+
+
+@contextmanager
+def openmp_threads(n: int) -> Iterator[None]:
+    """OpenMP (scikit-learn's brute-force kernels) on at most n threads for the calling thread while inside.
+
+    With GNU OpenMP the thread count is a per-thread setting: one search can be
+    kept to one core without slowing anyone else's.
+    """
+    with _blas_controller().limit(limits=max(1, int(n)), user_api="openmp"):
+        yield
+
+
+def lower_thread_priority(niceness: int = 19) -> bool:
+    """Give the calling thread (not the process) the lowest CPU priority: background work yields to
+    the students' strokes.  Linux gives each thread its own nice value; elsewhere this does nothing.
+    Returns whether it took effect."""
+    get_id = getattr(threading, "get_native_id", None)
+    if get_id is None or not hasattr(os, "setpriority"):
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, get_id(), niceness)
+    except OSError:
+        return False
+    return True

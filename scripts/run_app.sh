@@ -3,4 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The default classifier's fit into the disk cache, beside the starting server: the server's own
+# warm-up (when the first page opens) then reads it back instead of fitting (ui.resources.warm_up).
+.venv/bin/python -c "from ui.resources import warm_up; warm_up()" >/dev/null 2>&1 &
 exec .venv/bin/streamlit run app.py "$@"

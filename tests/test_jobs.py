@@ -1,6 +1,8 @@
 """knn_core.jobs: the one bounded queue for heavy work (no Streamlit)."""
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -165,3 +167,24 @@ def test_clearing_streamlits_caches_neither_forgets_nor_restarts_a_search():
         gate.set()
         wait_for(lambda: first.ended)
     assert first.state == DONE and runs == [0, 1]
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority") or sys.platform != "linux", reason="per-thread nice is Linux's")
+def test_jobs_run_in_the_background_at_nice_19_on_one_openmp_thread_and_the_caller_keeps_its_priority():
+    import sklearn.neighbors  # noqa: F401  (loads scikit-learn's OpenMP runtime)
+    from threadpoolctl import threadpool_info
+
+    q = queue_from_environment()
+    try:
+        def observe(progress):
+            openmp = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
+            return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), openmp
+
+        job = q.submit("a", observe, owner="s1")
+        wait_for(lambda: job.ended)
+        niceness, openmp = job.result
+        assert niceness == 19 and openmp and all(n == 1 for n in openmp)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # only the worker thread
+        assert q.abandon_after == 5.0  # a closed page's search stops within seconds
+    finally:
+        q.shutdown()

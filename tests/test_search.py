@@ -537,3 +537,27 @@ def test_huge_float_features(scale):
         rd, ri = direct_euclidean_reference(X, Q, 5)
         np.testing.assert_array_equal(i, ri, err_msg=f"seed {seed}")
         np.testing.assert_allclose(d, rd, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- blocks of training rows
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "minkowski"])
+@pytest.mark.parametrize("block", [7, 50])
+def test_training_blocks_give_the_same_neighbours_ties_and_exclusions(monkeypatch, metric, block):
+    """Manhattan/minkowski search the training rows block by block (no float copy of the whole set):
+    ties at the k-th distance across blocks and excluded rows come out as with one block."""
+    import knn_core.search as search_module
+
+    rng = np.random.default_rng(11)
+    X = rng.integers(0, 2, (400, 6), dtype=np.uint8)  # binary rows: many exact ties
+    Q = X[:20]
+    a = np.abs(Q[:, None, :].astype(int) - X[None].astype(int)).sum(-1)
+    a[np.arange(20), np.arange(20)] = 10**6  # each query's own row is excluded
+    monkeypatch.setattr(search_module, "_FIT_CHUNK", block)
+    s = ExactSearch(metric).fit(X)
+    for k in (1, 5, 30):
+        d, i = s.kneighbors(Q, k, exclude=np.arange(20))
+        np.testing.assert_array_equal(i, np.argsort(a, axis=1, kind="stable")[:, :k])
+        assert_ordered(d, i)
+    assert not any(isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.shape == X.shape for v in vars(s).values())

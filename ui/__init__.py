@@ -58,7 +58,6 @@ from .jobs import (
     forget_loaded,
     max_browser_seconds,
     neighbor_lists,
-    session_owner,
 )
 from .navigation import page_menu, run_page
 from .prediction import CAPTION_STYLE, Prediction, explain_expander, show_prediction
@@ -71,6 +70,7 @@ from .resources import (
     get_fitted,
     get_subset,
     nearest,
+    session_owner,
     start_server,
 )
 from .room import (

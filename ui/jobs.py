@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections import OrderedDict
 from typing import Sequence
 
@@ -25,7 +24,7 @@ from knn_core import K_MAX, Method, estimate_seconds, is_cached
 from knn_core import neighbor_lists as search_neighbor_lists
 from knn_core.jobs import CANCELLED, DONE, FAILED, Job, QueueFull, queue_from_environment
 
-from .resources import get_dataset
+from .resources import get_dataset, session_owner
 from .safe import error_message
 from .settings import Settings, cli_command, search_label, with_search
 
@@ -33,6 +32,7 @@ CONFIRM_SECONDS = 10.0  # a search estimated to take longer waits for a button p
 MAX_SECONDS_ENV = "KNN_LAB_MAX_SEARCH_SECONDS"
 DEFAULT_MAX_SECONDS = 60.0  # longer searches are not started from a browser (the operator may raise it)
 KEEP_BYTES = 400e6  # neighbour lists kept in memory; older ones reload from the disk cache
+SEARCH_THREADS = 1  # a queued search on one core (at low priority): the other is the students'
 
 QUEUE = queue_from_environment()  # the server process's one queue for long searches
 _loaded: OrderedDict = OrderedDict()  # request -> NeighborLists, least recently used first
@@ -73,11 +73,6 @@ def fill_cache_command(request: tuple) -> str:
     if split == "test":
         return cli_command("evaluate", settings, k=False, vote=False)
     return cli_command("sweep", settings, k=False, vote=False, split=split)
-
-
-def session_owner() -> str:
-    """This browser session, for the per-session limit of the queue."""
-    return st.session_state.setdefault("_search_owner", uuid.uuid4().hex)
 
 
 def forget_loaded() -> None:
@@ -162,7 +157,8 @@ def _work(ds, request: tuple):
     split, search, size = request
 
     def work(progress):
-        return search_neighbor_lists(ds, search, split, train_size=size, k_max=K_MAX, progress=progress)
+        return search_neighbor_lists(ds, search, split, train_size=size, k_max=K_MAX, progress=progress,
+                                     n_jobs=SEARCH_THREADS)
 
     return work
 

@@ -2,13 +2,19 @@
 
 :func:`get_dataset` (the bundled MNIST), :func:`get_subset` (the class-balanced
 training subset of a size), :func:`get_fitted` (one fitted classifier per
-(method, training size), shared by every session; at most FITTED_MAX of them,
-least recently used dropped first, so no sequence of links can pin
-gigabytes), :func:`classifier` (a cheap copy carrying this view's vote
-parameters; the shared object is never mutated) and :func:`nearest` (one
-digit's neighbours as the pages show them). :func:`start_server` (app.py, once
-per process): the sessions are the parallelism, not BLAS or OpenCV threads,
-and the default classifier is fitted before the first student draws.
+(method, training size), shared by every session), :func:`classifier` (a cheap
+copy carrying this view's vote parameters; the shared object is never mutated)
+and :func:`nearest` (one digit's neighbours as the pages show them).
+:func:`start_server` (app.py, once per process): the sessions are the
+parallelism, not BLAS or OpenCV threads, and the default classifier is fitted
+before the first student draws.
+
+One student cycling through links must not make the server fit classifier
+after classifier at the students' expense, nor pin gigabytes: fits go through
+their own job queue (one at a time, in a background thread at low priority, at
+most one waiting per session), and at most FITTED_MAX classifiers holding at
+most FITTED_MAX_BYTES are kept, the least recently used dropped first, before
+a new fit starts.
 
 These are plain process-wide objects, not Streamlit caches: a browser can
 clear Streamlit's caches, and a fit must not be repeated because of that.
@@ -16,7 +22,11 @@ clear Streamlit's caches, and a fit must not be repeated because of that.
 from __future__ import annotations
 
 import copy
+import ctypes
+import os
 import threading
+import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,19 +34,25 @@ from functools import lru_cache
 import numpy as np
 
 from knn_core import KNNClassifier, Method, load_mnist, stratified_subset
+from knn_core.errors import KnnLabError
+from knn_core.jobs import DONE, JobQueue, QueueFull
 from knn_core.threads import limit_blas_threads
 
 from .settings import Settings
 
 SERVER_BLAS_THREADS = 1
-FITTED_MAX = 3  # fitted classifiers kept: the default, and two more (a recipe's holds up to ~0.5 GB)
+SERVER_SEARCH_THREADS = 1  # a stroke's search on one core: the sessions are the parallelism
+FITTED_MAX = 3  # fitted classifiers kept: the default, and two more, the one being fitted included
+FITTED_MAX_BYTES = 600e6  # what they may hold together beyond the dataset (a recipe's: 70-90 MB at 60,000)
+MMAP_THRESHOLD = 1 << 20  # bytes: glibc gives larger blocks back to the system when they are freed
 DEFAULT_SEARCH = Settings().search
 
 
 @lru_cache(maxsize=1)
 def start_server() -> None:
-    """Once per server process (app.py): one BLAS and one OpenCV thread per script run, and the
-    default classifier fitted in the background, so the first drawing is answered at once.
+    """Once per server process (app.py): one BLAS and one OpenCV thread per script run, freed memory
+    given back, and the default classifier fitted in the background, so the first drawing is answered
+    at once.
 
     One server process answers every session; the sessions are the parallelism.
     With its default two threads, OpenBLAS's second thread spins waiting for work
@@ -48,8 +64,30 @@ def start_server() -> None:
 
     limit_blas_threads(SERVER_BLAS_THREADS)
     cv2.setNumThreads(1)
-    threading.Thread(target=get_fitted, args=(DEFAULT_SEARCH, Settings().size), name="knn-lab-warm-up",
-                     daemon=True).start()
+    give_freed_memory_back()
+    threading.Thread(target=warm_up, name="knn-lab-warm-up", daemon=True).start()
+
+
+def warm_up() -> None:
+    """The default classifier fitted (a load from the disk cache after the first time) and asked once.
+    At normal priority: it is every student's, and the first drawing waits for it. scripts/run_app.sh
+    also runs it beside the starting server, so even a first start finds the fit in the disk cache."""
+    clf = get_fitted(DEFAULT_SEARCH, Settings().size, background=False)
+    clf.kneighbors(get_dataset().test_images[:1], 1)
+
+
+def give_freed_memory_back() -> None:
+    """glibc's malloc keeps freed memory in its heaps for reuse, and by default it raises the size
+    from which blocks are mmapped as big arrays come and go: a server's temporary arrays (a decoded
+    upload, a search's chunk) then stay in its RSS after they are freed (100-235 MB under the load
+    test's attacker). A fixed threshold of 1 MB (the same as $MALLOC_MMAP_THRESHOLD_=1048576, which
+    takes precedence when set) makes every big block its own mapping, returned on free."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: its allocator does its own thing
+        pass
 
 
 @lru_cache(maxsize=1)
@@ -74,38 +112,95 @@ def _training_digits(train_size: int) -> tuple[np.ndarray, np.ndarray]:
     return X, ds.train_labels[idx]
 
 
-class _FittedClassifiers:
-    """At most `size` fitted classifiers, least recently used dropped first; one fit per key at a time
-    (a second session asking for the same waits for it), different keys fit side by side."""
+def held_bytes(obj, skip: tuple = ()) -> int:
+    """Bytes of the numpy arrays an object holds (in its attributes, to a few levels), each buffer
+    counted once, leaving out the buffers of the arrays in `skip` (e.g. the dataset's own images)."""
+    seen = {id(_buffer(a)) for a in skip}
+    total = 0
 
-    def __init__(self, size: int):
+    def walk(x, depth):
+        nonlocal total
+        if isinstance(x, np.ndarray):
+            root = _buffer(x)
+            if id(root) not in seen:
+                seen.add(id(root))
+                total += root.nbytes
+        elif depth < 4 and isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v, depth + 1)
+        elif depth < 4 and isinstance(x, dict):
+            for v in x.values():
+                walk(v, depth + 1)
+        elif depth < 4 and hasattr(x, "__dict__") and not isinstance(x, type):
+            for v in vars(x).values():
+                walk(v, depth + 1)
+
+    walk(obj, 0)
+    return total
+
+
+def _buffer(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+class _FittedClassifiers:
+    """At most `size` fitted classifiers holding at most `max_bytes`, least recently used dropped first.
+
+    Fits go through `queue` (one worker: one fit at a time, at low priority, in the background; the
+    same key asked twice is fitted once; at most `per_owner` waiting per session), and room is made
+    before a fit starts, so at most `size` are in memory, the one being fitted included.
+    """
+
+    def __init__(self, size: int, max_bytes: float = FITTED_MAX_BYTES):
         self.size = size
+        self.max_bytes = max_bytes
+        self.queue = JobQueue(1, per_owner=1, keep=0)  # what sessions ask for: in the background
+        self.startup = JobQueue(1, per_owner=1, keep=0, background=False)  # the default, at start: at once
         self._done: OrderedDict = OrderedDict()
-        self._fitting: dict = {}
         self._lock = threading.Lock()
 
-    def get(self, search: Method, train_size: int) -> KNNClassifier:
+    def get(self, search: Method, train_size: int, owner: str | None = None, *,
+            background: bool = True) -> KNNClassifier:
+        """The fitted classifier, fitting it first if needed (waiting for it). Raises QueueFull when
+        `owner` (a session; by default the calling thread) already waits for another fit, and
+        whatever the fit raised. `background=False` (the server's warm-up): fitted at normal priority,
+        and whoever asks for it meanwhile waits for that fit."""
         key = (search, train_size)
-        while True:
-            with self._lock:
-                if key in self._done:
-                    self._done.move_to_end(key)
-                    return self._done[key]
-                waiting = self._fitting.get(key)
-                if waiting is None:
-                    waiting = self._fitting[key] = threading.Event()
-                    break
-            waiting.wait()
-        try:
-            clf = KNNClassifier(method=search, random_state=0).fit(*_training_digits(train_size))
-            with self._lock:
-                self._done[key] = clf
-                while len(self._done) > self.size:
-                    self._done.popitem(last=False)
-            return clf
-        finally:
-            with self._lock:
-                self._fitting.pop(key).set()
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return self._done[key]
+        job = self.startup.get(key)
+        if job is None or job.ended:
+            queue = self.queue if background else self.startup
+            job = queue.submit(key, lambda progress: self._fit(key), owner=owner or f"thread {threading.get_ident()}")
+        while not job.ended:
+            job.touch()  # someone still waits for it
+            time.sleep(0.05)
+        if job.state != DONE:
+            raise job.error if job.error is not None else KnnLabError("preparing this method was cancelled; try again")
+        self._keep(key, job.result)
+        return job.result
+
+    def _fit(self, key) -> KNNClassifier:
+        search, train_size = key
+        with self._lock:  # room first: a fit can take as much as what it replaces
+            while len(self._done) >= self.size:
+                self._done.popitem(last=False)
+        X, y = _training_digits(train_size)
+        return KNNClassifier(method=search, random_state=0, n_jobs=SERVER_SEARCH_THREADS).fit(X, y)
+
+    def _keep(self, key, clf: KNNClassifier) -> None:
+        with self._lock:
+            self._done[key] = clf
+            self._done.move_to_end(key)
+            while len(self._done) > self.size:
+                self._done.popitem(last=False)
+            images = (get_dataset().train_images,)
+            while len(self._done) > 1 and sum(held_bytes(c, images) for c in self._done.values()) > self.max_bytes:
+                self._done.popitem(last=False)
 
     def keys(self) -> list:
         with self._lock:
@@ -115,17 +210,24 @@ class _FittedClassifiers:
 _FITTED = _FittedClassifiers(FITTED_MAX)
 
 
-def get_fitted(search: Method, train_size: int) -> KNNClassifier:
+def get_fitted(search: Method, train_size: int, owner: str | None = None, *, background: bool = True) -> KNNClassifier:
     """A KNNClassifier of this method fitted on `train_size` digits, shared by every session.
 
     Never mutate it: use :func:`classifier` for per-view vote parameters.
     """
-    return _FITTED.get(search, train_size)
+    return _FITTED.get(search, train_size, owner, background=background)
 
 
 def is_fitted(search: Method, train_size: int) -> bool:
     """Whether get_fitted would answer at once (for a spinner while it fits)."""
     return (search, train_size) in _FITTED.keys()
+
+
+def session_owner() -> str:
+    """This browser session, for the per-session limits of the job queues."""
+    import streamlit as st
+
+    return st.session_state.setdefault("_search_owner", uuid.uuid4().hex)
 
 
 def classifier(settings: Settings) -> KNNClassifier:
@@ -134,13 +236,18 @@ def classifier(settings: Settings) -> KNNClassifier:
     A shallow copy: it shares the fitted search (no refit, no extra memory),
     and set_params on it leaves the cached object untouched.
     """
-    if not is_fitted(settings.search, settings.size):
+    if is_fitted(settings.search, settings.size):
+        fitted = get_fitted(settings.search, settings.size)
+    else:
         import streamlit as st
 
-        with st.spinner("Preparing the training digits for this method (once per method and size)…"):
-            fitted = get_fitted(settings.search, settings.size)
-    else:
-        fitted = get_fitted(settings.search, settings.size)
+        try:
+            with st.spinner("Preparing the training digits for this method (once per method and size)…"):
+                fitted = get_fitted(settings.search, settings.size, session_owner())
+        except QueueFull:
+            st.info("Another method is still being prepared for you: this one follows once it is ready. "
+                    "Draw again in a moment.", icon="⏳")
+            st.stop()
     return copy.copy(fitted).set_params(n_neighbors=settings.k, weights=settings.weights, tie_break=settings.tie)
 
 
