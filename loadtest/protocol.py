@@ -99,6 +99,7 @@ class Session:
         self.widget_ids: dict[str, str] = {}  # "canvas", "file_uploader", widget keys -> id
         self.widget_fragments: dict[str, str] = {}  # the same names -> the id of the fragment drawing them
         self.xsrf = ""
+        self.cookies: dict[str, str] = {}  # name -> value, kept across reconnects like a browser's
         self._ws = None
         self._request_id = 0
 
@@ -115,23 +116,31 @@ class Session:
         :meth:`rerun` for `wait`)."""
         import websockets
 
-        self.xsrf = await asyncio.to_thread(self._xsrf_cookie)
+        await asyncio.to_thread(self._health)
+        self.xsrf = self.cookies.get("_streamlit_xsrf", "")
         protocols = ["streamlit"] + ([self.xsrf] if self.xsrf else [])
-        headers = {"Cookie": f"_streamlit_xsrf={self.xsrf}"} if self.xsrf else {}
         self._ws = await websockets.connect(
-            self.ws_url, subprotocols=protocols, origin=self.base_url, additional_headers=headers,
+            self.ws_url, subprotocols=protocols, origin=self.base_url, additional_headers=self._cookie_header(),
             max_size=None, compression=None, open_timeout=self.timeout, ping_interval=None,
         )
+        self._keep_cookies(self._ws.response.headers.get_all("Set-Cookie"))
         return await self.rerun([], wait=wait)
 
-    def _xsrf_cookie(self) -> str:
-        """GET /_stcore/health like the browser does first; the server sets the _streamlit_xsrf cookie there."""
-        with urllib.request.urlopen(self.base_url + "/_stcore/health", timeout=self.timeout) as r:
-            for header in r.headers.get_all("Set-Cookie") or []:
-                name, _, rest = header.partition("=")
-                if name.strip() == "_streamlit_xsrf":
-                    return rest.split(";", 1)[0]
-        return ""
+    def _health(self) -> None:
+        """GET /_stcore/health like the browser does first: the server sets the _streamlit_xsrf cookie
+        there (and nginx in front of several processes its route cookie: scripts/serve.sh)."""
+        req = urllib.request.Request(self.base_url + "/_stcore/health", headers=self._cookie_header())
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            self._keep_cookies(r.headers.get_all("Set-Cookie"))
+
+    def _keep_cookies(self, headers) -> None:
+        for header in headers or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+
+    def _cookie_header(self) -> dict:
+        """The cookies this tab holds, as a browser sends them with every request."""
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -304,7 +313,8 @@ class Session:
                 f"Content-Type: {mime}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         if self.xsrf:
-            headers |= {"X-Xsrftoken": self.xsrf, "Cookie": f"_streamlit_xsrf={self.xsrf}"}
+            headers |= {"X-Xsrftoken": self.xsrf}
+        headers |= self._cookie_header()
         req = urllib.request.Request(url, data=body, method="PUT", headers=headers)
         with urllib.request.urlopen(req, timeout=self.timeout) as r:
             if r.status not in (200, 204):
