@@ -110,6 +110,34 @@ def healthy(address: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def warm_up(address: str, timeout: float = 180.0) -> float:
+    """Open the Draw page on this process and have one digit classified; the seconds it took.
+
+    A process loads the dataset and fits the default classifier on its first session
+    (ui.start_server): done here, before nginx sends it students, so nobody waits ~10 s for
+    their first stroke, not even the students of a process that died.
+    """
+    import asyncio
+
+    import numpy as np
+
+    from loadtest.payloads import canvas_png
+    from loadtest.protocol import Session
+
+    bar = np.zeros((28, 28), np.uint8)
+    bar[4:24, 13:16] = 255  # a "1"
+
+    async def go() -> None:
+        async with Session(f"http://{address}", timeout=timeout) as s:
+            r = await s.draw(canvas_png(bar))
+            if r.prediction is None:
+                raise RuntimeError(f"warm-up of {address}: no prediction ({r.exceptions or r.alerts})")
+
+    t0 = time.monotonic()
+    asyncio.run(go())
+    return time.monotonic() - t0
+
+
 def nginx_path() -> str | None:
     return shutil.which(NGINX) or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.path.exists(p)), None)
 
@@ -172,6 +200,7 @@ class Stack:
                 if w.local:
                     self._start_worker(w)
             self._wait_healthy()
+            self._warm_up([w for w in self.workers if w.local])
             if self.proxy:
                 self._start_proxy(nginx)
             threading.Thread(target=self._supervise, name="knn-serve-supervisor", daemon=True).start()
@@ -266,9 +295,9 @@ class Stack:
         except ProcessLookupError:
             pass
 
-    def _wait_healthy(self) -> None:
+    def _wait_healthy(self, workers: list[Worker] | None = None) -> None:
         deadline = time.monotonic() + self.start_timeout
-        pending = [w for w in self.workers]
+        pending = list(self.workers if workers is None else workers)
         while pending:
             for w in list(pending):
                 if w.proc is not None and w.proc.poll() is not None:
@@ -280,6 +309,24 @@ class Stack:
                 names = ", ".join(f"{w.group} ({w.address})" for w in pending)
                 raise RuntimeError(f"not healthy after {self.start_timeout:.0f} s: {names}")
             time.sleep(0.25)
+
+    def _warm_up(self, workers: list[Worker]) -> None:
+        """warm_up() the processes side by side."""
+        errors: list[BaseException] = []
+
+        def one(w: Worker) -> None:
+            try:
+                warm_up(w.address, timeout=self.start_timeout)
+            except BaseException as exc:  # reported below, with the process's name
+                errors.append(RuntimeError(f"{w.group} ({w.address}): {exc}; see {w.log_path}"))
+
+        threads = [threading.Thread(target=one, args=(w,), daemon=True) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def _wait_nginx(self) -> None:
         deadline = time.monotonic() + 20
@@ -318,6 +365,15 @@ class Stack:
                         elif time.monotonic() - w.died_at >= RESTART_AFTER_S:
                             w.restarts += 1
                             self._start_worker(w)
+                            threading.Thread(target=self._warm_restarted, args=(w,), daemon=True).start()
+
+    def _warm_restarted(self, w: Worker) -> None:
+        try:
+            self._wait_healthy([w])
+            self._warm_up([w])
+        except RuntimeError as exc:  # it died again: the supervisor sees that and tries again
+            if not self._stop.is_set():  # (or we are stopping)
+                print(f"knn-serve: {w.group} did not come back: {exc}", file=sys.stderr, flush=True)
 
     def status(self) -> dict:
         """What the supervisor last saw: {"status": "ok"|"degraded"|"down", "workers": {...}}."""
