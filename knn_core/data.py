@@ -50,6 +50,11 @@ _CANONICAL = {
     ("test", "labels"): "t10k-labels-idx1-ubyte",
 }
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".pck", ".p"}
+_PNG_SPLIT_DIRS = {"train": ("train", "training"), "test": ("test", "testing")}  # ours, and "MNIST as PNG"
+_TEST_ONLY_HINT = (
+    "a folder holding only a test split (such as a class room's export) loads with "
+    "load_mnist(folder, train_from='bundled')"
+)
 _PROGRESS_MIN_FILES = 1_000  # below this a progress bar is only noise
 
 
@@ -108,13 +113,14 @@ class Dataset:
 # --------------------------------------------------------------------------- entry point
 
 
-def load_mnist(source=None, *, n_val: int | None = None) -> Dataset:
+def load_mnist(source=None, *, n_val: int | None = None, train_from=None) -> Dataset:
     """Load MNIST from `source`, auto-detecting the format.
 
     ``None`` (default): the bundled IDX files, offline. ``"openml"``: OpenML
     ``mnist_784`` (network). A folder: IDX files (gzipped or not, canonical or
     renamed names, recognised by magic number) or a PNG tree
-    ``train/<digit>/*.png`` + ``test/<digit>/*.png``. A file: a pickle
+    ``train/<digit>/*.png`` + ``test/<digit>/*.png`` (or ``training/`` +
+    ``testing/``, the "MNIST as PNG" layout). A file: a pickle
     (optionally gzipped), either ``mnist.pkl.gz``'s
     ``((train_x, train_y), (valid_x, valid_y), (test_x, test_y))`` or the
     course format ``(trainData, trainLabels, valData, valLabels, testData,
@@ -126,8 +132,16 @@ def load_mnist(source=None, *, n_val: int | None = None) -> Dataset:
 
     ``n_val`` overrides the validation size; by default it is the pickle's own
     split, else 10,000 (1/6 of the training digits for smaller sets).
+
+    ``train_from``: read only the test split of the folder `source` and take
+    the training split from this other source (``"bundled"``, or anything
+    `load_mnist` reads). A class room's export holds only a test split, the
+    class's own digits: ``load_mnist(folder, train_from="bundled")`` scores
+    MNIST-trained classifiers on them.
     Raises `DataError` naming the file and what is wrong with it.
     """
+    if train_from is not None:
+        return _with_training_from(source, train_from, n_val)
     if source is None:
         return _load_idx_folder(BUNDLED_DIR, n_val, "bundled")
     if isinstance(source, str) and source.strip().lower() == "openml":
@@ -138,6 +152,19 @@ def load_mnist(source=None, *, n_val: int | None = None) -> Dataset:
     if path.is_dir():
         return _load_folder(path, n_val)
     return _load_file(path, n_val)
+
+
+def _with_training_from(source, train_from, n_val: int | None) -> Dataset:
+    """The test split of the folder `source` with the training split of `train_from`."""
+    path = Path(source).expanduser() if isinstance(source, (str, Path)) else None
+    if path is None or not path.is_dir():
+        raise DataError(f"{source}: train_from needs a folder holding a test split (IDX files or test/<digit>/ PNGs)")
+    test = _read_folder(path, ("test",))["test"]
+    train = load_mnist(None if train_from == "bundled" else train_from)
+    return _make_dataset(
+        (train.train_images, train.train_labels), test, train.n_val if n_val is None else n_val,
+        f"{path} (test) + {train.source} (train)",
+    )
 
 
 # --------------------------------------------------------------------------- validators
@@ -335,34 +362,47 @@ def _find_idx_files(root: Path) -> dict[tuple[str, str], list[Path]]:
 
 
 def _load_idx_folder(root: Path, n_val: int | None, source: str) -> Dataset:
+    pairs = _read_idx_splits(root, ("train", "test"))
+    return _make_dataset(pairs["train"], pairs["test"], n_val, source)
+
+
+def _read_idx_splits(root: Path, splits: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(images, labels) of each split from the IDX files in `root`, validated."""
     found = _find_idx_files(root) if root.is_dir() else {}
     pairs = {}
-    for split in ("train", "test"):
+    for split in splits:
         arrays = {}
         for kind in ("images", "labels"):
             if (split, kind) not in found:
                 canonical = _CANONICAL[split, kind]
+                test_only = split == "train" and any(s == "test" for s, _ in found)
                 raise DataError(
                     f"{root}: no {split} {kind} file (expected {canonical}[.gz], "
                     f"or a renamed IDX file such as {split}-{kind}.dat)"
+                    + (f"; {_TEST_ONLY_HINT}" if test_only else "")
                 )
             path = found[split, kind][0]
             arrays[kind] = (path, _read_idx(path, kind))
         (ipath, images), (lpath, labels) = arrays["images"], arrays["labels"]
         images = _to_uint8_images(images, str(ipath))
         pairs[split] = (images, _check_labels(labels, str(lpath), len(images), str(ipath)))
-    return _make_dataset(pairs["train"], pairs["test"], n_val, source)
+    return pairs
 
 
 # --------------------------------------------------------------------------- folders and PNG trees
 
 
 def _load_folder(root: Path, n_val: int | None) -> Dataset:
+    pairs = _read_folder(root, ("train", "test"))
+    return _make_dataset(pairs["train"], pairs["test"], n_val, str(root))
+
+
+def _read_folder(root: Path, splits: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """IDX files if the folder holds any, else a PNG tree, else a clear error."""
     if _find_idx_files(root):
-        return _load_idx_folder(root, n_val, str(root))
-    if (root / "train").is_dir() or (root / "test").is_dir():
-        return _load_png_tree(root, n_val)
+        return _read_idx_splits(root, splits)
+    if any((root / name).is_dir() for names in _PNG_SPLIT_DIRS.values() for name in names):
+        return _read_png_splits(root, splits)
     if not any(root.iterdir()):
         raise DataError(f"{root}: the folder is empty, no MNIST data in it")
     raise DataError(
@@ -400,8 +440,8 @@ def _read_png(path: Path) -> np.ndarray:
     return img
 
 
-def _load_png_tree(root: Path, n_val: int | None) -> Dataset:
-    """``<root>/{train,test}/<digit>/*.png``; files sorted by name across digits.
+def _read_png_splits(root: Path, splits: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``<root>/{train,test}/<digit>/*.png`` (or training/, testing/); files sorted by name across digits.
 
     Sorting by (natural) file name rather than by folder keeps index-named
     files in MNIST order, so the validation split is not all nines.
@@ -409,10 +449,14 @@ def _load_png_tree(root: Path, n_val: int | None) -> Dataset:
     from tqdm import tqdm  # imported here: only PNG trees need it
 
     pairs = {}
-    for split in ("train", "test"):
-        folder = root / split
-        if not folder.is_dir():
-            raise DataError(f"{root}: no {split}/ folder (a PNG tree needs train/<digit>/ and test/<digit>/)")
+    for split in splits:
+        folder = next((root / name for name in _PNG_SPLIT_DIRS[split] if (root / name).is_dir()), None)
+        if folder is None:
+            test_only = split == "train" and any((root / name).is_dir() for name in _PNG_SPLIT_DIRS["test"])
+            raise DataError(
+                f"{root}: no {split}/ folder (a PNG tree needs train/<digit>/ and test/<digit>/)"
+                + (f"; {_TEST_ONLY_HINT}" if test_only else "")
+            )
         files = []
         for sub in folder.iterdir():
             if not sub.is_dir() or sub.name.startswith("."):
@@ -432,7 +476,7 @@ def _load_png_tree(root: Path, n_val: int | None) -> Dataset:
         images = _to_uint8_images(images, str(folder))
         labels = np.array([label for _, label in files], dtype=np.uint8)
         pairs[split] = (images, _check_labels(labels, str(folder), len(images), str(folder)))
-    return _make_dataset(pairs["train"], pairs["test"], n_val, str(root))
+    return pairs
 
 
 # --------------------------------------------------------------------------- pickles
