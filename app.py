@@ -19,6 +19,7 @@ PAGES = [
     st.Page("pages/misclassified.py", title="Misclassified", icon="❌"),
     st.Page("pages/suspicious.py", title="Suspicious labels", icon="🏷️"),
     st.Page("pages/baselines.py", title="Baselines", icon="📊"),
+    st.Page("pages/class_room.py", title="Class", icon="🧑‍🏫"),
 ]
 # ------------------------------------------------------------------------------
 

@@ -113,10 +113,10 @@ def _source_html(upload, use_photo: bool) -> str:
         return ""
     name = html.escape(str(getattr(upload, "name", "the upload"))[:60])
     if not use_photo:
-        return (f'<p class="draw-source" style="{CAPTION_STYLE}">Classifying your <b>drawing</b> (changed last). '
+        return (f'<p class="draw-source" style="{ui.CAPTION_STYLE}">Classifying your <b>drawing</b> (changed last). '
                 f"Clear the box to classify your photo <b>{name}</b> again.</p>")
     return (f'<div class="draw-source" style="display:flex;gap:0.5rem;align-items:center;margin:0 0 0.5rem 0">'
-            f'{_photo_img(upload, name)}<p style="{CAPTION_STYLE};margin:0">Classifying your photo <b>{name}</b>. '
+            f'{_photo_img(upload, name)}<p style="{ui.CAPTION_STYLE};margin:0">Classifying your photo <b>{name}</b>. '
             "Draw in the box to classify a drawing instead.</p></div>")
 
 
@@ -164,68 +164,14 @@ def _preprocess(image, upload) -> Stages | None:
     return None
 
 
-# A stroke redraws the whole result in every student's browser, and on a projector-and-30-laptops
-# server the browsers' CPU is what runs out first (loadtest/README.md): so the result is a few
-# elements, each holding a lot (a metric, two HTML blocks, the chart), not a dozen small ones.
-CAPTION_STYLE = "font-size:0.875rem;opacity:0.7;margin:0 0 0.5rem 0"
-
-
 def _show_result(stages: Stages, settings: ui.Settings, source_html: str = "") -> None:
-    digit = stages.centred
-    clf = ui.classifier(settings)
-    nb = ui.nearest(clf, digit, settings)
-    vote = clf.explain(nb.distances, nb.indices)
-
-    summary, chart = st.columns([2, 3], gap="medium")
-    with summary:
-        st.metric("Prediction", vote.winner)  # first: users and browser tests read it here
-        if vote.was_tied:
-            st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
-        st.html(source_html + _summary_html(vote, settings))
-    with chart:
-        counts = [int(np.sum(nb.labels == c)) for c in clf.classes_]
-        st.html(ui.vote_bars_html(vote.scores, clf.classes_, vote.winner, counts=counts, tied=vote.tied_classes,
-                                  weights=settings.weights))
-    with st.container(key="neighbours"):
-        st.html(_neighbours_html(nb, digit, vote.winner, settings))
-
+    ui.show_prediction(stages.centred, settings, source_html)  # shared with the class room's student view
     # Drawn only while open (on_change="rerun" makes the expander report that): built and sent on
     # every stroke, the stages cost the server and every browser for a section usually closed.
     stages_box = st.expander("Preprocessing stages", key="stages_open", on_change="rerun")
     if stages_box.open:
         with stages_box:
             _show_stages(stages)
-
-
-def _summary_html(vote, settings: ui.Settings) -> str:
-    """The settings behind the prediction and, unless tied (then a warning says it), how the vote went."""
-    lines = [f"k={settings.k}, {settings.distance_label}, {settings.weights} votes, "
-             f"{settings.size:,} training digits"]
-    if not vote.was_tied:
-        lines.append(vote.describe())
-    return "".join(f'<p class="draw-summary" style="{CAPTION_STYLE}">{html.escape(t)}</p>' for t in lines)
-
-
-def _neighbours_html(nb: ui.Neighbours, digit: np.ndarray, winner, settings: ui.Settings) -> str:
-    """The digit as the model sees it beside its k nearest training digits, with a heading and a
-    caption saying how to read them: one HTML element."""
-    how = "" if settings.method == ui.CLASSIC else " Shown as the method compared them"
-    if nb.shifts is not None:
-        how += ", each at the shift that matched best (a digit may appear at several shifts and vote for each)"
-    caption = (f"Nearest first, by {nb.distance_name} (d). Framed in green with ✓: the neighbours that voted "
-               f"for {winner}.{how}{'.' if how else ''}")
-    if settings.method == ui.CLASSIC:
-        views, view_captions = [digit], ["What the model sees (28×28)"]
-    else:
-        h, w = nb.query.shape
-        views, view_captions = [digit, nb.query], ["Your digit (28×28)", f"As the method compares it ({w}×{h})"]
-    captions, borders, alts = ui.neighbour_captions(nb.labels, nb.distances, winner, nb.shifts)
-    return ('<h3 style="margin:0.25rem 0 0.25rem 0;font-size:1.5rem;font-weight:600">'
-            + (f'The {len(nb.indices)} nearest training digits' if len(nb.indices) != 1 else 'The nearest training digit')
-            + '</h3>'
-            f'<p style="{CAPTION_STYLE}">{html.escape(caption)}</p>'
-            + ui.digits_beside_neighbours_html(views, view_captions, nb.images, captions, borders, alts,
-                                               scale=4 if len(views) == 1 else 3, nb_scale=3))
 
 
 def _stage_tile(a: np.ndarray, side: int = STAGE_SIDE) -> np.ndarray:

@@ -130,7 +130,7 @@ def test_shift_arrows():
 
 def test_neighbour_vote_page_places_the_methods_neighbours(mnist):
     image = on_canvas(mnist.test_images[0])
-    from pages.neighbour_vote import EXTRA_SHOWN
+    from ui import EXTRA_SHOWN
 
     clf = fitted(mnist, "deskew+blur", n_neighbors=5)
     n = 5 + EXTRA_SHOWN  # k, and the faded ones outside the voting circle

@@ -14,6 +14,9 @@ Pages and tests use only the names listed in ``__all__``; the code is one hop aw
 - ``ui/cache_warnings.py``: on-disk cache problems, told once per session.
 - ``ui/safe.py``: what a user sent never becomes markup or a crash (:func:`md_escape`,
   :func:`valid_index`, :func:`error_message`).
+- ``ui/prediction.py``: a drawing's prediction as the Draw page shows it (:func:`show_prediction`).
+- ``ui/radar.py``: the Neighbour vote view, the radar and the tally (:func:`show_neighbour_vote`).
+- ``ui/room.py``: the class room's page side: the store, links, QR code, the wall (:func:`room_store`).
 - ``ui/navigation.py``: the page menu (:func:`page_menu`) and how a page file runs inside
   app.py, even when Streamlit's legacy ``pages/`` mode runs it by itself (:func:`run_page`).
 """
@@ -54,6 +57,8 @@ from .jobs import (
     session_owner,
 )
 from .navigation import page_menu, run_page
+from .prediction import CAPTION_STYLE, show_prediction
+from .radar import EXTRA_SHOWN, LABEL_COLOURS, QUERY_COLOUR, radial_figure, show_neighbour_vote, tally_figure
 from .resources import (
     SERVER_BLAS_THREADS,
     Neighbours,
@@ -63,6 +68,27 @@ from .resources import (
     get_subset,
     nearest,
     start_server,
+)
+from .room import (
+    CLASS_PAGE,
+    ROOM_PARAM,
+    TEACHER_PARAM,
+    WALL_REFRESH_S,
+    WALL_SHOWN,
+    Wall,
+    code_html,
+    drawing_caption,
+    drawings_html,
+    join_link,
+    labelled,
+    qr_html,
+    read_wall,
+    room_store,
+    send_id,
+    student_id,
+    tally_html,
+    teacher_link,
+    wall_html,
 )
 from .safe import error_message, md_escape, shown, valid_index
 from .settings import (
@@ -109,6 +135,13 @@ __all__ = [
     "show_cache_warnings",
     # navigation
     "page_menu", "run_page",
+    # a drawing's prediction (Draw page, class room) and its neighbour vote (Neighbour vote page, class room)
+    "CAPTION_STYLE", "show_prediction",
+    "EXTRA_SHOWN", "LABEL_COLOURS", "QUERY_COLOUR", "radial_figure", "show_neighbour_vote", "tally_figure",
+    # the class room
+    "CLASS_PAGE", "ROOM_PARAM", "TEACHER_PARAM", "WALL_REFRESH_S", "WALL_SHOWN", "Wall", "code_html",
+    "drawing_caption", "drawings_html", "join_link", "labelled", "qr_html", "read_wall", "room_store", "send_id",
+    "student_id", "tally_html", "teacher_link", "wall_html",
     # safe output
     "error_message", "md_escape", "shown", "valid_index",
 ]
