@@ -38,9 +38,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from knn_core.room.config import DATABASE_URL_ENV as DATABASE_ENV  # the class room store reads it
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
-DATABASE_ENV = "KNN_LAB_DATABASE_URL"  # read by knn_core.room (the class room store)
+
 NGINX = os.environ.get("NGINX", "nginx")
 CHECK_EVERY_S = 1.0
 RESTART_AFTER_S = 2.0  # a dead process is restarted after this long (not in a tight loop)

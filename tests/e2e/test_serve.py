@@ -3,7 +3,10 @@
 Two Streamlit processes and nginx on free local ports: a drawing through nginx is predicted and
 all of the browser's requests reach one process (the route cookie); SIGKILL that process and the
 browser reconnects through nginx to the other one and goes on drawing, and the supervisor brings
-the dead one back.  Skipped when nginx is missing (a failure with KNN_REQUIRE_BROWSER=1, as in CI).
+the dead one back; a student on one process and the teacher's wall on the other see one class room
+(the processes share PostgreSQL: tests/room_fixtures.py's throwaway cluster, or, where PostgreSQL is
+not installed, one SQLite file).  Skipped when nginx is missing (a failure with KNN_REQUIRE_BROWSER=1,
+as in CI).
 """
 
 from __future__ import annotations
@@ -15,8 +18,20 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
+from room_fixtures import postgres  # noqa: F401  (the session's PostgreSQL cluster)
 
-from loadtest.browser import ONE, SEVEN, ZERO, clear, open_draw_page, prediction, stroke, wait_for_prediction
+from loadtest.browser import (
+    METRIC,
+    ONE,
+    SEVEN,
+    ZERO,
+    clear,
+    open_draw_page,
+    prediction,
+    stroke,
+    wait_for_prediction,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,12 +42,35 @@ LOG_LINE = re.compile(
 
 
 @pytest.fixture(scope="module")
-def stack(nginx_path, chromium_path, tmp_path_factory):
+def shared_database(request, tmp_path_factory):
+    """The class room database of both processes: a fresh PostgreSQL database, or a SQLite file."""
+    try:
+        server = request.getfixturevalue("postgres")
+    except pytest.skip.Exception:
+        yield f"sqlite:///{tmp_path_factory.mktemp('room') / 'classroom.sqlite3'}"
+        return
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def stack(nginx_path, chromium_path, shared_database, tmp_path_factory):
     from deploy.serve import Stack, free_port
 
     run_dir = tmp_path_factory.mktemp("serve")
-    with Stack(workers_n=2, port=free_port(), worker_ports=[free_port(), free_port()], run_dir=run_dir) as s:
+    ports = [free_port(), free_port()]
+    with Stack(workers_n=2, port=free_port(), worker_ports=ports, run_dir=run_dir, database_url=shared_database) as s:
         yield s
+
+
+def pinned_page(browser, stack, group: str):
+    """A new browser (context) whose route cookie sends it to process `group`, and its page."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.add_cookies([{"name": "route", "value": group, "url": stack.url}])
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    return ctx, page
 
 
 @pytest.fixture
@@ -87,6 +125,39 @@ def test_a_browser_draws_through_nginx_and_stays_on_one_process(stack, context):
     mine = [r for r in access_log(stack) if r["route"] == pinned]
     assert len(mine) > 10
     assert {r["upstream"] for r in mine} == {address}
+
+
+def test_a_student_on_one_process_and_the_wall_on_the_other_see_one_class(stack, browser, shared_database):
+    from knn_core.room import open_store
+
+    store = open_store(shared_database)
+    room = store.create_room()
+    store.set_prompt(room.teacher_token, 1)  # "Everyone draw a 1": a send needs no "which digit" answer
+    teacher_ctx, wall = pinned_page(browser, stack, "w1")
+    student_ctx, student = pinned_page(browser, stack, "w2")
+    try:
+        wall.goto(f"{stack.url}/class_room?teacher={room.teacher_token}")
+        count = wall.locator('[data-testid="stMetric"]').filter(has_text="Drawings").locator(METRIC)
+        expect(count).to_have_text("0", timeout=60_000)
+
+        open_draw_page(student, f"{stack.url}/class_room?room={room.code}")
+        stroke(student, ONE)
+        assert prediction(student) == "1"
+        student.get_by_role("button", name="Send to the class").click()
+        expect(student.get_by_text("Sent ✓")).to_be_visible(timeout=60_000)
+
+        expect(count).to_have_text("1", timeout=30_000)  # the wall, on the other process, refreshes by itself
+        (sent,) = store.drawings(room.code, wall=False)
+        assert (sent.label, sent.predicted) == (1, 1)
+        # each browser stayed on its own process throughout
+        assert route(teacher_ctx) == "w1" and route(student_ctx) == "w2"
+    finally:
+        teacher_ctx.close()
+        student_ctx.close()
+    streams = [r for r in access_log(stack) if r["path"] == "/_stcore/stream"]
+    for group in ("w1", "w2"):
+        mine = [r for r in streams if r["route"] == group]
+        assert {r["upstream"] for r in mine} <= {stack.worker(group).address}
 
 
 def test_killing_the_session_s_process_moves_the_browser_to_the_other(stack, context):
