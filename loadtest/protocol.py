@@ -98,6 +98,8 @@ class Session:
         self.session_id = ""
         self.widget_ids: dict[str, str] = {}  # "canvas", "file_uploader", widget keys -> id
         self.widget_fragments: dict[str, str] = {}  # the same names -> the id of the fragment drawing them
+        self.auto_reruns: dict[str, float] = {}  # fragment id -> seconds: st.fragment(run_every=...) (the
+        # browser reruns such a fragment on that timer: a load test does it with rerun([], fragment_id))
         self.xsrf = ""
         self.cookies: dict[str, str] = {}  # name -> value, kept across reconnects like a browser's
         self._ws = None
@@ -174,7 +176,7 @@ class Session:
         for k, v in self._context().items():
             setattr(rs.context_info, k, v)
         result = RunResult(started=time.perf_counter())
-        await self._ws.send(msg.SerializeToString())
+        await self._send(msg)
         if wait is None:
             await self._read_run(result)
         else:
@@ -183,6 +185,14 @@ class Session:
             except asyncio.TimeoutError:
                 pass  # still running: the caller leaves
         return result
+
+    async def _send(self, msg: BackMsg) -> None:
+        import websockets
+
+        try:
+            await self._ws.send(msg.SerializeToString())
+        except websockets.ConnectionClosed as exc:
+            raise ProtocolError(f"the server closed the connection ({exc})") from None
 
     async def _recv(self) -> ForwardMsg:
         import websockets
@@ -208,6 +218,8 @@ class Session:
                 self.session_id = m.new_session.initialize.session_id or self.session_id
             elif kind == "navigation":
                 self.page_hash = m.navigation.page_script_hash
+            elif kind == "auto_rerun":
+                self.auto_reruns[m.auto_rerun.fragment_id] = m.auto_rerun.interval
             elif kind == "page_info_changed":
                 self.query = m.page_info_changed.query_string
             elif kind == "delta" and m.delta.WhichOneof("type") == "new_element":
@@ -281,7 +293,7 @@ class Session:
         req.file_urls_request.request_id = str(self._request_id)
         req.file_urls_request.file_names.append(name)
         req.file_urls_request.session_id = self.session_id
-        await self._ws.send(req.SerializeToString())
+        await self._send(req)
         while True:
             m = await self._recv()
             if m.WhichOneof("type") == "file_urls_response":
