@@ -199,3 +199,28 @@ def test_killing_the_session_s_process_moves_the_browser_to_the_other(stack, con
     context.close()
     wait_until(lambda: len(streams()) > before, 30, "the WebSocket in nginx's log")
     assert {r["upstream"].split(", ")[-1] for r in streams()} == {survivor.address}
+
+
+def test_a_drawing_not_yet_sent_when_its_process_dies_is_sent_from_the_live_one(stack, browser, shared_database):
+    """What a student sees: the page reconnects by itself, the drawing stays on the canvas, and pressing
+    "Send to the class" sends it (the browser's rerun carries the canvas) through the live process."""
+    from knn_core.room import open_store
+
+    assert stack.wait_status("ok", timeout=180)["status"] == "ok"  # after the previous test's restart
+    store = open_store(shared_database)
+    room = store.create_room()
+    store.set_prompt(room.teacher_token, 7)
+    ctx, student = pinned_page(browser, stack, "w2")
+    try:
+        open_draw_page(student, f"{stack.url}/class_room?room={room.code}")
+        stroke(student, SEVEN)
+        assert prediction(student) == "7"
+        os.kill(stack.worker("w2").pid, signal.SIGKILL)
+        wait_until(lambda: route(ctx) == "w1", 60, "the page to reconnect to the live process")
+        student.get_by_role("button", name="Send to the class").click()
+        expect(student.get_by_text("Sent ✓")).to_be_visible(timeout=60_000)
+        assert prediction(student) == "7"
+        (sent,) = store.drawings(room.code, wall=False)
+        assert (sent.label, sent.predicted) == (7, 7)
+    finally:
+        ctx.close()
