@@ -177,7 +177,8 @@ class Stack:
         if not addresses:
             raise ValueError("nothing to serve: give --workers N (N >= 1) or --upstream HOST:PORT")
         self.workers = [Worker(a, f"w{i + 1}", local) for i, (a, local) in enumerate(addresses)]
-        self.cookie_secret = secrets.token_urlsafe(32)  # one for all: any process accepts any cookie
+        # one for all (set the same STREAMLIT_SERVER_COOKIE_SECRET on every machine): any process accepts any cookie
+        self.cookie_secret = os.environ.get("STREAMLIT_SERVER_COOKIE_SECRET") or secrets.token_urlsafe(32)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._nginx: subprocess.Popen | None = None
