@@ -152,7 +152,7 @@ class _HealthServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 class Stack:
     """N local Streamlit processes (+ remote ones) behind nginx, as a context manager.
 
-    ``with Stack(workers=2, port=8620) as s: s.url, s.workers[0].pid, s.health()``
+    ``with Stack(workers_n=2, port=8620) as s: s.url, s.workers[0].pid, s.health()``
     """
 
     workers_n: int = 2
@@ -239,11 +239,11 @@ class Stack:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         if self._nginx is not None and self._nginx.poll() is None:
-            self._nginx.send_signal(signal.SIGQUIT)  # graceful: finish the requests in flight
+            self._nginx.terminate()  # nginx's fast shutdown (open WebSockets would hold a graceful one)
             try:
                 self._nginx.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._nginx.kill()
+                os.killpg(self._nginx.pid, signal.SIGKILL)  # the master and its worker
                 self._nginx.wait()
         if self._health_server is not None:
             self._health_server.shutdown()
