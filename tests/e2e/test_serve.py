@@ -99,6 +99,16 @@ def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
     return value
 
 
+def draw_a_one(stack, context):
+    """Open the Draw page through nginx in this browser and draw a 1; (the page, its route cookie)."""
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    open_draw_page(page, stack.url)
+    stroke(page, ONE)
+    assert prediction(page) == "1"
+    return page, route(context)
+
+
 def test_healthz_reports_every_process(stack):
     report = stack.health()
     assert report["status"] == "ok" and report["healthy"] == report["total"] == 2
@@ -106,12 +116,7 @@ def test_healthz_reports_every_process(stack):
 
 
 def test_a_browser_draws_through_nginx_and_stays_on_one_process(stack, context):
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    open_draw_page(page, stack.url)
-    stroke(page, ONE)
-    assert prediction(page) == "1"
-    pinned = route(context)
+    _, pinned = draw_a_one(stack, context)
     assert pinned in {"w1", "w2"}
     address = stack.worker(pinned).address
     context.close()  # nginx logs the WebSocket when it closes
@@ -161,12 +166,7 @@ def test_a_student_on_one_process_and_the_wall_on_the_other_see_one_class(stack,
 
 
 def test_killing_the_session_s_process_moves_the_browser_to_the_other(stack, context):
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    open_draw_page(page, stack.url)
-    stroke(page, ONE)
-    assert prediction(page) == "1"
-    pinned = route(context)
+    page, pinned = draw_a_one(stack, context)
     victim = stack.worker(pinned)
     survivor = next(w for w in stack.workers if w is not victim)
     old_pid = victim.pid
