@@ -17,7 +17,7 @@ count: send -> wall is from a drawing's acknowledgement to the first wall refres
 it (the k-th acknowledged drawing of a room is on the wall once the count is >= k).  At the end every
 acknowledged drawing id is looked up in the database: lost = acknowledged but not there.
 
---kill-at S sends SIGKILL to the process holding the first room's wall S seconds in.  Its sessions
+--kill-at S sends SIGKILL to the first process (w1) S seconds in.  Its sessions
 reconnect through nginx the way Streamlit's page does (the route cookie moves to the process that
 answered) and go on; reported: how many sessions were cut, the time from the cut to each one's next
 prediction, sends left without an acknowledgement (a student sees no "Sent ✓" and presses again:
