@@ -263,6 +263,7 @@ async def run_class(stack: Stack, store, args, digits) -> dict:
         "sends_acked": acked,
         "rows": rows,
         "lost": len(lost),
+        "rows_not_acked": rows - (acked - len(lost)),  # committed, but the student saw no "Sent ✓"
         "unacked": len(st.unacked),
         "unacked_samples": st.unacked[:5],
         "send_ms": {q: _ms(st.send_s, q) for q in (50, 95)},
