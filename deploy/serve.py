@@ -60,6 +60,7 @@ class Worker:
     restarts: int = 0
     died_at: float | None = None
     log_path: Path | None = None
+    down: bool = False  # out of nginx's lists: it died, and is not back and warm yet
 
     @property
     def port(self) -> int:
@@ -75,10 +76,10 @@ def render_nginx_conf(workers: list[Worker], listen: str, run_dir: Path) -> str:
     upstreams, split, known, served = [], [], [], []
     for i, w in enumerate(workers):
         others = [o for o in workers if o is not w]
-        lines = [f"    upstream {w.group} {{", f"        server {w.address} max_fails=1 fail_timeout=5s;"]
+        lines = [f"    upstream {w.group} {{", f"        server {w.address} {_peer(w)};"]
         # backups in a different order per group, so one dead process's sessions spread out
         for o in others[i:] + others[:i]:
-            lines.append(f"        server {o.address} backup max_fails=1 fail_timeout=5s;")
+            lines.append(f"        server {o.address} backup {_peer(o)};")
         upstreams.append("\n".join(lines + ["    }"]))
         share = "*" if i == len(workers) - 1 else f"{100 / len(workers):.2f}%"
         split.append(f"        {share} {w.group};")
@@ -97,6 +98,10 @@ def render_nginx_conf(workers: list[Worker], listen: str, run_dir: Path) -> str:
     }.items():
         text = text.replace(name, value)
     return text
+
+
+def _peer(w: Worker) -> str:
+    return "down" if w.down else "max_fails=1 fail_timeout=5s"
 
 
 def _regex(address: str) -> str:
@@ -215,8 +220,7 @@ class Stack:
     def _start_proxy(self, nginx: str) -> None:
         """The /healthz answerer, then nginx with the rendered configuration."""
         self._start_health_server()
-        conf = self.run_dir / "nginx.conf"
-        conf.write_text(render_nginx_conf(self.workers, f"{self.listen_host}:{self.port}", self.run_dir))
+        conf = self._write_nginx_conf()
         with open(self.run_dir / "nginx.out", "wb") as out:
             self._nginx = subprocess.Popen(
                 [
@@ -235,6 +239,17 @@ class Stack:
                 start_new_session=True,
             )
         self._wait_nginx()
+
+    def _write_nginx_conf(self) -> Path:
+        conf = self.run_dir / "nginx.conf"
+        conf.write_text(render_nginx_conf(self.workers, f"{self.listen_host}:{self.port}", self.run_dir))
+        return conf
+
+    def _reload_nginx(self) -> None:
+        """The processes' list changed: nginx rereads it (SIGHUP: open WebSockets stay where they are)."""
+        if self._nginx is not None and self._nginx.poll() is None and not self._stop.is_set():
+            self._write_nginx_conf()
+            self._nginx.send_signal(signal.SIGHUP)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
@@ -359,6 +374,8 @@ class Stack:
                     with self._lock:
                         if w.died_at is None:
                             w.died_at = time.monotonic()
+                            w.down = True  # its browsers go to the others until it is back and warm
+                            self._reload_nginx()
                             print(
                                 f"knn-serve: {w.group} ({w.address}) exited with {w.proc.returncode}; "
                                 f"restarting in {RESTART_AFTER_S:.0f} s",
@@ -374,6 +391,8 @@ class Stack:
         try:
             self._wait_healthy([w])
             self._warm_up([w])
+            w.down = False
+            self._reload_nginx()
         except RuntimeError as exc:  # it died again: the supervisor sees that and tries again
             if not self._stop.is_set():  # (or we are stopping)
                 print(f"knn-serve: {w.group} did not come back: {exc}", file=sys.stderr, flush=True)

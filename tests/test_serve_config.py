@@ -10,8 +10,9 @@ import pytest
 from deploy.serve import Worker, nginx_path, render_nginx_conf
 
 
-def three(tmp_path):
-    workers = [Worker(f"127.0.0.1:{8621 + i}", f"w{i + 1}") for i in range(2)]
+def three(tmp_path, down: bool = False):
+    """Two local processes (the first down, if asked) and one on another machine."""
+    workers = [Worker(f"127.0.0.1:{8621 + i}", f"w{i + 1}", down=down and i == 0) for i in range(2)]
     workers.append(Worker("10.0.0.7:8621", "w3", local=False))
     return render_nginx_conf(workers, "127.0.0.1:8620", tmp_path)
 
@@ -53,11 +54,21 @@ def test_new_browsers_are_split_evenly_and_the_cookie_follows_the_answering_proc
     assert not re.search(r"@[A-Z_]+@", settings)  # every placeholder filled
 
 
-def test_nginx_accepts_the_configuration(tmp_path):
+def test_a_dead_process_is_down_in_every_group_until_it_is_back(tmp_path):
+    workers = [Worker(f"127.0.0.1:{8621 + i}", f"w{i + 1}") for i in range(3)]
+    workers[1].down = True
+    conf = render_nginx_conf(workers, "127.0.0.1:8620", tmp_path)
+    lines = [line.strip() for line in conf.splitlines() if line.strip().startswith("server 127.")]
+    assert len(lines) == 9
+    assert all(line.endswith(" down;") == ("127.0.0.1:8622" in line) for line in lines)
+
+
+@pytest.mark.parametrize("down", [False, True])
+def test_nginx_accepts_the_configuration(tmp_path, down):
     nginx = nginx_path()
     if nginx is None:
         pytest.skip("nginx not found (Debian: apt-get install nginx)")
-    (tmp_path / "nginx.conf").write_text(three(tmp_path))
+    (tmp_path / "nginx.conf").write_text(three(tmp_path, down))
     done = subprocess.run(
         [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
         capture_output=True,
