@@ -27,6 +27,7 @@ from loadtest.browser import (
     SEVEN,
     ZERO,
     clear,
+    idle,
     open_draw_page,
     prediction,
     stroke,
@@ -217,8 +218,14 @@ def test_a_drawing_not_yet_sent_when_its_process_dies_is_sent_from_the_live_one(
         assert prediction(student) == "7"
         os.kill(stack.worker("w2").pid, signal.SIGKILL)
         wait_until(lambda: route(ctx) == "w1", 60, "the page to reconnect to the live process")
-        student.get_by_role("button", name="Send to the class").click()
-        expect(student.get_by_text("Sent ✓")).to_be_visible(timeout=60_000)
+        idle(student)  # connected again (Streamlit's status shows while it reconnects)
+        send = student.get_by_role("button", name="Send to the class")
+        send.click()
+        try:
+            expect(student.get_by_text("Sent ✓")).to_be_visible(timeout=20_000)
+        except AssertionError:  # pressed while the page was still reconnecting: a student presses again
+            send.click()
+            expect(student.get_by_text("Sent ✓")).to_be_visible(timeout=60_000)
         assert prediction(student) == "7"
         (sent,) = store.drawings(room.code, wall=False)
         assert (sent.label, sent.predicted) == (7, 7)
