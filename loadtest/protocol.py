@@ -99,8 +99,10 @@ class Session:
         self.session_id = ""
         self.widget_ids: dict[str, str] = {}  # "canvas", "file_uploader", widget keys -> id
         self.widget_fragments: dict[str, str] = {}  # the same names -> the id of the fragment drawing them
-        self.auto_reruns: dict[str, float] = {}  # fragment id -> seconds: st.fragment(run_every=...) timers
+        self.auto_reruns: dict[str, float] = {}  # fragment id -> seconds: st.fragment(run_every=...) (the
+        # browser reruns such a fragment on that timer: a load test does it with rerun([], fragment_id))
         self.xsrf = ""
+        self.cookies: dict[str, str] = {}  # name -> value, kept across reconnects like a browser's
         self._ws = None
         self._request_id = 0
 
@@ -117,23 +119,31 @@ class Session:
         :meth:`rerun` for `wait`)."""
         import websockets
 
-        self.xsrf = await asyncio.to_thread(self._xsrf_cookie)
+        await asyncio.to_thread(self._health)
+        self.xsrf = self.cookies.get("_streamlit_xsrf", "")
         protocols = ["streamlit"] + ([self.xsrf] if self.xsrf else [])
-        headers = {"Cookie": f"_streamlit_xsrf={self.xsrf}"} if self.xsrf else {}
         self._ws = await websockets.connect(
-            self.ws_url, subprotocols=protocols, origin=self.base_url, additional_headers=headers,
+            self.ws_url, subprotocols=protocols, origin=self.base_url, additional_headers=self._cookie_header(),
             max_size=None, compression=None, open_timeout=self.timeout, ping_interval=None,
         )
+        self._keep_cookies(self._ws.response.headers.get_all("Set-Cookie"))
         return await self.rerun([], wait=wait)
 
-    def _xsrf_cookie(self) -> str:
-        """GET /_stcore/health like the browser does first; the server sets the _streamlit_xsrf cookie there."""
-        with urllib.request.urlopen(self.base_url + "/_stcore/health", timeout=self.timeout) as r:
-            for header in r.headers.get_all("Set-Cookie") or []:
-                name, _, rest = header.partition("=")
-                if name.strip() == "_streamlit_xsrf":
-                    return rest.split(";", 1)[0]
-        return ""
+    def _health(self) -> None:
+        """GET /_stcore/health like the browser does first: the server sets the _streamlit_xsrf cookie
+        there (and nginx in front of several processes its route cookie: scripts/serve.sh)."""
+        req = urllib.request.Request(self.base_url + "/_stcore/health", headers=self._cookie_header())
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:
+            self._keep_cookies(r.headers.get_all("Set-Cookie"))
+
+    def _keep_cookies(self, headers) -> None:
+        for header in headers or []:
+            name, _, rest = header.partition("=")
+            self.cookies[name.strip()] = rest.split(";", 1)[0]
+
+    def _cookie_header(self) -> dict:
+        """The cookies this tab holds, as a browser sends them with every request."""
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -167,7 +177,7 @@ class Session:
         for k, v in self._context().items():
             setattr(rs.context_info, k, v)
         result = RunResult(started=time.perf_counter())
-        await self._ws.send(msg.SerializeToString())
+        await self._send(msg)
         if wait is None:
             await self._read_run(result)
         else:
@@ -176,6 +186,14 @@ class Session:
             except asyncio.TimeoutError:
                 pass  # still running: the caller leaves
         return result
+
+    async def _send(self, msg: BackMsg) -> None:
+        import websockets
+
+        try:
+            await self._ws.send(msg.SerializeToString())
+        except websockets.ConnectionClosed as exc:
+            raise ProtocolError(f"the server closed the connection ({exc})") from None
 
     async def _recv(self) -> ForwardMsg:
         import websockets
@@ -201,7 +219,7 @@ class Session:
                 self.session_id = m.new_session.initialize.session_id or self.session_id
             elif kind == "navigation":
                 self.page_hash = m.navigation.page_script_hash
-            elif kind == "auto_rerun":  # the browser reruns this fragment on a timer (see rerun)
+            elif kind == "auto_rerun":
                 self.auto_reruns[m.auto_rerun.fragment_id] = m.auto_rerun.interval
             elif kind == "page_info_changed":
                 self.query = m.page_info_changed.query_string
@@ -278,7 +296,7 @@ class Session:
         req.file_urls_request.request_id = str(self._request_id)
         req.file_urls_request.file_names.append(name)
         req.file_urls_request.session_id = self.session_id
-        await self._ws.send(req.SerializeToString())
+        await self._send(req)
         while True:
             m = await self._recv()
             if m.WhichOneof("type") == "file_urls_response":
@@ -310,7 +328,8 @@ class Session:
                 f"Content-Type: {mime}\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         if self.xsrf:
-            headers |= {"X-Xsrftoken": self.xsrf, "Cookie": f"_streamlit_xsrf={self.xsrf}"}
+            headers |= {"X-Xsrftoken": self.xsrf}
+        headers |= self._cookie_header()
         req = urllib.request.Request(url, data=body, method="PUT", headers=headers)
         with urllib.request.urlopen(req, timeout=self.timeout) as r:
             if r.status not in (200, 204):

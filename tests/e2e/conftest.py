@@ -34,6 +34,17 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
+def nginx_path() -> str:
+    """nginx for the tests of several processes behind a proxy (scripts/serve.sh)."""
+    from deploy.serve import nginx_path as find_nginx
+
+    path = find_nginx()
+    if path is None:
+        _skip_or_fail("nginx not found (Debian: apt-get install nginx); the tests of scripts/serve.sh need it")
+    return path
+
+
+@pytest.fixture(scope="session")
 def app_url(chromium_path, server_url):
     """The session's app server, for tests that open it in Chromium."""
     return server_url
