@@ -136,6 +136,30 @@ def test_a_student_joins_by_code_sends_and_sees_it_arrive(store, digits):
     ) == [str(d.id)]
 
 
+def test_after_a_reconnect_the_student_is_the_same_and_a_send_pressed_again_is_stored_once(store, digits):
+    """A dead server process: the page reconnects to another one, a new session with the same link (?me=...)."""
+    room = store.create_room()
+    store.set_prompt(room.teacher_token, 3)
+    _, drawing = digits[3]
+    first = ok(page({"room": room.code}, image=drawing))
+    me = param(first, "me")
+    assert re.fullmatch(r"[0-9a-f]{16}", me)  # the student's id went into the link
+    first = ok(first.button(key="room_send").click().run())
+    [d] = store.drawings(room.code)
+    assert d.student == me
+    # the new session (another process) with the same link: the same student, its drawing still "mine"
+    again = ok(page({"room": room.code, "me": me}, image=drawing))
+    assert param(again, "me") == me
+    assert re.findall(
+        r'data-id="(\d+)"', " ".join(e.proto.body for e in again.get("html") if "my-drawings" in e.proto.body)
+    ) == [str(d.id)]
+    again = ok(again.button(key="room_send").click().run())  # pressed again: the same send, one row
+    assert [s.value for s in again.success] == [f"Sent ✓ (#{d.id})"] and store.count(room.code) == 1
+    # a forged id is not taken: a fresh one is made
+    forged = ok(page({"room": room.code, "me": "<script>"}, image=drawing))
+    assert param(forged, "me") != "<script>" and re.fullmatch(r"[0-9a-f]{16}", param(forged, "me"))
+
+
 def test_without_a_prompt_the_student_says_which_digit_and_a_nickname_goes_along(store, digits):
     room = store.create_room()
     student = ok(page({"room": room.code}, image=digits[3][1]))

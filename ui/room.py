@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 import secrets
 import time
 import urllib.parse
@@ -36,6 +37,8 @@ WALL_SHOWN = 60  # the latest drawings shown on the wall (the count and the tall
 WALL_FULL_RELOAD_S = 20.0  # besides a changed count, reread everything this often (moderation elsewhere)
 WALL_SCALE = 4  # a 28x28 drawing is shown 112 px wide on the wall
 _STUDENT = "room_student"  # session key: this browser tab's student id
+STUDENT_PARAM = "me"  # ?me=<student id>: the same student after a reconnect to another server process
+_STUDENT_ID = re.compile(r"[0-9a-f]{16}")
 
 
 # ------------------------------------------------------------------------------ the store
@@ -53,10 +56,16 @@ def room_store() -> RoomStore:
 
 
 def student_id() -> str:
-    """This browser tab's student: a random id made once per session (no account, no name needed); it
-    says which drawings are "mine" and nothing else."""
+    """This browser tab's student: a random id (no account, no name needed); it says which drawings are
+    "mine" and nothing else.  Kept in the link (?me=...) as well as the session: when the student's server
+    process dies and the page reconnects to another one, the new session reads it back, so the student's
+    own drawings stay theirs and a Send pressed again (after one committed but not acknowledged) keeps its
+    send id and is stored once."""
     if _STUDENT not in st.session_state:
-        st.session_state[_STUDENT] = secrets.token_hex(8)
+        given = str(st.query_params.get(STUDENT_PARAM, ""))
+        st.session_state[_STUDENT] = given if _STUDENT_ID.fullmatch(given) else secrets.token_hex(8)
+    if st.query_params.get(STUDENT_PARAM) != st.session_state[_STUDENT]:
+        st.query_params[STUDENT_PARAM] = st.session_state[_STUDENT]
     return st.session_state[_STUDENT]
 
 
