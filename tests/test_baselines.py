@@ -242,3 +242,14 @@ def test_the_command_line_saves_the_table(small, cache_dir, capsys, tmp_path):
     assert f"saved to {path}" in capsys.readouterr().out
     assert '"method": "gnb"' in path.read_text()
 
+
+
+def test_the_shipped_table_is_the_full_data_set_measured(mnist):
+    """assets/baselines: the table the Baselines page opens with (python -m knn_core baselines --save ...)."""
+    got = bl.load_table(bl.SHIPPED_TABLE, mnist, 3, 60_000)
+    assert got is not None, f"{bl.SHIPPED_TABLE} is missing or was measured on other data or code"
+    rows = {(r.method, r.features): r for r in got[0]}
+    assert set(rows) == set(PAIRS)
+    knn5 = rows[("knn-5", "pixels")]
+    assert knn5.test_accuracy == 0.9688  # the app's reference figure: k=5, euclidean, full data
+    assert np.mean(knn5.predictions == mnist.test_labels) == 0.9688

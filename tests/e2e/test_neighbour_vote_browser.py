@@ -57,6 +57,7 @@ def test_draw_vote_change_k_and_present(page, app_url):
     expect(sidebar).to_have_attribute("data-collapsed", "true")
     # the same link opens the same view in another tab
     other = page.context.new_page()
+    other.set_default_timeout(60_000)  # as the fixture's page: 30 s was short on a busy machine
     other.goto(page.url)
     other.locator(CANVAS).wait_for()
     other.wait_for_function("() => getComputedStyle(document.documentElement).fontSize === '24px'")
