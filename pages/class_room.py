@@ -364,38 +364,42 @@ def _student_view(store, code: str, image) -> None:
     st.subheader(f"Class {room.code}")
     settings = ui.current_settings()
     _student_draw(store, room.code, settings, image)
+    # outside the fragment: a stroke need not redraw it (the send reads it from the session)
+    with st.expander("Your name on the wall (optional)"):
+        st.text_input("Nickname", max_chars=NICKNAME_MAX, key="room_nickname", placeholder="e.g. Ana")
 
 
 @st.fragment
 def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
     """The canvas, the send controls and the prediction; a stroke or a send reruns only this part."""
-    room = store.room(code)  # the teacher may have changed the prompt since the page was opened
+    room = ui.fresh_room(store, code)  # the teacher may have changed the prompt since the page was opened
     if room.prompt is not None:
         st.markdown(f"#### ✏️ Draw a **{room.prompt}**")
     if image is None:
         image = ui.drawing_canvas(key="room_canvas", pen_width=ui.PEN_DEFAULT)
     digit = ui.drawn_digit(image)
+    sent_now = False
     if digit is not None:
         send_box = st.container()  # above the prediction (in view on a phone), filled once kNN has answered
         vote = ui.show_prediction(digit, settings).vote
         with send_box:
-            _send_controls(store, room, digit, int(vote.winner))
+            sent_now = _send_controls(store, room, digit, int(vote.winner))
     else:
         st.info("Draw a digit in the box, then send it to the class.", icon="✏️")
-    mine = store.student_drawings(code, ui.student_id())
+    mine = ui.my_drawings(store, code, reread=sent_now)
     if mine:
         st.caption(f"Your drawings in this class ({len(mine)}), newest first")
         pictures = st.session_state.setdefault("room_my_pictures", {})  # drawn once per drawing, not per stroke
         st.html(ui.drawings_html(mine[::-1][:24], scale=2, pictures=pictures, css_class="my-drawings"))
 
 
-def _send_controls(store, room, digit: np.ndarray, predicted: int) -> None:
+def _send_controls(store, room, digit: np.ndarray, predicted: int) -> bool:
+    """The label, the nickname and "Send to the class"; True when this run stored the drawing."""
     state = st.session_state
+    sent_now = False
     label = room.prompt
     if label is None:
         label = st.pills("Which digit did you mean?", list(range(10)), key="room_meant")
-    with st.expander("Your name on the wall (optional)"):
-        st.text_input("Nickname", max_chars=NICKNAME_MAX, key="room_nickname", placeholder="e.g. Ana")
     sid = ui.send_id(ui.student_id(), digit, label)
     sent = state.setdefault("room_sent", {})
     if st.button("Send to the class", type="primary", key="room_send", disabled=sid in sent):
@@ -421,8 +425,10 @@ def _send_controls(store, room, digit: np.ndarray, predicted: int) -> None:
                 )
             else:
                 sent[sid] = d.id
+                sent_now = True
     if sid in sent:
         st.success(f"Sent ✓ (#{sent[sid]})", icon="📨")
+    return sent_now
 
 
 if __name__ == "__main__":  # Streamlit runs page files as __main__; importing (tests) does not render

@@ -18,6 +18,7 @@ from helpers import on_canvas
 from streamlit.testing.v1 import AppTest
 
 import ui
+from knn_core.room import RoomError
 
 TIMEOUT = 60
 
@@ -265,6 +266,30 @@ def test_the_prompt_selector_sets_the_rooms_prompt(store):
     assert any(s.value == "Everyone draw a 8" for s in at.subheader)
     at = ok(at.selectbox(key="room_prompt").set_value(None).run())
     assert store.room(room.code).prompt is None
+
+
+
+def test_a_new_prompt_reaches_students_within_a_second_and_their_strokes_share_one_read(store, monkeypatch):
+    """Students reread the class (its prompt) at most every ROOM_FRESH_S s, all sessions of the process together."""
+    room = store.create_room()
+    store.set_prompt(room.teacher_token, 7)
+    reads = []
+    real_room = store.room
+    monkeypatch.setattr(store, "room", lambda code, **kw: reads.append(code) or real_room(code, **kw))
+    clock = [1000.0]
+    monkeypatch.setattr(ui.room.time, "monotonic", lambda: clock[0])
+    assert ui.fresh_room(store, room.code).prompt == 7
+    store.set_prompt(room.teacher_token, 4)
+    clock[0] += ui.room.ROOM_FRESH_S / 2
+    assert ui.fresh_room(store, room.code).prompt == 7 and len(reads) == 1  # one read for every stroke meanwhile
+    clock[0] += ui.room.ROOM_FRESH_S / 2
+    assert ui.fresh_room(store, room.code).prompt == 4 and len(reads) == 2
+    store.delete_room(room.teacher_token)
+    clock[0] += ui.room.ROOM_FRESH_S
+    with pytest.raises(RoomError):
+        ui.fresh_room(store, room.code)
+    with pytest.raises(RoomError):  # a missing class is not kept: it raises every time
+        ui.fresh_room(store, room.code)
 
 
 # ------------------------------------------------------------------------------ the class's test set, export, delete

@@ -83,8 +83,10 @@ from .room import (
     code_html,
     drawing_caption,
     drawings_html,
+    fresh_room,
     join_link,
     labelled,
+    my_drawings,
     qr_html,
     read_wall,
     room_store,
@@ -146,8 +148,8 @@ __all__ = [
     "EXTRA_SHOWN", "LABEL_COLOURS", "QUERY_COLOUR", "radial_figure", "show_neighbour_vote", "tally_figure",
     # the class room
     "CLASS_PAGE", "ROOM_PARAM", "TEACHER_PARAM", "WALL_REFRESH_S", "WALL_SHOWN", "Wall", "code_html",
-    "drawing_caption", "drawings_html", "join_link", "labelled", "qr_html", "read_wall", "room_store", "send_id",
-    "student_id", "tally_html", "teacher_link", "wall_html",
+    "drawing_caption", "drawings_html", "fresh_room", "join_link", "labelled", "my_drawings", "qr_html",
+    "read_wall", "room_store", "send_id", "student_id", "tally_html", "teacher_link", "wall_html",
     # safe output
     "error_message", "md_escape", "shown", "valid_index",
 ]

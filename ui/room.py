@@ -16,6 +16,7 @@ import hashlib
 import html
 import re
 import secrets
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import streamlit as st
 
-from knn_core.room import Drawing, RoomStore, database_url, open_store
+from knn_core.room import Drawing, Room, RoomStore, database_url, open_store
 
 from .digits import GREEN, GREY, RED, png_data_uri
 
@@ -36,7 +37,9 @@ WALL_REFRESH_S = 1.5  # the wall rereads the store this often
 WALL_SHOWN = 60  # the latest drawings shown on the wall (the count and the tally cover all of them)
 WALL_FULL_RELOAD_S = 20.0  # besides a changed count, reread everything this often (moderation elsewhere)
 WALL_SCALE = 4  # a 28x28 drawing is shown 112 px wide on the wall
+ROOM_FRESH_S = 1.0  # a student's stroke rereads the class (its prompt) from the store at most this often
 _STUDENT = "room_student"  # session key: this browser tab's student id
+_MINE = "room_mine"  # session key: ((code, student), this student's drawings) as last read
 STUDENT_PARAM = "me"  # ?me=<student id>: the same student after a reconnect to another server process
 _STUDENT_ID = re.compile(r"[0-9a-f]{16}")
 
@@ -53,6 +56,41 @@ def room_store() -> RoomStore:
     """The class-room store of this server process: one per database URL (KNN_LAB_DATABASE_URL, else the
     SQLite file in the data folder), opened once and shared by every session."""
     return _store_at(database_url())
+
+
+_fresh_rooms: dict = {}  # (store, code) -> (time read, Room), shared by the sessions of this process
+_fresh_rooms_lock = threading.Lock()
+
+
+def fresh_room(store: RoomStore, code: str, *, max_age: float = ROOM_FRESH_S) -> Room:
+    """The class with this code, as read from the store at most max_age seconds ago by any session of this
+    process.  Every stroke of every student shows the class's current prompt; thirty students drawing at
+    once then share one query a second instead of making one each (a query costs the one Python process
+    more than the rest of a stroke's bookkeeping).  A missing or expired class is never kept: it raises
+    on every call, as the store does."""
+    key, now = (id(store), code), time.monotonic()
+    with _fresh_rooms_lock:
+        hit = _fresh_rooms.get(key)
+    if hit is not None and now - hit[0] < max_age:
+        return hit[1]
+    room = store.room(code)
+    with _fresh_rooms_lock:
+        if len(_fresh_rooms) > 1000:  # forget old classes (each entry is small; this keeps them few)
+            for k in [k for k, (t, _) in _fresh_rooms.items() if now - t >= max_age]:
+                del _fresh_rooms[k]
+        _fresh_rooms[key] = (now, room)
+    return room
+
+
+def my_drawings(store: RoomStore, code: str, *, reread: bool = False) -> list[Drawing]:
+    """This student's drawings in this class: read from the store when the page opens and after each of
+    their sends (reread=True), not on every stroke, since nobody else adds to them."""
+    key = (code, student_id())
+    mine = st.session_state.get(_MINE)
+    if reread or mine is None or mine[0] != key:
+        mine = (key, store.student_drawings(code, key[1]))
+        st.session_state[_MINE] = mine
+    return mine[1]
 
 
 def student_id() -> str:
