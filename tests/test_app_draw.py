@@ -414,3 +414,22 @@ def test_start_server_limits_blas_and_opencv_threads_and_fits_the_default_classi
             if thread.name == "knn-lab-warm-up":
                 thread.join()
     assert ui.resources.is_fitted(ui.Settings().search, ui.Settings().size)
+
+
+def test_the_theme_is_read_once_and_stays_what_streamlit_would_read():
+    """ui.read_theme_once (start_server): the theme sections as Streamlit's own scan gives them, read once."""
+    from streamlit import config
+
+    def scanned(section):
+        return {o.name: o.value for o in config.get_config_options().values() if o.section == section}
+
+    ui.resources.read_theme_once()
+    ui.resources.read_theme_once()  # a second call keeps the first wrapper
+    assert getattr(config.get_options_for_section, "reads_theme_once", False)
+    sections = {o.section for o in config.get_config_options().values()}
+    assert {"theme", "theme.sidebar", "theme.light", "theme.dark.sidebar", "server"} <= sections
+    for section in sorted(sections):
+        got = config.get_options_for_section(section)
+        assert got == scanned(section), section
+        got.clear()  # a caller changing what it got changes nothing for the next
+        assert config.get_options_for_section(section) == scanned(section), section

@@ -65,6 +65,7 @@ def start_server() -> None:
     limit_blas_threads(SERVER_BLAS_THREADS)
     cv2.setNumThreads(1)
     give_freed_memory_back()
+    read_theme_once()
     threading.Thread(target=warm_up, name="knn-lab-warm-up", daemon=True).start()
 
 
@@ -88,6 +89,31 @@ def give_freed_memory_back() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: its allocator does its own thing
         pass
+
+
+def read_theme_once() -> None:
+    """Streamlit rebuilds the page theme from its config at the start of every script run: six theme
+    sections, each a scan of all ~370 options (~3 ms on this machine, on the server's event loop and under
+    the GIL). Every stroke of every student pays it; under the load test's attacker it was 11% of the time
+    the server's Python held the GIL (py-spy --gil). The config cannot change while the server runs (a
+    new config file needs a restart), so each theme section is read once; other sections are read as
+    before."""
+    from streamlit import config
+
+    read = config.get_options_for_section
+    if getattr(read, "reads_theme_once", False):
+        return
+    theme: dict[str, dict] = {}
+
+    def get_options_for_section(section: str) -> dict:
+        if not section.startswith("theme"):
+            return read(section)
+        if section not in theme:
+            theme[section] = read(section)
+        return dict(theme[section])
+
+    get_options_for_section.reads_theme_once = True  # type: ignore[attr-defined]
+    config.get_options_for_section = get_options_for_section
 
 
 @lru_cache(maxsize=1)
