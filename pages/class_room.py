@@ -356,7 +356,7 @@ def _export_and_delete(store, token: str, room, drawings, settings: ui.Settings)
 
 def _student_view(store, code: str, image) -> None:
     try:
-        room = store.room(code)
+        room = ui.fresh_room(store, code)
     except RoomError as exc:  # RoomNotFound, RoomExpired
         st.error(ui.md_escape(exc), icon="🔎")
         _code_box()

@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 from helpers import on_canvas
+from room_fixtures import postgres  # noqa: F401
 from streamlit.testing.v1 import AppTest
 
 import ui
@@ -135,6 +136,31 @@ def test_a_student_joins_by_code_sends_and_sees_it_arrive(store, digits):
     assert re.findall(
         r'data-id="(\d+)"', " ".join(e.proto.body for e in student.get("html") if "my-drawings" in e.proto.body)
     ) == [str(d.id)]
+
+
+def test_a_send_while_postgres_restarts_says_so_and_the_same_button_works_after(postgres, digits, monkeypatch):  # noqa: F811
+    """#20's fault: the class room on PostgreSQL, the database restarted while a student sends."""
+    url = postgres.create_database()
+    monkeypatch.setenv("KNN_LAB_DATABASE_URL", url)
+    try:
+        store = ui.room_store()
+        room = store.create_room()
+        store.set_prompt(room.teacher_token, 3)
+        student = ok(page({"room": room.code}, image=digits[3][1]))
+        postgres.stop()
+        try:
+            student = ok(student.button(key="room_send").click().run())
+            said = " ".join(e.value for e in student.error)
+            assert "cannot be reached right now" in said and "try again" in said, said
+            assert not student.success
+        finally:
+            postgres.start()
+        student = ok(student.button(key="room_send").click().run())  # the same drawing, pressed again
+        [d] = store.drawings(room.code)
+        assert [s.value for s in student.success] == [f"Sent ✓ (#{d.id})"]
+        assert d.label == 3 and store.count(room.code) == 1
+    finally:
+        postgres.drop_database(url)
 
 
 def test_after_a_reconnect_the_student_is_the_same_and_a_send_pressed_again_is_stored_once(store, digits):

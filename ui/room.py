@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import streamlit as st
 
-from knn_core.room import Drawing, Room, RoomStore, database_url, open_store
+from knn_core.room import Drawing, Room, RoomStore, StoreUnavailable, database_url, open_store
 
 from .digits import GREEN, GREY, RED, png_data_uri
 
@@ -67,13 +67,19 @@ def fresh_room(store: RoomStore, code: str, *, max_age: float = ROOM_FRESH_S) ->
     process.  Every stroke of every student shows the class's current prompt; thirty students drawing at
     once then share one query a second instead of making one each (a query costs the one Python process
     more than the rest of a stroke's bookkeeping).  A missing or expired class is never kept: it raises
-    on every call, as the store does."""
+    on every call, as the store does; while the database cannot be reached, the class as last read is
+    used, so the canvas stays and a send says that it failed."""
     key, now = (id(store), code), time.monotonic()
     with _fresh_rooms_lock:
         hit = _fresh_rooms.get(key)
     if hit is not None and now - hit[0] < max_age:
         return hit[1]
-    room = store.room(code)
+    try:
+        room = store.room(code)
+    except StoreUnavailable:
+        if hit is None:
+            raise
+        return hit[1]  # the database is away for a moment: go on with the class as last read (a send says it failed)
     with _fresh_rooms_lock:
         if len(_fresh_rooms) > 1000:  # forget old classes (each entry is small; this keeps them few)
             for k in [k for k, (t, _) in _fresh_rooms.items() if now - t >= max_age]:
