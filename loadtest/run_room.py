@@ -3,6 +3,7 @@
     python -m loadtest.run_room                              # 1 room, 30 students, 120 s
     python -m loadtest.run_room --rooms 3                    # three rooms at once, 30 students each
     python -m loadtest.run_room --kill-at 60                 # SIGKILL the server after 60 s, restart it
+    python -m loadtest.run_room --rooms 3 --workers 2        # the same through nginx, 2 processes, one SQLite file
 
 Each student is a WebSocket session on the Class page's student view (loadtest/protocol.py: what a
 browser sends, without the browser): it draws a MNIST test digit (a canvas PNG, as the canvas sends it),
@@ -245,6 +246,8 @@ def run(args) -> dict:
         store.set_prompt(room.teacher_token, i % 10)  # the label every drawing carries
         rooms.append((room.code, room.teacher_token))
     pngs = [png for png, _label in drawings(400, seed=1)]
+    if args.workers:
+        return _run_behind_nginx(args, env, data, store, rooms, pngs)
     server = Server("app.py", port=args.port, env=env, log_path=args.server_log).__enter__()
     watches = [MemoryWatch(server.pid).__enter__()]
     stats = Stats()
@@ -263,6 +266,33 @@ def run(args) -> dict:
             w.__exit__(None, None, None)
         server.__exit__(None, None, None)
     return _result(args, store, rooms, stats, watches, log, data, (load0, load1), cpu)
+
+
+def _run_behind_nginx(args, env: dict, data: str, rooms_store, rooms: list, pngs: list[bytes]) -> dict:
+    """The same class through nginx in front of --workers processes on the one SQLite file (scripts/serve.sh):
+    each student's and each wall's session is pinned to a process by nginx's route cookie, which
+    protocol.Session keeps as a browser does; a student and their room's wall may be on different processes."""
+    from deploy.serve import Stack, free_port
+
+    ports = [free_port() for _ in range(args.workers)]
+    db = f"sqlite:///{data}/classroom.sqlite3"
+    stats = Stats()
+    with Stack(workers_n=args.workers, port=args.port or free_port(), worker_ports=ports, database_url=db, env=env) as stack:
+        pids = [w.pid for w in stack.workers]
+        watches = [MemoryWatch(pid).__enter__() for pid in pids]
+        try:
+            t0 = time.perf_counter()
+            load0, cpu0 = os.getloadavg(), sum(cpu_seconds(pid) for pid in pids)
+            asyncio.run(_run(args, stack.url, rooms, pngs, stats, Killer(None, None, stats, t0, watches), t0))
+            load1, elapsed = os.getloadavg(), _now(t0)
+            cpu = (sum(cpu_seconds(pid) for pid in pids) - cpu0, elapsed)
+            log = "".join(w.log_path.read_text(errors="replace") for w in stack.workers if w.log_path)
+        finally:
+            for w in watches:
+                w.__exit__(None, None, None)
+    result = _result(args, rooms_store, rooms, stats, watches, log, data, (load0, load1), cpu)
+    result["peak_rss_mb_per_process"] = [round(w.peak_mb) for w in watches]
+    return result
 
 
 def _result(args, store, rooms, stats: Stats, watches, log: str, data: str, load, cpu) -> dict:
@@ -292,6 +322,7 @@ def _result(args, store, rooms, stats: Stats, watches, log: str, data: str, load
     return {
         "command": "python -m loadtest.run_room " + " ".join(sys.argv[1:]),
         "rooms": args.rooms,
+        "processes": args.workers or 1,
         "students_per_room": args.students,
         "seconds": args.seconds,
         "every_s": args.every,
@@ -346,9 +377,10 @@ def check(r: dict) -> list[str]:
 
 def print_report(r: dict) -> None:
     kill = f", SIGKILL at {r['kill_at']:.0f} s (healthy again at {r['restart'][1]:.1f} s)" if r["kill_at"] else ""
+    where = f", {r['processes']} processes behind nginx" if r.get("processes", 1) > 1 else ""
     print(
         f"{r['rooms']} room(s) x {r['students_per_room']} students, a drawing every ~{r['every_s']:.0f} s each, "
-        f"{r['seconds']:.0f} s{kill}; load average {r['load_avg_1min']}"
+        f"{r['seconds']:.0f} s{kill}{where}; load average {r['load_avg_1min']}"
     )
     print(
         f"  acknowledged sends       {r['acknowledged']:>8}    rows in the database {r['rows']}"
@@ -393,10 +425,20 @@ def main(argv=None) -> int:
         help="SIGKILL the server this many seconds in, restart it, check nothing acknowledged is lost",
     )
     p.add_argument("--port", type=int, default=None, help="the server's port (default: a free one)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N processes behind nginx on the one SQLite database (deploy.serve.Stack, as scripts/serve.sh), "
+        "instead of one server; not with --kill-at (loadtest.run_serve --kill-at kills one of several)",
+    )
     p.add_argument("--server-log", default=None, help="where the server logs")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--check", action="store_true", help="exit 1 unless the issue's targets are met")
     args = p.parse_args(argv)
+    if args.workers and args.kill_at is not None:
+        p.error("--kill-at restarts the one server: use it without --workers (or loadtest.run_serve --kill-at)")
     r = run(args)
     print_report(r)
     if args.json:
