@@ -433,3 +433,21 @@ def test_the_theme_is_read_once_and_stays_what_streamlit_would_read():
         assert got == scanned(section), section
         got.clear()  # a caller changing what it got changes nothing for the next
         assert config.get_options_for_section(section) == scanned(section), section
+
+
+def test_the_servers_gil_switch_interval_comes_from_the_environment_within_bounds(monkeypatch):
+    import sys
+
+    monkeypatch.delenv(ui.resources.GIL_SWITCH_ENV, raising=False)
+    assert ui.resources.gil_switch_ms() == ui.resources.GIL_SWITCH_MS == 1.0
+    for given, used in [("5", 5.0), ("0.5", 0.5), ("0", 1.0), ("1e9", 1.0), ("fast", 1.0), ("nan", 1.0)]:
+        monkeypatch.setenv(ui.resources.GIL_SWITCH_ENV, given)
+        assert ui.resources.gil_switch_ms() == used, given
+    before = sys.getswitchinterval()
+    try:
+        monkeypatch.setenv(ui.resources.GIL_SWITCH_ENV, "2")
+        ui.start_server.cache_clear()
+        ui.start_server()
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+    finally:
+        sys.setswitchinterval(before)

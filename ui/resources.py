@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import os
+import sys
 import threading
 import time
 import uuid
@@ -45,6 +46,8 @@ SERVER_SEARCH_THREADS = 1  # a stroke's search on one core: the sessions are the
 FITTED_MAX = 3  # fitted classifiers kept: the default, and two more, the one being fitted included
 FITTED_MAX_BYTES = 600e6  # what they may hold together beyond the dataset (a recipe's: 70-90 MB at 60,000)
 MMAP_THRESHOLD = 1 << 20  # bytes: glibc gives larger blocks back to the system when they are freed
+GIL_SWITCH_MS = 1.0  # how long a thread running Python keeps the GIL from one that waits (Python's default: 5)
+GIL_SWITCH_ENV = "KNN_LAB_GIL_SWITCH_MS"  # the operator's value, e.g. 5 for Python's default
 DEFAULT_SEARCH = Settings().search
 
 
@@ -66,6 +69,7 @@ def start_server() -> None:
     cv2.setNumThreads(1)
     give_freed_memory_back()
     read_theme_once()
+    sys.setswitchinterval(gil_switch_ms() / 1000)
     threading.Thread(target=warm_up, name="knn-lab-warm-up", daemon=True).start()
 
 
@@ -89,6 +93,20 @@ def give_freed_memory_back() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):  # not glibc: its allocator does its own thing
         pass
+
+
+def gil_switch_ms() -> float:
+    """The server's GIL switch interval in ms ($KNN_LAB_GIL_SWITCH_MS, default GIL_SWITCH_MS).
+
+    A student's stroke lets go of the GIL many times (the search's matrix product, the PNG decode, each
+    message the event loop writes) and must get it back each time; while another session runs pure Python
+    (a heavy page, a queued job), each of those waits up to the switch interval, 5 ms by default (the
+    "convoy effect"). 1 ms bounds that wait at the cost of more thread switches."""
+    try:
+        value = float(os.environ.get(GIL_SWITCH_ENV, GIL_SWITCH_MS))
+    except ValueError:
+        return GIL_SWITCH_MS
+    return value if 0.05 <= value <= 100 else GIL_SWITCH_MS
 
 
 def read_theme_once() -> None:
