@@ -23,7 +23,11 @@ PAGES = [
 ]
 # ------------------------------------------------------------------------------
 
+# Pages opened mostly on phones, to draw: their sidebar draws the settings' widgets only when asked
+# ("Change the settings"), which spares a phone seconds of JavaScript before the canvas shows.
+SETTINGS_ON_DEMAND = {"Draw"}
+
 page = st.navigation(PAGES, position="hidden")
 ui.page_menu(PAGES)  # our menu, not Streamlit's: see ui/navigation.py
-with ui.shared_sidebar():  # the shared settings; pages read them with ui.current_settings()
+with ui.shared_sidebar(on_demand=page.title in SETTINGS_ON_DEMAND):  # pages read them with ui.current_settings()
     page.run()

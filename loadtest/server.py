@@ -17,7 +17,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+PORTS_ENV = "KNN_PORTS"  # e.g. "8620-8629": servers started here take free ports from this range only
+
+
 def free_port() -> int:
+    """A free local port: any, or the first free one of $KNN_PORTS (a shared machine's allotted range)."""
+    span = os.environ.get(PORTS_ENV, "").strip()
+    if span:
+        lo, _, hi = span.partition("-")
+        for port in range(int(lo), int(hi or lo) + 1):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in {PORTS_ENV}={span}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

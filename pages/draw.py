@@ -34,12 +34,13 @@ def draw_page(image: np.ndarray | None = None, upload=None) -> None:
     st.title("✏️ Draw a digit")
     st.caption("Draw one digit, big, in the black box: the prediction appears when you lift your finger or pen.")
     # Folded, so that on a phone the canvas and the Prediction under it fit in one screen.
-    with st.expander("Pen width · or classify a photo instead", key="draw_controls"):
+    controls = st.expander("Pen width · or classify a photo instead", key="draw_controls", on_change="rerun")
+    with controls:
         pen, photo = st.columns([4, 7], gap="medium")
-        with pen:
-            st.slider("Pen width", 6, 40, ui.PEN_DEFAULT, key="pen_width",
-                      help="Stroke width in canvas pixels (the box is 280 x 280).")
-        if upload is None:
+        if controls.open:  # the pen's slider only when asked: see _pen_slider
+            with pen:
+                _pen_slider()
+        if upload is None:  # always drawn: an upload lives only while its widget is on the page
             with photo:
                 upload = st.file_uploader(
                     "A photo or scan of a digit on paper", type=["png", "jpg", "jpeg"],
@@ -68,9 +69,28 @@ def _draw_and_classify(settings: ui.Settings, image: np.ndarray | None, upload) 
             _show_result(stages, settings, _source_html(upload, use_photo))
 
 
+PEN = "draw_pen"  # session key: the pen width chosen, kept while its slider is folded away
+
+
+def _pen_slider() -> None:
+    """The pen width's slider, drawn only while its section is open: a slider is JavaScript (about
+    150 kB with its number and date formatting) that a phone would otherwise fetch and run before
+    the canvas shows (loadtest/README.md).  A widget's value goes when the widget is not drawn, so
+    the width chosen is kept under PEN too."""
+    state = st.session_state
+    if "pen_width" not in state:
+        state["pen_width"] = state.get(PEN, ui.PEN_DEFAULT)
+
+    def keep():
+        state[PEN] = state["pen_width"]
+
+    st.slider("Pen width", 6, 40, key="pen_width", on_change=keep,
+              help="Stroke width in canvas pixels (the box is 280 x 280).")
+
+
 def _canvas() -> np.ndarray | None:
     """The shared drawing canvas (ui.drawing_canvas: it also turns a garbage drawing into a message)."""
-    return ui.drawing_canvas(key="canvas", pen_width=int(st.session_state.get("pen_width", ui.PEN_DEFAULT)))
+    return ui.drawing_canvas(key="canvas", pen_width=int(st.session_state.get(PEN, ui.PEN_DEFAULT)))
 
 
 def _has_ink(image: np.ndarray | None) -> bool:

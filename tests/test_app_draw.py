@@ -244,14 +244,72 @@ def test_app_entry_point_runs_and_shows_the_draw_page(navigation_mode):
     assert not at.exception
     assert [t.value for t in at.title] == ["✏️ Draw a digit"]
     assert any("Draw a digit in the box" in t for t in texts(at.info))
-    assert [s.label for s in at.sidebar.slider] == ["k (neighbours)"]
+    # On the Draw page the settings' widgets wait in a folded section, under a line saying the settings;
+    # no widget at all until asked (the pen's slider too), only the upload
+    assert not at.sidebar.slider and not at.sidebar.selectbox and not at.slider
+    assert texts(at.sidebar.caption)[0] == ("k=5, euclidean, uniform votes, tie rule smallest, "
+                                            "60,000 training digits")
     assert dict(at.query_params) == {"k": "5", "method": "classic", "metric": "euclidean", "weights": "uniform",
                                      "tie": "smallest", "size": "60000"}
+    at.session_state["settings_open"] = True
+    at.run()
+    assert [s.label for s in at.sidebar.slider] == ["k (neighbours)"]
+    assert [s.label for s in at.sidebar.selectbox] == ["Method", "Distance", "Vote weights", "Tie rule"]
+
+
+def test_a_link_sets_the_folded_settings_and_a_bad_value_still_warns(navigation_mode):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params.update({"k": "7", "weights": "distance", "tie": "bogus"})
+    at.run()
+    assert not at.exception and not at.sidebar.slider
+    warnings = texts(at.warning)
+    assert len(warnings) == 1 and "**tie**" in warnings[0]
+    assert texts(at.sidebar.caption)[0] == ("k=7, euclidean, distance votes, tie rule smallest, "
+                                            "60,000 training digits")
+    assert (at.query_params["k"], at.query_params["tie"]) == ("7", "smallest")
+
+
+def test_settings_chosen_in_the_folded_section_stay_when_it_is_folded(navigation_mode):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["k"] = "9"
+    at.session_state["settings_open"] = True
+    at.run()
+    assert at.sidebar.slider[0].value == 9  # the link's value
+    at.sidebar.slider[0].set_value(3).run()
+    at.selectbox(key="setting_weights").set_value("distance").run()
+    at.session_state["settings_open"] = False
+    at.run()
+    assert not at.sidebar.slider
+    assert at.query_params["k"] == "3" and at.query_params["weights"] == "distance"
+    assert texts(at.sidebar.caption)[0].startswith("k=3, euclidean, distance votes")
+    at.run()  # and again, with the widgets gone for a whole run
+    assert at.query_params["k"] == "3" and at.query_params["weights"] == "distance"
+    at.session_state["settings_open"] = True
+    at.run()
+    assert at.sidebar.slider[0].value == 3 and at.selectbox(key="setting_weights").value == "distance"
+
+
+def test_the_pen_width_is_kept_while_its_slider_is_folded(navigation_mode):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.slider  # folded: no slider, and the pen has its default width
+    at.session_state["draw_controls"] = True
+    at.run()
+    assert [(s.label, s.value) for s in at.slider] == [("Pen width", ui.PEN_DEFAULT)]
+    at.slider[0].set_value(30).run()
+    at.session_state["draw_controls"] = False
+    at.run()
+    assert not at.slider and at.session_state["draw_pen"] == 30
+    at.run()
+    at.session_state["draw_controls"] = True
+    at.run()
+    assert at.slider[0].value == 30
 
 
 def test_bad_query_params_warn_and_fall_back_to_defaults(navigation_mode):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params.update({"k": "1000000000", "metric": "bogus", "size": "abc", "weights": "distance"})
+    at.session_state["settings_open"] = True  # the Draw page's settings, unfolded
     at.run()
     assert not at.exception
     warnings = texts(at.warning)
@@ -271,6 +329,7 @@ def test_bad_query_params_warn_and_fall_back_to_defaults(navigation_mode):
 def test_widget_changes_go_into_the_url_and_survive_reruns(navigation_mode):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.query_params["k"] = "9"
+    at.session_state["settings_open"] = True  # the Draw page's settings, unfolded
     at.run()
     assert at.sidebar.slider[0].value == 9
     at.sidebar.slider[0].set_value(3).run()
@@ -385,7 +444,8 @@ def test_a_stroke_reruns_only_the_drawing_fragment(server_url, reference_clf):
         first, result = thread.submit(asyncio.run, stroke(server_url)).result()
 
     assert first["canvas"]
-    assert first["setting_k"] == first["pen_width"] == first["file_uploader"] == ""  # outside the fragment
+    assert first["file_uploader"] == ""  # outside the fragment
+    assert "setting_k" not in first and "pen_width" not in first  # folded away: not drawn at all
     assert result.finish == 3 and not result.exceptions  # FINISHED_FRAGMENT_RUN_SUCCESSFULLY
     assert "canvas" in result.widgets
     assert not [w for w in result.widgets if w.startswith("setting_") or w in ("pen_width", "file_uploader")]

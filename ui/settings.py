@@ -17,7 +17,7 @@ unit-tested without Streamlit.
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
@@ -210,12 +210,20 @@ def set_setting(key: str, value: Any) -> None:
     st.session_state[_widget_key(key)] = value
 
 
-def sidebar_settings() -> Settings:
+SETTINGS_BOX = "settings_open"  # the key of the folded settings' expander (on_demand)
+
+
+def sidebar_settings(on_demand: bool = False) -> Settings:
     """Render the shared sidebar settings and return them (once per run: see shared_sidebar).
 
     The URL wins when it carries a value this session did not write itself (a
     shared link, the first load of a session); otherwise the widgets do, and
-    the URL is updated to match.
+    the URL is updated to match.  on_demand: the widgets are drawn only while
+    a folded "Change the settings" section is open, under a line saying the
+    current settings.  Each kind of widget is JavaScript a browser fetches and
+    runs before the page is usable (seconds on a phone, loadtest/README.md),
+    and the Draw page's students rarely change them; the values, the URL and
+    the method's vote work as with the widgets shown.
     """
     state = st.session_state
     stored = state.get(_STATE, {})
@@ -235,28 +243,23 @@ def sidebar_settings() -> Settings:
         for w in warnings:
             st.warning(w, icon="⚠️")
 
+    for spec in SETTINGS:
+        wkey = _widget_key(spec.key)
+        if spec.key in changed or wkey not in state:
+            state[wkey] = values[spec.key]
+        values[spec.key] = state[wkey]  # a widget's value is in the session before it is drawn
+
     with st.sidebar:
         st.header("Settings")
-        for spec in SETTINGS:
-            wkey = _widget_key(spec.key)
-            if spec.key in changed or wkey not in state:
-                state[wkey] = values[spec.key]
-            # A method brings its own distance: the Distance setting then has no say.
-            disabled = spec.key == "metric" and values["method"] != CLASSIC
-            if spec.kind == "int":
-                st.slider(spec.label, spec.lo, spec.hi, key=wkey, help=spec.help)
-            elif spec.kind == "int_choice":
-                st.select_slider(spec.label, options=list(spec.choices), key=wkey, help=spec.help,
-                                 format_func=spec.format_func)
-            else:
-                # Under a method the (disabled) Distance box shows the method's own distance.
-                method_distance = Method.parse(values["method"]).distance_name if disabled else ""
-                st.selectbox(spec.label, options=list(spec.choices), key=wkey,
-                             format_func=(lambda _, name=method_distance: name) if disabled else spec.format_func,
-                             disabled=disabled,
-                             help=f"Set by the method ({_method_label(values['method'])})." if disabled
-                             else spec.help)
-            values[spec.key] = state[wkey]
+        box = None
+        if on_demand:
+            st.caption(settings_caption(Settings(**values)))
+            box = st.expander("Change the settings", key=SETTINGS_BOX, on_change="rerun")
+        if box is None or box.open:
+            with box if box is not None else nullcontext():
+                for spec in SETTINGS:
+                    _setting_widget(spec, values)
+                    values[spec.key] = state[_widget_key(spec.key)]
         _offer_the_methods_vote(values)
 
     settings = Settings(**values)
@@ -267,6 +270,26 @@ def sidebar_settings() -> Settings:
         st.query_params.update(query)
     state[_URL_STATE] = query
     return settings
+
+
+def _setting_widget(spec: SettingSpec, values: dict) -> None:
+    """The widget of one setting, bound to its session key."""
+    wkey = _widget_key(spec.key)
+    if spec.kind == "int":
+        st.slider(spec.label, spec.lo, spec.hi, key=wkey, help=spec.help)
+    elif spec.kind == "int_choice":
+        st.select_slider(spec.label, options=list(spec.choices), key=wkey, help=spec.help,
+                         format_func=spec.format_func)
+    else:
+        # A method brings its own distance: the Distance setting then has no say, and its
+        # (disabled) box shows the method's own distance.
+        disabled = spec.key == "metric" and values["method"] != CLASSIC
+        method_distance = Method.parse(values["method"]).distance_name if disabled else ""
+        st.selectbox(spec.label, options=list(spec.choices), key=wkey,
+                     format_func=(lambda _, name=method_distance: name) if disabled else spec.format_func,
+                     disabled=disabled,
+                     help=f"Set by the method ({_method_label(values['method'])})." if disabled
+                     else spec.help)
 
 
 def _offer_the_methods_vote(values: dict) -> None:
@@ -288,14 +311,15 @@ def _offer_the_methods_vote(values: dict) -> None:
 
 
 @contextmanager
-def shared_sidebar() -> Iterator[Settings]:
+def shared_sidebar(on_demand: bool = False) -> Iterator[Settings]:
     """For app.py: render the sidebar settings, then run the page inside this block.
 
     Pages inside the block get these settings from current_settings() without
     rendering the widgets a second time.  The mark is cleared however the run
-    ends (st.rerun and st.stop raise through here).
+    ends (st.rerun and st.stop raise through here).  on_demand: the widgets
+    only in a folded section (see sidebar_settings).
     """
-    settings = sidebar_settings()
+    settings = sidebar_settings(on_demand)
     st.session_state[_RENDERED] = True
     try:
         yield settings

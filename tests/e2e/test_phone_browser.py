@@ -81,6 +81,13 @@ def test_canvas_and_prediction_fit_one_phone_screen(phone, app_url):
 def test_toolbar_buttons_are_finger_sized(phone, app_url):
     page, _ = phone
     open_draw_page(page, app_url)
+    # The sizes come from CSS that the page puts into the canvas' shadow root once it is there (ui/canvas.py
+    # checks every 0.4 s): wait for it, as a finger would, rather than race it (it failed once under load).
+    page.wait_for_function(f"""() => {{
+      const b = [...document.querySelectorAll('*')].map(e => e.shadowRoot).filter(Boolean)
+        .map(r => r.querySelector('button[aria-label="Undo"]')).find(Boolean);
+      return b && b.getBoundingClientRect().width >= {MIN_TOUCH_TARGET};
+    }}""", timeout=10_000)
     for label in TOOLBAR:
         box = page.locator(f'button[aria-label="{label}"]').bounding_box()
         assert box is not None, label
