@@ -222,7 +222,7 @@ def cmd_evaluate(args) -> None:
             _lists(args, ds, "val", bar)  # the rule reads them from the cache
         rule = abstain_rule(ds, args.method, k=args.k, weights=args.weights, tie_break=args.tie_break,
                             coverage=args.coverage, train_size=args.train_size)
-        judged = rule.judge_lists(lists)
+        judged = rule.judge_lists(lists, ds.test_images, ds.train_images)
         print(f"abstaining (calibrated on validation to answer {rule.coverage:.2%} of its digits): "
               f"coverage {judged.coverage:.4f} ({int(judged.refused.sum())} test digits refused), "
               f"accuracy on the answered {answered_accuracy(judged, lists.query_labels):.4f}")
@@ -310,7 +310,7 @@ def cmd_predict(args) -> None:
         d, i = clf.kneighbors(digit[None])
         vote = clf.explain(d[0], i[0])
         neighbours = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
-        judged = rule.judge(d, clf.neighbor_labels(i)) if rule is not None else None
+        judged = rule.judge(d, clf.neighbor_labels(i), digit[None], X[i]) if rule is not None else None
         if judged is not None and judged.refused[0]:
             print(f"{path}: not a digit ({judged.reasons[0]}); the nearest digits anyway: {vote.winner}   "
                   f"neighbours: {neighbours}")
