@@ -1,7 +1,7 @@
 """Abstaining: how many real digits are still answered, and how many non-digits refused, per method.
 
     nice -n 19 python benchmarks/abstain.py [--methods euclidean,deskew+blur] [--subset-methods idm]
-        [--subset 1000] [--redrawn 1000] [--coverage 0.993] [--rule shape|distance]
+        [--subset 1000] [--redrawn 1000] [--coverage 0.993] [--rule shape|distance|both]
 
 For each method the refusal (knn_core.abstain) is calibrated on the validation
 split (10,000 digits against the 50,000 before them); then measured on the
@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from knn_core import KNNClassifier, Method, load_mnist, neighbor_lists, stratified_subset  # noqa: E402
-from knn_core.abstain import Abstainer, abstain_rule, answered_accuracy  # noqa: E402
+from knn_core.abstain import AbstainRule, abstain_rule, answered_accuracy  # noqa: E402
 from knn_core.nondigits import FONTS, nondigit_drawings  # noqa: E402
 from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
 from knn_core.testing import simulate_canvas  # noqa: E402
@@ -38,14 +38,23 @@ def redrawn_test_digits(ds, n: int, seed: int = 0):
     return X, ds.test_labels[idx]
 
 
+_SEARCHED: dict = {}  # (method, subset, what) -> (distances, indices): both rules from one search (IDM is slow)
+
+
+def _search(clf, X, key):
+    if key not in _SEARCHED:
+        _SEARCHED[key] = clf.kneighbors(X)
+    return _SEARCHED[key]
+
+
 def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigits, shape: bool = True) -> dict:
     method = Method.parse(name)
     k, weights = method.k, method.weights
     t0 = time.perf_counter()
     full = KNNClassifier(k, method=method, weights=weights).fit(ds.train_images, ds.train_labels)
 
-    def judge(rule, X):  # queries against all 60,000, with the pictures when the rule needs them
-        d, i = full.kneighbors(X)
+    def judge(rule, X, what):  # queries against all 60,000, with the pictures when the rule needs them
+        d, i = _search(full, X, (name, subset, what))
         return rule.judge(d, full.neighbor_labels(i), *((X, ds.train_images[i]) if shape else ()))
 
     if subset is None:
@@ -55,17 +64,21 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
     else:
         fit = KNNClassifier(k, method=method, weights=weights).fit(ds.fit_images, ds.fit_labels)
         vi = stratified_subset(ds.val_labels, subset, random_state=1)
-        ab = Abstainer(fit, coverage=coverage, train_images=ds.fit_images if shape else None)
-        rule = ab.fit(ds.val_images[vi]).rule_
+        d, i = _search(fit, ds.val_images[vi], (name, subset, "val"))  # as Abstainer(fit).fit(val) does
+        rule = AbstainRule.calibrate(
+            d, fit.neighbor_labels(i), k=k, weights=weights, coverage=coverage, classes=fit.classes_,
+            distance_name=fit.distance_name,
+            **(dict(queries=ds.val_images[vi], neighbor_images=ds.fit_images[i[:, :k]]) if shape else {}),
+        )
         ti = stratified_subset(ds.test_labels, subset, random_state=1)
-        jt, ty = judge(rule, ds.test_images[ti]), ds.test_labels[ti]
+        jt, ty = judge(rule, ds.test_images[ti], "test"), ds.test_labels[ti]
     Xr, yr = redrawn
-    jr = judge(rule, Xr)
+    jr = judge(rule, Xr, "redrawn")
     Xn, kinds, names = nondigits
-    jn = judge(rule, Xn)
+    jn = judge(rule, Xn, "nondigits")
     fair = kinds != "digit-like"
     return dict(
-        method=name + (f" (subsets of {subset})" if subset else ""),
+        method=name + (f" (subsets of {subset})" if subset else "") + ("" if shape else ", distance alone"),
         k=k,
         weights=weights,
         val_cov=rule.coverage,
@@ -89,8 +102,9 @@ def main(argv=None) -> None:
     ap.add_argument("--subset", type=int, default=1000)
     ap.add_argument("--redrawn", type=int, default=1000)
     ap.add_argument("--coverage", type=float, default=0.993)
-    ap.add_argument("--rule", choices=("shape", "distance"), default="shape",
-                    help="shape: distance x patch difference x ink (the default); distance: the distance alone")
+    ap.add_argument("--rule", choices=("shape", "distance", "both"), default="shape",
+                    help="shape: distance x patch difference x ink (the default); distance: the distance alone "
+                         "(the rule before it); both: a row of each from one search")
     args = ap.parse_args(argv)
     ds = load_mnist()
     nd = nondigit_drawings()
@@ -110,8 +124,9 @@ def main(argv=None) -> None:
     jobs = [(m, None) for m in args.methods.split(",") if m]
     jobs += [(m, args.subset) for m in args.subset_methods.split(",") if m]
     rows = []
-    for name, subset in jobs:  # each row as soon as it is measured
-        r = measure(ds, name, args.coverage, subset, redrawn, nondigits, args.rule == "shape")
+    shapes = {"shape": (True,), "distance": (False,), "both": (True, False)}[args.rule]
+    for (name, subset), shape in ((job, shape) for job in jobs for shape in shapes):  # each row once measured
+        r = measure(ds, name, args.coverage, subset, redrawn, nondigits, shape)
         rows.append(r)
         print(
             f"| {r['method']} | {r['k']}, {r['weights']} | {r['val_cov']:.2%} / {r['test_cov']:.2%} | "
