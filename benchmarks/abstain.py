@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from knn_core import KNNClassifier, Method, load_mnist, neighbor_lists, stratified_subset  # noqa: E402
-from knn_core.abstain import AbstainRule, abstain_rule, answered_accuracy  # noqa: E402
+from knn_core.abstain import AbstainRule, abstain_rule, answered_accuracy, compared_pictures  # noqa: E402
 from knn_core.nondigits import FONTS, nondigit_drawings  # noqa: E402
 from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
 from knn_core.testing import simulate_canvas  # noqa: E402
@@ -43,7 +43,7 @@ _SEARCHED: dict = {}  # (method, subset, what) -> (distances, indices): both rul
 
 def _search(clf, X, key):
     if key not in _SEARCHED:
-        _SEARCHED[key] = clf.kneighbors(X)
+        _SEARCHED[key] = clf.kneighbors_detail(X)
     return _SEARCHED[key]
 
 
@@ -53,9 +53,10 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
     t0 = time.perf_counter()
     full = KNNClassifier(k, method=method, weights=weights).fit(ds.train_images, ds.train_labels)
 
-    def judge(rule, X, what):  # queries against all 60,000, with the pictures when the rule needs them
-        d, i = _search(full, X, (name, subset, what))
-        return rule.judge(d, full.neighbor_labels(i), *((X, ds.train_images[i]) if shape else ()))
+    def judge(rule, X, what):  # queries against all 60,000, with the pictures (as compared) when the rule needs them
+        d, i, sh = _search(full, X, (name, subset, what))
+        pics = compared_pictures(method, X, ds.train_images, i[:, :k], sh) if shape else {}
+        return rule.judge(d, full.neighbor_labels(i), **pics)
 
     if subset is None:
         rule = abstain_rule(ds, method, k=k, weights=weights, coverage=coverage, pictures=shape)
@@ -64,11 +65,11 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
     else:
         fit = KNNClassifier(k, method=method, weights=weights).fit(ds.fit_images, ds.fit_labels)
         vi = stratified_subset(ds.val_labels, subset, random_state=1)
-        d, i = _search(fit, ds.val_images[vi], (name, subset, "val"))  # as Abstainer(fit).fit(val) does
+        d, i, sh = _search(fit, ds.val_images[vi], (name, subset, "val"))  # as Abstainer(fit).fit(val) does
         rule = AbstainRule.calibrate(
             d, fit.neighbor_labels(i), k=k, weights=weights, coverage=coverage, classes=fit.classes_,
             distance_name=fit.distance_name,
-            **(dict(queries=ds.val_images[vi], neighbor_images=ds.fit_images[i[:, :k]]) if shape else {}),
+            **(compared_pictures(method, ds.val_images[vi], ds.fit_images, i[:, :k], sh) if shape else {}),
         )
         ti = stratified_subset(ds.test_labels, subset, random_state=1)
         jt, ty = judge(rule, ds.test_images[ti], "test"), ds.test_labels[ti]

@@ -16,8 +16,10 @@ the test set:
 * agreement: the winner's share of the vote (weighted as the vote is),
   against the smallest share real digits usually have.
 
-With the pictures (``queries`` and the neighbours' ``neighbor_images``; the
-default of `abstain_rule`, the Draw page and the command line) the distance
+With the pictures as the method compared them (``queries`` and the
+neighbours' ``neighbor_images``: raw pixels for classic kNN, deskewed and
+blurred for those recipes; the default of `abstain_rule`, `Abstainer`, the
+Draw page and the command line) the distance
 test looks at the drawing's shape, not only at one distance: it multiplies
 three ratios, each against what is usual for the winning class on the
 validation digits (their median):
@@ -63,7 +65,9 @@ from sklearn.utils.validation import check_is_fitted
 from .errors import ParameterError
 from .vote import TIE_BREAKS, WEIGHTS, decide, tally
 
-__all__ = ["REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy"]
+__all__ = [
+    "REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy", "compared_pictures",
+]
 
 REFUSED = -1  # the label `predict` gives a refused input
 DEFAULT_COVERAGE = 0.993
@@ -203,10 +207,13 @@ class AbstainRule:
         )
 
     def judge_lists(self, lists, queries=None, train_images=None) -> Judgement:
-        """`judge` of a `NeighborLists` (e.g. the test set's); queries: its query pictures, train_images:
-        the dataset's training pictures (read at the lists' training rows), for a rule with pictures."""
-        pictures = None if train_images is None else np.asarray(train_images)[lists.neighbor_rows(self.k)]
-        return self.judge(lists.distances, lists.neighbor_labels(lists.k_max), queries, pictures)
+        """`judge` of a `NeighborLists` (e.g. the test set's); queries: its query digits, train_images: the
+        dataset's training digits (read at the lists' training rows), for a rule with pictures (compared
+        as the lists' method compares them)."""
+        if queries is None or train_images is None:
+            return self.judge(lists.distances, lists.neighbor_labels(lists.k_max))
+        pics = compared_pictures(lists.method, queries, train_images, lists.neighbor_rows(self.k), lists.shifts)
+        return self.judge(lists.distances, lists.neighbor_labels(lists.k_max), **pics)
 
     def _judge_indices(self, winners, score, share):
         far = score > self.limits[winners]
@@ -248,20 +255,27 @@ class Abstainer(BaseEstimator):
     >>> Abstainer(clf).fit(ds.val_images).predict(drawings)            # doctest: +SKIP
     """
 
-    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, train_images=None):
+    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, pictures: bool = True):
         self.classifier = classifier
         self.coverage = coverage
-        self.train_images = train_images  # the pictures the classifier was fitted on: the shape score
+        self.pictures = pictures  # the shape score, on the pictures as the classifier compared them
 
-    def _pictures(self, X, i):
-        if self.train_images is None:
-            return None, None
-        return np.asarray(X), np.asarray(self.train_images)[np.asarray(i)[:, : self.classifier.n_neighbors]]
+    def _search(self, X):
+        """(distances, indices, queries and neighbours' pictures as compared, or None, None)."""
+        clf = self.classifier
+        nb = clf.kneighbors_detail(X)
+        if not self.pictures:
+            return nb.distances, nb.indices, None, None
+        k = clf.n_neighbors
+        shifts = np.zeros(nb.indices.shape + (2,), int) if nb.shifts is None else nb.shifts
+        pictures = np.stack(
+            [[clf.training_image(int(j), s) for j, s in zip(row[:k], sh[:k])] for row, sh in zip(nb.indices, shifts)]
+        )
+        return nb.distances, nb.indices, clf.transform(X), pictures
 
     def fit(self, X, y=None):
         clf = self.classifier
-        d, i = clf.kneighbors(X)
-        queries, pictures = self._pictures(X, i)
+        d, i, queries, pictures = self._search(X)
         self.rule_ = AbstainRule.calibrate(
             d,
             clf.neighbor_labels(i),
@@ -278,8 +292,8 @@ class Abstainer(BaseEstimator):
 
     def judge(self, X) -> Judgement:
         check_is_fitted(self, "rule_")
-        d, i = self.classifier.kneighbors(X)
-        return self.rule_.judge(d, self.classifier.neighbor_labels(i), *self._pictures(X, i))
+        d, i, queries, pictures = self._search(X)
+        return self.rule_.judge(d, self.classifier.neighbor_labels(i), queries, pictures)
 
     def predict(self, X) -> np.ndarray:
         return self.judge(X).predictions
@@ -319,9 +333,30 @@ def abstain_rule(
         coverage=coverage,
         classes=np.unique(ds.train_labels),
         distance_name=method.distance_name,
-        queries=ds.val_images if pictures else None,
-        neighbor_images=ds.train_images[val.neighbor_rows(k)] if pictures else None,
+        **(compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts) if pictures else {}),
     )
+
+
+def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
+    """The queries and their neighbours (`rows` (m, k) of train_images, moved by `shifts` (m, >=k, 2)) as the
+    method compared them: raw pixels for classic kNN, a recipe's prepared pictures (in its padded frame, at
+    the matched shift) otherwise. Only the training digits that are someone's neighbour are prepared."""
+    from .methods import Method, pad_frame, prepare_images, translate
+
+    method = Method.parse(method)
+    rows = np.asarray(rows)
+    if method.is_classic:
+        return dict(queries=np.asarray(queries), neighbor_images=np.asarray(train_images)[rows])
+    recipe = method.recipe
+    used, inverse = np.unique(rows, return_inverse=True)
+    prepared = pad_frame(prepare_images(np.asarray(train_images)[used], recipe), recipe.shifts)
+    pictures = prepared[inverse.reshape(rows.shape)]
+    if shifts is not None and recipe.shifts:
+        sh = np.asarray(shifts)[:, : rows.shape[1]]
+        for dy, dx in {tuple(int(v) for v in x) for x in sh.reshape(-1, 2)} - {(0, 0)}:
+            at = (sh[..., 0] == dy) & (sh[..., 1] == dx)
+            pictures[at] = translate(pictures[at], dy, dx)
+    return dict(queries=pad_frame(prepare_images(queries, recipe), recipe.shifts), neighbor_images=pictures)
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:
@@ -350,14 +385,15 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     """(m, 3): distance to the nearest neighbour voting for the winner, the largest mean squared difference
     over a 3x3 patch to the best-matching neighbour voting for it, and the drawing's ink (its L2 norm).
 
-    Pictures as drawn (28x28, 0-255), whatever the method compared: one meaning for every method."""
+    Pictures (0-255) as the method compared them (`compared_pictures`)."""
     Q = np.asarray(queries)
     Y = np.asarray(neighbor_images)
     m = len(Q)
-    if Q.shape[1:] != (28, 28) or Y.shape[:1] != (m,) or Y.ndim != 4 or Y.shape[1] < k or Y.shape[2:] != (28, 28):
+    if Q.ndim != 3 or Y.ndim != 4 or Y.shape[0] != m or Y.shape[1] < k or Y.shape[2:] != Q.shape[1:]:
         raise ParameterError(
-            f"queries must be (m, 28, 28) and neighbor_images (m, >=k={k}, 28, 28); got {Q.shape} and {Y.shape}"
+            f"queries must be (m, H, W) and neighbor_images (m, >=k={k}, H, W); got {Q.shape} and {Y.shape}"
         )
+    H, W = Q.shape[1:]
     cls = np.searchsorted(classes, labels[:, :k])
     voters = cls == winners[:, None]
     out = np.empty((m, 3))
@@ -366,7 +402,7 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     for a in range(0, m, 2048):  # chunks: (2048, k, 30, 30) float32 at most
         q = Q[a : a + 2048].astype(np.float32)
         diff = np.pad((q[:, None] - Y[a : a + 2048, :k].astype(np.float32)) ** 2, ((0, 0), (0, 0), (1, 1), (1, 1)))
-        box = sum(diff[:, :, i : i + 28, j : j + 28] for i in range(3) for j in range(3)) / 9
+        box = sum(diff[:, :, i : i + H, j : j + W] for i in range(3) for j in range(3)) / 9
         patch[a : a + 2048] = box.reshape(len(q), k, -1).max(axis=2)
     out[:, 1] = np.where(voters, patch, np.inf).min(axis=1)
     out[:, 2] = np.sqrt(np.square(Q.reshape(m, -1).astype(np.float64)).sum(axis=1))

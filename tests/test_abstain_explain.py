@@ -68,12 +68,12 @@ def test_the_rule_is_calibrated_on_validation_digits_only(mnist, rule):
 def test_abstainer_fitted_on_validation_equals_the_rule(mnist, rule):
     part = split_data(mnist, "val", SIZE)
     fit = KNNClassifier(5).fit(part.train_images, part.train_labels)
-    ab = Abstainer(fit, train_images=part.train_images).fit(mnist.val_images)
+    ab = Abstainer(fit).fit(mnist.val_images)
     np.testing.assert_allclose(ab.rule_.limits, rule.limits)
     np.testing.assert_allclose(ab.rule_.scales, rule.scales)
     pred = ab.predict(np.stack([mnist.test_images[0], _named("square t22").digit]))
     assert pred.tolist() == [7, REFUSED]
-    distance_only = Abstainer(fit).fit(mnist.val_images)  # no pictures: the distance alone, as before
+    distance_only = Abstainer(fit, pictures=False).fit(mnist.val_images)  # no pictures: the distance alone, as before
     assert not distance_only.rule_.uses_pictures
     np.testing.assert_allclose(distance_only.rule_.limits, abstain_rule(mnist, "euclidean", k=5, train_size=SIZE,
                                                                          pictures=False).limits)
@@ -111,6 +111,25 @@ def test_the_patch_difference_is_the_largest_3x3_mean_of_squared_differences(rul
     assert j.winners[0] == 1
     patch = j.factors[0, 1] * rule.scales[1, 1]
     assert patch == pytest.approx(4 * 255.0**2 / 9)  # the 2x2 block fits in one 3x3 window
+
+
+def test_a_recipe_is_judged_on_the_pictures_it_compared(mnist):
+    """compared_pictures gives what the classifier compared: prepared, in the padded frame, at the shift."""
+    from knn_core.abstain import compared_pictures
+
+    X, y = mnist.train_images[:400], mnist.train_labels[:400]
+    clf = KNNClassifier(3, method="deskew+blur+L3+shift1").fit(X, y)
+    Q = mnist.test_images[:6]
+    nb = clf.kneighbors_detail(Q)
+    assert nb.shifts is not None and np.abs(nb.shifts).sum() > 0  # some neighbours matched shifted
+    pics = compared_pictures(clf.method_, Q, X, nb.indices, nb.shifts)
+    np.testing.assert_array_equal(pics["queries"], clf.transform(Q))
+    for m in range(6):
+        for r in range(3):
+            expected = clf.training_image(int(nb.indices[m, r]), nb.shifts[m, r])
+            np.testing.assert_array_equal(pics["neighbor_images"][m, r], expected)
+    raw = compared_pictures("euclidean", Q, X, nb.indices)
+    np.testing.assert_array_equal(raw["neighbor_images"], X[nb.indices])
 
 
 def test_most_test_digits_answered_and_most_nondigits_refused(mnist, rule, clf):
