@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from knn_core import KNNClassifier, Method, load_mnist, neighbor_lists, stratified_subset  # noqa: E402
-from knn_core.abstain import AbstainRule, abstain_rule, answered_accuracy, compared_pictures  # noqa: E402
+from knn_core.abstain import AbstainRule, abstain_rule, answered_accuracy, compared_pictures, shape_applies  # noqa: E402
 from knn_core.nondigits import FONTS, nondigit_drawings  # noqa: E402
 from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
 from knn_core.testing import simulate_canvas  # noqa: E402
@@ -50,6 +50,7 @@ def _search(clf, X, key):
 def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigits, shape: bool = True) -> dict:
     method = Method.parse(name)
     k, weights = method.k, method.weights
+    shape = shape and shape_applies(method)  # IDM and 10x10 keep the distance alone
     t0 = time.perf_counter()
     full = KNNClassifier(k, method=method, weights=weights).fit(ds.train_images, ds.train_labels)
 
@@ -127,6 +128,8 @@ def main(argv=None) -> None:
     rows = []
     shapes = {"shape": (True,), "distance": (False,), "both": (True, False)}[args.rule]
     for (name, subset), shape in ((job, shape) for job in jobs for shape in shapes):  # each row once measured
+        if shape and not shape_applies(name) and False in shapes:
+            continue  # its rule is the distance alone: one row
         r = measure(ds, name, args.coverage, subset, redrawn, nondigits, shape)
         rows.append(r)
         print(

@@ -75,8 +75,9 @@ def test_abstainer_fitted_on_validation_equals_the_rule(mnist, rule):
     assert pred.tolist() == [7, REFUSED]
     distance_only = Abstainer(fit, pictures=False).fit(mnist.val_images)  # no pictures: the distance alone, as before
     assert not distance_only.rule_.uses_pictures
-    np.testing.assert_allclose(distance_only.rule_.limits, abstain_rule(mnist, "euclidean", k=5, train_size=SIZE,
-                                                                         pictures=False).limits)
+    np.testing.assert_allclose(
+        distance_only.rule_.limits, abstain_rule(mnist, "euclidean", k=5, train_size=SIZE, pictures=False).limits
+    )
 
 
 def _judge(rule, clf, mnist, queries):
@@ -130,6 +131,13 @@ def test_a_recipe_is_judged_on_the_pictures_it_compared(mnist):
             np.testing.assert_array_equal(pics["neighbor_images"][m, r], expected)
     raw = compared_pictures("euclidean", Q, X, nb.indices)
     np.testing.assert_array_equal(raw["neighbor_images"], X[nb.indices])
+
+
+def test_idm_and_10x10_keep_the_distance_alone():
+    from knn_core.abstain import shape_applies
+
+    assert shape_applies("euclidean") and shape_applies("deskew+blur") and shape_applies("deskew+blur+L3+shift1")
+    assert not shape_applies("idm") and not shape_applies("idm+blur") and not shape_applies("downsample")
 
 
 def test_most_test_digits_answered_and_most_nondigits_refused(mnist, rule, clf):
