@@ -201,7 +201,7 @@ class AbstainRule:
         """`judge` of a `NeighborLists` (e.g. the test set's); queries: its query digits, train_images: the
         dataset's training digits (read at the lists' training rows), for a rule with pictures (compared
         as the lists' method compares them)."""
-        if queries is None or train_images is None:
+        if queries is None or train_images is None or not self.uses_pictures:
             return self.judge(lists.distances, lists.neighbor_labels(lists.k_max))
         pics = compared_pictures(lists.method, queries, train_images, lists.neighbor_rows(self.k), lists.shifts)
         return self.judge(lists.distances, lists.neighbor_labels(lists.k_max), **pics)

@@ -313,7 +313,7 @@ def cmd_predict(args) -> None:
         neighbours = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
         judged = None
         if rule is not None:
-            pics = compared_pictures(clf.method_, digit[None], X, i[:, : args.k], nb.shifts)
+            pics = compared_pictures(clf.method_, digit[None], X, i[:, : args.k], nb.shifts) if rule.uses_pictures else {}
             judged = rule.judge(d, clf.neighbor_labels(i), **pics)
         if judged is not None and judged.refused[0]:
             print(f"{path}: not a digit ({judged.reasons[0]}); the nearest digits anyway: {vote.winner}   "
