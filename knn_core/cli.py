@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .abstain import DEFAULT_COVERAGE, abstain_rule, answered_accuracy
+from .abstain import DEFAULT_COVERAGE, abstain_rule, answered_accuracy, compared_pictures
 from .errors import DataError, KnnLabError, ParameterError
 from .evaluate import DEFAULT_KS, choose_k, report, size_curve
 from .lists import K_MAX, SPLITS, is_cached, neighbor_lists, split_data
@@ -222,7 +222,7 @@ def cmd_evaluate(args) -> None:
             _lists(args, ds, "val", bar)  # the rule reads them from the cache
         rule = abstain_rule(ds, args.method, k=args.k, weights=args.weights, tie_break=args.tie_break,
                             coverage=args.coverage, train_size=args.train_size)
-        judged = rule.judge_lists(lists)
+        judged = rule.judge_lists(lists, ds.test_images, ds.train_images)
         print(f"abstaining (calibrated on validation to answer {rule.coverage:.2%} of its digits): "
               f"coverage {judged.coverage:.4f} ({int(judged.refused.sum())} test digits refused), "
               f"accuracy on the answered {answered_accuracy(judged, lists.query_labels):.4f}")
@@ -307,10 +307,14 @@ def cmd_predict(args) -> None:
             print(f"{path}: {exc}", file=sys.stderr)
             failed += 1
             continue
-        d, i = clf.kneighbors(digit[None])
+        nb = clf.kneighbors_detail(digit[None])
+        d, i = nb.distances, nb.indices
         vote = clf.explain(d[0], i[0])
         neighbours = " ".join(f"{y[j]}({dist:.0f})" for j, dist in zip(i[0], d[0]))
-        judged = rule.judge(d, clf.neighbor_labels(i)) if rule is not None else None
+        judged = None
+        if rule is not None:
+            pics = compared_pictures(clf.method_, digit[None], X, i[:, : args.k], nb.shifts) if rule.uses_pictures else {}
+            judged = rule.judge(d, clf.neighbor_labels(i), **pics)
         if judged is not None and judged.refused[0]:
             print(f"{path}: not a digit ({judged.reasons[0]}); the nearest digits anyway: {vote.winner}   "
                   f"neighbours: {neighbours}")

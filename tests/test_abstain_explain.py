@@ -38,19 +38,30 @@ def _named(name):
 
 
 def test_the_rule_is_calibrated_on_validation_digits_only(mnist, rule):
-    """The same limits from the validation split searched by hand against the fit split; changing the
-    test set changes nothing; the validation coverage is the one asked for."""
+    """The same limits and usual values from the validation split searched by hand against the fit split;
+    changing the test set changes nothing; the validation coverage is the one asked for."""
     part = split_data(mnist, "val", SIZE)
     assert not np.isin(part.train_rows, np.arange(len(mnist.fit_labels), len(mnist.train_labels))).any()
     by_hand = find_neighbors(part.train_images, part.train_labels, mnist.val_images, mnist.val_labels)
     expected = AbstainRule.calibrate(
-        by_hand.distances, by_hand.neighbor_labels(50), k=5, classes=np.arange(10), distance_name="euclidean distance"
+        by_hand.distances, by_hand.neighbor_labels(50), k=5, classes=np.arange(10), distance_name="euclidean distance",
+        queries=mnist.val_images, neighbor_images=part.train_images[by_hand.indices[:, :5]],
     )
+    assert rule.uses_pictures
     np.testing.assert_array_equal(rule.limits, expected.limits)
+    np.testing.assert_array_equal(rule.scales, expected.scales)
     assert rule.min_share == expected.min_share and rule.n_calibration == 10_000
+    # the usual distance of a class is the median over the validation digits the vote gave to it
+    winners = by_hand.predict(5)
+    nearest = np.where(by_hand.neighbor_labels(5) == winners[:, None], by_hand.distances[:, :5], np.inf).min(axis=1)
+    assert rule.scales[7, 0] == np.median(nearest[winners == 7])
+    ink = np.sqrt(np.square(mnist.val_images[winners == 3].reshape(-1, 784).astype(float)).sum(axis=1))
+    assert rule.scales[3, 2] == pytest.approx(np.median(ink), rel=1e-12)
     other_tests = dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[])
     assert other_tests.fingerprint != mnist.fingerprint
-    np.testing.assert_array_equal(abstain_rule(other_tests, "euclidean", k=5, train_size=SIZE).limits, rule.limits)
+    other = abstain_rule(other_tests, "euclidean", k=5, train_size=SIZE)
+    np.testing.assert_array_equal(other.limits, rule.limits)
+    np.testing.assert_array_equal(other.scales, rule.scales)
     assert 0.992 <= rule.coverage <= 0.994  # asked 0.993 of the validation digits answered
 
 
@@ -59,28 +70,83 @@ def test_abstainer_fitted_on_validation_equals_the_rule(mnist, rule):
     fit = KNNClassifier(5).fit(part.train_images, part.train_labels)
     ab = Abstainer(fit).fit(mnist.val_images)
     np.testing.assert_allclose(ab.rule_.limits, rule.limits)
+    np.testing.assert_allclose(ab.rule_.scales, rule.scales)
     pred = ab.predict(np.stack([mnist.test_images[0], _named("square t22").digit]))
     assert pred.tolist() == [7, REFUSED]
+    distance_only = Abstainer(fit, pictures=False).fit(mnist.val_images)  # no pictures: the distance alone, as before
+    assert not distance_only.rule_.uses_pictures
+    np.testing.assert_allclose(
+        distance_only.rule_.limits, abstain_rule(mnist, "euclidean", k=5, train_size=SIZE, pictures=False).limits
+    )
+
+
+def _judge(rule, clf, mnist, queries):
+    d, i = clf.kneighbors(queries)
+    pictures = split_data(mnist, "test", SIZE).train_images[i]
+    return rule.judge(d, clf.neighbor_labels(i), queries, pictures)
 
 
 def test_a_nondigit_is_refused_with_a_reason_and_a_test_digit_answered(mnist, rule, clf):
     queries = np.stack([mnist.test_images[0], _named("square t22").digit, _named("M hershey-simplex 0.80 t36").digit])
-    d, i = clf.kneighbors(queries)
-    j = rule.judge(d, clf.neighbor_labels(i))
+    j = _judge(rule, clf, mnist, queries)
     assert j.refused.tolist() == [False, True, True]
     assert j.predictions[0] == 7 and j.reasons[0] == ""
-    assert "too far from every digit" in j.reasons[1] and f"{j.limit[1]:,.0f}" in j.reasons[1]
-    assert (j.nearest[1:] > j.limit[1:]).all() and j.nearest[0] < j.limit[0]
+    assert "unlike every digit" in j.reasons[1] and f"beyond the {j.limit[1]:.1f}" in j.reasons[1]
+    assert (j.score[1:] > j.limit[1:]).all() and j.score[0] < j.limit[0]
+    # the score is the product of its three ratios, each against the winner's usual value
+    np.testing.assert_allclose(j.score, j.factors.prod(axis=1))
+    np.testing.assert_allclose(j.factors[:, 0], j.nearest / rule.scales[j.winners, 0])
+    ink = np.sqrt(np.square(queries.reshape(3, -1).astype(float)).sum(axis=1))
+    np.testing.assert_allclose(j.factors[:, 2], ink / rule.scales[j.winners, 2])
+    assert f"{j.factors[1, 0]:.1f}x as far" in j.reasons[1]
+
+
+def test_the_patch_difference_is_the_largest_3x3_mean_of_squared_differences(rule):
+    """By hand on a drawing whose only difference from its neighbour is a 2x2 block of full ink."""
+    y = np.zeros((28, 28), np.uint8)
+    y[8:20, 12:15] = 255
+    q = y.copy()
+    q[3:5, 3:5] = 255
+    d = np.full((1, 5), np.sqrt(4 * 255.0**2))
+    j = rule.judge(d, np.full((1, 5), 1), q[None], np.repeat(y[None, None], 5, axis=1))
+    assert j.winners[0] == 1
+    patch = j.factors[0, 1] * rule.scales[1, 1]
+    assert patch == pytest.approx(4 * 255.0**2 / 9)  # the 2x2 block fits in one 3x3 window
+
+
+def test_a_recipe_is_judged_on_the_pictures_it_compared(mnist):
+    """compared_pictures gives what the classifier compared: prepared, in the padded frame, at the shift."""
+    from knn_core.abstain import compared_pictures
+
+    X, y = mnist.train_images[:400], mnist.train_labels[:400]
+    clf = KNNClassifier(3, method="deskew+blur+L3+shift1").fit(X, y)
+    Q = mnist.test_images[:6]
+    nb = clf.kneighbors_detail(Q)
+    assert nb.shifts is not None and np.abs(nb.shifts).sum() > 0  # some neighbours matched shifted
+    pics = compared_pictures(clf.method_, Q, X, nb.indices, nb.shifts)
+    np.testing.assert_array_equal(pics["queries"], clf.transform(Q))
+    for m in range(6):
+        for r in range(3):
+            expected = clf.training_image(int(nb.indices[m, r]), nb.shifts[m, r])
+            np.testing.assert_array_equal(pics["neighbor_images"][m, r], expected)
+    raw = compared_pictures("euclidean", Q, X, nb.indices)
+    np.testing.assert_array_equal(raw["neighbor_images"], X[nb.indices])
+
+
+def test_idm_and_10x10_keep_the_distance_alone():
+    from knn_core.abstain import shape_applies
+
+    assert shape_applies("euclidean") and shape_applies("deskew+blur") and shape_applies("deskew+blur+L3+shift1")
+    assert not shape_applies("idm") and not shape_applies("idm+blur") and not shape_applies("downsample")
 
 
 def test_most_test_digits_answered_and_most_nondigits_refused(mnist, rule, clf):
     test = neighbor_lists(mnist, "euclidean", "test", train_size=SIZE)
-    j = rule.judge_lists(test)
+    j = rule.judge_lists(test, mnist.test_images, mnist.train_images)
     assert j.coverage >= 0.99
     assert answered_accuracy(j, test.query_labels) > np.mean(j.winners == test.query_labels)
     nd = [x for x in nondigit_drawings() if x.kind != "digit-like"]
-    d, i = clf.kneighbors(np.stack([x.digit for x in nd]))
-    assert rule.judge(d, clf.neighbor_labels(i)).refused.mean() > 0.5
+    assert _judge(rule, clf, mnist, np.stack([x.digit for x in nd])).refused.mean() > 0.5
 
 
 def test_bad_rule_parameters_are_named(rule):
@@ -88,6 +154,10 @@ def test_bad_rule_parameters_are_named(rule):
         AbstainRule.calibrate(np.ones((3, 5)), np.zeros((3, 5), int), k=5, coverage=1.5)
     with pytest.raises(ParameterError, match="fewer than k=5"):
         rule.judge(np.ones((2, 3)), np.zeros((2, 3), int))
+    with pytest.raises(ParameterError, match="calibrated with pictures"):
+        rule.judge(np.ones((2, 5)), np.zeros((2, 5), int))
+    with pytest.raises(ParameterError, match="neighbor_images"):
+        rule.judge(np.ones((2, 5)), np.zeros((2, 5), int), np.zeros((2, 28, 28)), np.zeros((2, 3, 28, 28)))
 
 
 def test_nondigits_are_deterministic_and_go_through_the_drawing_path():
@@ -186,7 +256,7 @@ def test_cli_predict_says_not_a_digit_with_the_reason(mnist, rule, clf, capsys, 
     status, out, err = _cli(capsys, "predict", str(square), str(seven), "--train-size", str(SIZE))
     assert status == 0, err
     refused, answered = out.splitlines()
-    assert refused.startswith(f"{square}: not a digit (too far from every digit: its nearest ")
+    assert refused.startswith(f"{square}: not a digit (unlike every digit: its nearest ")
     assert "the nearest digits anyway: " in refused
     assert answered.startswith(f"{seven}: 7   neighbours: ")
     status, out, _ = _cli(capsys, "predict", str(square), "--train-size", str(SIZE), "--no-abstain")
@@ -197,7 +267,7 @@ def test_cli_evaluate_abstain_prints_coverage_and_accuracy_on_the_answered(mnist
     status, out, err = _cli(capsys, "evaluate", "--abstain", "--train-size", str(SIZE))
     assert status == 0, err
     test = neighbor_lists(mnist, "euclidean", "test", train_size=SIZE)
-    j = rule.judge_lists(test)
+    j = rule.judge_lists(test, mnist.test_images, mnist.train_images)
     line = next(x for x in out.splitlines() if x.startswith("abstaining"))
     assert f"coverage {j.coverage:.4f} ({int(j.refused.sum())} test digits refused)" in line
     assert f"accuracy on the answered {answered_accuracy(j, test.query_labels):.4f}" in line

@@ -22,10 +22,10 @@ def test_the_draw_page_refuses_a_non_digit_with_the_nearest_digits_anyway_and_wh
     at = run_draw(image=letter_canvas("M"), params={"size": SIZE})
     assert at.metric[0].value == "not a digit"
     (message,) = [w for w in _warnings(at) if "That doesn't look like a digit" in w]
-    assert "too far from every digit" in message and "The nearest digits anyway say" in message
+    assert "unlike every digit" in message and "The nearest digits anyway say" in message
     rule = abstain_rule(mnist, "euclidean", k=5, train_size=int(SIZE))
     winner = int(message.split("say **")[1][0])
-    assert f"beyond the {rule.limits[winner]:,.0f} that real {winner}s stay within" in message
+    assert f"beyond the {rule.limits[winner]:.1f} that real {winner}s stay within" in message
     assert any(len(g) == 5 for g in digit_grids(at))  # the 5 nearest digits are still shown
 
 

@@ -70,11 +70,12 @@ def rule(settings: Settings) -> AbstainRule | None:
 
 
 def abstain_judgement(settings: Settings, nb: Neighbours) -> Judgement | None:
-    """Whether one drawing's neighbours (the first k) make it a refusal; None: no rule for these settings."""
+    """Whether one drawing's neighbours (the first k, with the pictures as the method compared them) make
+    it a refusal; None: no rule for these settings."""
     r = rule(settings)
     if r is None or len(nb.distances) < r.k:
         return None
-    return r.judge(nb.distances[None, : r.k], nb.labels[None, : r.k])
+    return r.judge(nb.distances[None, : r.k], nb.labels[None, : r.k], nb.query[None], nb.images[None, : r.k])
 
 
 def abstain_message(judgement: Judgement | None, winner) -> bool:
