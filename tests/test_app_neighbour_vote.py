@@ -120,6 +120,34 @@ def test_the_answer_at_each_k_is_shown(mnist, k_changes_the_vote, reference):
         assert answers[k - 1] == int(np.flatnonzero(counts == counts.max())[0])  # uniform votes, smallest on ties
 
 
+def test_the_strip_gives_what_a_classifier_with_each_k_says(mnist):
+    """ui.radar.answers_by_k (one neighbour search, then a vote over the first k) against a classifier
+    per k (its own search of k neighbours, its own vote), with every weighting and tie rule, on digits
+    with many tied votes."""
+    import copy
+
+    from knn_core import KNNClassifier
+    from ui.radar import answers_by_k
+
+    # few training digits: near votes, many ties; one fit shared by the copies (as ui.classifier does)
+    fitted = KNNClassifier(random_state=3).fit(mnist.train_images[:300], mnist.train_labels[:300])
+    queries = mnist.test_images[:40]
+    ks = list(range(1, 16))
+    ties = 0
+    for weights in ("uniform", "distance"):
+        for tie in ("smallest", "nearest", "random"):
+            per_k = {k: copy.copy(fitted).set_params(n_neighbors=k, weights=weights, tie_break=tie) for k in ks}
+            if tie == "random":  # one digit at a time, as the page asks: the draws go by tied digit of a batch
+                want = np.array([[per_k[k].predict(q[None])[0] for k in ks] for q in queries])
+            else:
+                want = np.array([per_k[k].predict(queries) for k in ks]).T
+            dist, ind = per_k[15].kneighbors(queries)
+            got = np.array([answers_by_k(per_k[15], d, i, ks) for d, i in zip(dist, ind)])
+            assert np.array_equal(got, want), (weights, tie)
+            ties += int(np.sum(per_k[2].vote_from_neighbors(dist, ind, k=2)[2].sum(axis=1) > 1))
+    assert ties > 10  # the tie rules were exercised
+
+
 def test_a_ready_made_example_is_one_click_away_and_flips_with_k(mnist, full_test_lists):
     from knn_core.evaluate import k_flips
 
