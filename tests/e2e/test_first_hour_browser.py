@@ -21,6 +21,35 @@ def test_presentation_mode_captions_are_readable_on_a_projector(page, app_url):
     assert colour == "rgba(27, 31, 28, 0.85)", colour  # not Streamlit's 60% grey
 
 
+# From the page's first byte: was the title ever there in small type (before presentation mode's large
+# type), and did Streamlit's own menu of raw file names ("app, baselines, confusion...") ever show?
+FIRST_PAINT_WATCH = """
+window.__firstPaint = {title: false, smallTitle: false, menus: []};
+new MutationObserver(function () {
+  const f = window.__firstPaint;
+  if (document.querySelector('[data-testid="stMain"] h1')) {
+    f.title = true;
+    if (getComputedStyle(document.documentElement).fontSize !== '24px') f.smallTitle = true;
+  }
+  const nav = document.querySelector('[data-testid="stSidebarNav"]');
+  if (nav) f.menus.push(nav.innerText);
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_presentation_mode_is_large_from_the_first_content_on(page, app_url):
+    """A fresh browser (nothing cached) opening a present=1 link: the large type is there before the
+    title is (it used to come ~1 s after it: st.markdown draws its HTML later); no raw file-name menu."""
+    page.add_init_script(FIRST_PAINT_WATCH)
+    page.goto(app_url + "/neighbour_vote?present=1")
+    page.locator(CANVAS).wait_for()
+    idle(page)
+    seen = page.evaluate("window.__firstPaint")
+    assert seen["title"] and not seen["smallTitle"], seen
+    assert seen["menus"] == []
+    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "24px"
+
+
 def test_a_clicked_confusion_cell_brings_its_digits_into_view(page, app_url):
     page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(app_url + "/confusion?size=1000")
