@@ -38,11 +38,21 @@ PRESENT_PARAM = "present"
 CANVAS_KEY = "vote_canvas"
 
 # Presentation mode: everything larger (Streamlit sizes text in rem), for the back of a room.
-_PRESENT_CSS = """<style>
+_PRESENT_CSS = """<span class="presentation-mode" hidden></span><style>
 html { font-size: 24px; }
 [data-testid="stMetricValue"] { font-size: 5rem !important; line-height: 1.1; }
 [data-testid="stSidebar"] { font-size: 16px; }
 </style>"""
+
+
+PRESENT_KEY, READY_KEY = "present", "present_ready"  # the toggle's key; the style is in the browser
+# Presses the button once the style element is drawn (this script runs only then).
+_PRESS_WHEN_STYLED = """<script>
+(function press(tries) {
+  const button = document.querySelector(".st-key-present_ready_button button");
+  if (button) button.click(); else if (tries > 0) setTimeout(function () { press(tries - 1); }, 50);
+})(200);
+</script>"""
 
 
 def neighbour_vote_page(image: np.ndarray | None = None) -> None:
@@ -55,13 +65,23 @@ def neighbour_vote_page(image: np.ndarray | None = None) -> None:
     # elements; an st.markdown that comes and goes shifts every element after it.)
     style_slot = st.empty()
     styled = _presentation_asked()
+    if styled and PRESENT_KEY not in st.session_state and not st.session_state.get(READY_KEY):
+        # A link with present=1, the page's first run in this session: a browser draws an st.html (or an
+        # st.markdown with HTML) only once it has fetched the code for it, on its first one, while the
+        # title and the rest show at once: in a fresh browser the page stood in small type for 1-2 s.
+        # So this run draws the style alone, with a script that presses "Show the page" once the style
+        # is in place (one round trip; without JavaScript the teacher presses it).
+        style_slot.html(_PRESENT_CSS + _PRESS_WHEN_STYLED, unsafe_allow_javascript=True)
+        st.set_page_config(initial_sidebar_state="collapsed")
+        st.button("Show the page", key=READY_KEY + "_button", on_click=_style_ready)
+        return
     if styled:
-        style_slot.markdown(_PRESENT_CSS, unsafe_allow_html=True)
+        style_slot.html(_PRESENT_CSS)
     head, switch = st.columns([3, 1], vertical_alignment="bottom")
     with switch:
         present = _presentation_toggle()
     if present != styled:
-        style_slot.markdown(_PRESENT_CSS if present else "", unsafe_allow_html=True)
+        style_slot.html(_PRESENT_CSS) if present else style_slot.empty()
     # The projector's width goes to the vote: the sidebar folds away when presentation mode is turned
     # on (or a present=1 link is opened) and comes back when it is turned off. Streamlit acts only on
     # a change of this setting, so a teacher can still open the sidebar meanwhile.
@@ -110,7 +130,11 @@ def _presentation_asked() -> bool:
     raw = st.query_params.get(PRESENT_PARAM)
     if raw is not None and raw != st.session_state.get("_present_url") and raw in ("1", "0", "true", "false"):
         return raw in ("1", "true")
-    return bool(st.session_state.get("present", False))
+    return bool(st.session_state.get(PRESENT_KEY, False))
+
+
+def _style_ready() -> None:
+    st.session_state[READY_KEY] = True
 
 
 def _presentation_toggle() -> bool:
@@ -119,11 +143,11 @@ def _presentation_toggle() -> bool:
     raw = st.query_params.get(PRESENT_PARAM)
     if raw is not None and raw != state.get("_present_url"):
         if raw in ("1", "0", "true", "false"):
-            state["present"] = raw in ("1", "true")
+            state[PRESENT_KEY] = raw in ("1", "true")
         else:
             st.warning(f"Ignoring URL parameter **{PRESENT_PARAM}**: {ui.shown(raw)} is not 1 or 0; presentation "
                        "mode stays as it was.", icon="⚠️")
-    on = st.toggle("Presentation mode", key="present",
+    on = st.toggle("Presentation mode", key=PRESENT_KEY,
                    help="Large type and pictures, for projecting in front of a class. "
                         "It is in the link (present=1).")
     value = "1" if on else "0"

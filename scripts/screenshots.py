@@ -45,10 +45,13 @@ ANALYSIS = {  # page -> the element that shows it has rendered
 
 
 def settled(page) -> None:
-    """The run is over, every picture has loaded and the fonts are in: ready to photograph."""
+    """The run is over, every picture has loaded, the fonts are in and no element still waits for its
+    code (Streamlit draws a grey stSkeleton until a lazily loaded element, a table say, is ready):
+    ready to photograph."""
     idle(page, SLOW_MS)
     page.mouse.move(5, 5)
-    page.wait_for_function("() => [...document.images].every(i => i.complete) && document.fonts.status === 'loaded'")
+    page.wait_for_function("() => [...document.images].every(i => i.complete) && document.fonts.status === 'loaded'"
+                           " && !document.querySelector('[data-testid=\"stSkeleton\"]')")
 
 
 def draw(name: str, link: str = "/"):

@@ -351,6 +351,62 @@ def test_misclassified_matches_knn_core(mnist, capsys):
         assert np.array_equal(chart(at, "wrong_vote")["data"][0]["y"], scores[want[1]])
 
 
+def test_a_clicked_thumbnail_opens_its_digit(mnist):
+    """The gallery's click targets are the digits it shows; a click (what the chart's callback stores)
+    opens that digit, its vote and its neighbours, and asks for the scroll to it; a forged or stale
+    click (not a digit of the list, not a whole number) changes nothing."""
+    from pages.misclassified import GALLERY, PICK_KEY, SCROLL_KEY
+    at = run_page("misclassified", {"size": SMALL, "k": 3})
+    lists = lists_for(mnist, "test")
+    order = misclassified(lists, 3)
+    scores, pred, _ = lists.vote(3)
+    shown = order[:GALLERY].tolist()
+    fig = chart(at, f"wrong_gallery_{shown[0]}")
+    assert fig["data"][0]["customdata"] == shown
+    assert [a["text"] for a in fig["layout"]["annotations"]][:2] == [
+        f"#{q}<br>{lists.query_labels[q]} → <b>{pred[q]}</b>" for q in shown[:2]]
+    assert len(fig["layout"]["images"]) == len(shown)
+    (frame,) = fig["layout"]["shapes"]  # the open digit (the first) framed
+    assert frame["x0"] < fig["data"][0]["x"][0] < frame["x1"] and frame["y0"] < fig["data"][0]["y"][0] < frame["y1"]
+    assert not any("scrollIntoView" in h.proto.body for h in at.get("html"))
+
+    q = shown[4]
+    at.session_state[PICK_KEY] = q
+    at.session_state[SCROLL_KEY] = True
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="wrong_open").value == q
+    assert np.array_equal(chart(at, "wrong_vote")["data"][0]["y"], scores[q])
+    neighbour_caption_check(grids(at)[1], lists, q, 3, int(pred[q]))
+    assert f"Test digit **#{q}** is labelled **{lists.query_labels[q]}**" in " ".join(m.value for m in at.markdown)
+    assert sum("scrollIntoView" in h.proto.body for h in at.get("html")) == 1
+    fig = chart(at, f"wrong_gallery_{q}")  # a fresh chart: clicking the earlier thumbnail again is a new click
+    (frame,) = fig["layout"]["shapes"]
+    assert frame["x0"] < fig["data"][0]["x"][4] < frame["x1"] and frame["y0"] < fig["data"][0]["y"][4] < frame["y1"]
+    at.run()
+    assert not any("scrollIntoView" in h.proto.body for h in at.get("html"))  # scrolled once
+
+    right = int(np.flatnonzero(pred == lists.query_labels)[0])  # classified right: not in the list
+    for bad in (right, -1, 10_000, f"{shown[1]}; 1", 3.5, True, [shown[1], shown[2]], {"x": shown[1]}, None):
+        at.session_state[PICK_KEY] = bad
+        at.run()
+        assert not at.exception, bad
+        assert at.selectbox(key="wrong_open").value == q, bad
+    at.session_state[PICK_KEY] = [shown[2]]  # customdata as a one-item list
+    at.run()
+    assert at.selectbox(key="wrong_open").value == shown[2]
+
+
+def test_picked_digit_takes_only_a_listed_whole_number():
+    from pages.misclassified import picked_digit
+
+    options = [412, 7, 9000]
+    assert [picked_digit(v, options) for v in (412, 7.0, [9000], np.int64(7), "412")] == [412, 7, 9000, 7, 412]
+    for bad in (8, 7.5, "8", "412; 1", True, None, [412, 7], [], {"customdata": 412}, -412, 2**70):
+        assert picked_digit(bad, options) is None, bad
+    assert picked_digit(412, []) is None
+
+
 def test_misclassified_filter_with_no_digit(mnist):
     at = run_page("misclassified", {"size": SMALL}, state={"wrong_true": 3, "wrong_pred": 3})
     assert any("No misclassified test digit matches" in i.value for i in at.info)

@@ -120,6 +120,34 @@ def test_the_answer_at_each_k_is_shown(mnist, k_changes_the_vote, reference):
         assert answers[k - 1] == int(np.flatnonzero(counts == counts.max())[0])  # uniform votes, smallest on ties
 
 
+def test_the_strip_gives_what_a_classifier_with_each_k_says(mnist):
+    """ui.radar.answers_by_k (one neighbour search, then a vote over the first k) against a classifier
+    per k (its own search of k neighbours, its own vote), with every weighting and tie rule, on digits
+    with many tied votes."""
+    import copy
+
+    from knn_core import KNNClassifier
+    from ui.radar import answers_by_k
+
+    # few training digits: near votes, many ties; one fit shared by the copies (as ui.classifier does)
+    fitted = KNNClassifier(random_state=3).fit(mnist.train_images[:300], mnist.train_labels[:300])
+    queries = mnist.test_images[:40]
+    ks = list(range(1, 16))
+    ties = 0
+    for weights in ("uniform", "distance"):
+        for tie in ("smallest", "nearest", "random"):
+            per_k = {k: copy.copy(fitted).set_params(n_neighbors=k, weights=weights, tie_break=tie) for k in ks}
+            if tie == "random":  # one digit at a time, as the page asks: the draws go by tied digit of a batch
+                want = np.array([[per_k[k].predict(q[None])[0] for k in ks] for q in queries])
+            else:
+                want = np.array([per_k[k].predict(queries) for k in ks]).T
+            dist, ind = per_k[15].kneighbors(queries)
+            got = np.array([answers_by_k(per_k[15], d, i, ks) for d, i in zip(dist, ind)])
+            assert np.array_equal(got, want), (weights, tie)
+            ties += int(np.sum(per_k[2].vote_from_neighbors(dist, ind, k=2)[2].sum(axis=1) > 1))
+    assert ties > 10  # the tie rules were exercised
+
+
 def test_a_ready_made_example_is_one_click_away_and_flips_with_k(mnist, full_test_lists):
     from knn_core.evaluate import k_flips
 
@@ -159,7 +187,12 @@ def test_presentation_mode_is_in_the_link(mnist):
     assert normal.query_params["present"] == "0"
 
     at = run_vote(image, params={"present": "1", "k": "4"})
+    # the link's first run: the style alone, and the button the browser presses once it is in place
+    assert _large_type(at)
+    assert "present_ready_button" in str(at.get("html")[0].proto.body) and not at.title and not at.toggle
+    at = show_the_page(at)
     assert at.toggle(key="present").value is True
+    assert "present_ready_button" not in str(at.get("html")[0].proto.body)
     assert _large_type(at)
     big, small = figures(at), figures(normal)
     assert big["radial"]["layout"]["height"] > small["radial"]["layout"]["height"]
@@ -173,7 +206,15 @@ def test_presentation_mode_is_in_the_link(mnist):
 
 def _large_type(at: AppTest) -> bool:
     """The presentation style is on the page."""
-    return any("font-size: 24px" in str(md.value) for md in at.markdown)
+    return any("font-size: 24px" in h.proto.body for h in at.get("html"))
+
+
+def show_the_page(at: AppTest) -> AppTest:
+    """Press what the browser presses once a present=1 link's style is in place; the page's next run."""
+    at.button(key="present_ready_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title and not [b for b in at.button if b.key == "present_ready_button"]
+    return at
 
 
 def _place_of_caption(node, text: str, path: tuple = ()) -> tuple | None:
@@ -197,6 +238,8 @@ def test_the_canvas_keeps_its_place_whatever_the_mode_and_the_link(mnist):
     for name, params in {"plain": {}, "presenting": {"present": "1"},
                          "bad link": {"k": "1000000000", "present": "maybe"}}.items():
         at = run_vote(image, params=params)
+        if params.get("present") == "1":
+            at = show_the_page(at)
         assert int(at.metric[0].value) == 7
         places[name] = _place_of_caption(at.main, above_canvas)
     assert places["plain"] is not None
@@ -265,6 +308,7 @@ def test_the_app_lists_the_page_and_opens_it(navigation_mode):
     at.run()
     at.switch_page("pages/neighbour_vote.py").run()
     assert not at.exception, [e.value for e in at.exception]
+    at = show_the_page(at)
     assert [t.value for t in at.title] == ["🗳️ Neighbour vote"]
     assert at.slider(key="vote_k").value == 7 and at.toggle(key="present").value is True
     assert any("Draw a digit in the box" in t for t in texts(at.info))

@@ -77,3 +77,24 @@ def test_nginx_accepts_the_configuration(tmp_path, down):
     )
     assert done.returncode == 0, done.stderr
     assert "syntax is ok" in done.stderr
+
+
+def test_the_warm_up_page_finds_the_server_from_streamlit_s_options(monkeypatch):
+    """deploy/warm.py (scripts/run_app.sh) opens its page on the server `streamlit run app.py ARGS` starts."""
+    from deploy.warm import server_url
+
+    monkeypatch.delenv("STREAMLIT_SERVER_PORT", raising=False)
+    assert server_url([]) == "http://127.0.0.1:8501"
+    assert server_url(["--server.port", "8612", "--server.headless", "true"]) == "http://127.0.0.1:8612"
+    assert server_url(["--server.port=8613", "--server.address=0.0.0.0"]) == "http://127.0.0.1:8613"
+    assert server_url(["--server.address", "10.1.2.3", "--server.port", "80"]) == "http://10.1.2.3:80"
+    monkeypatch.setenv("STREAMLIT_SERVER_PORT", "8614")
+    assert server_url(["--server.headless", "true"]) == "http://127.0.0.1:8614"
+
+
+def test_a_warm_up_with_no_server_says_so_and_fails(capsys):
+    from deploy.warm import main
+    from loadtest.server import free_port
+
+    assert main(["--server.port", str(free_port())], timeout=1.0) == 1
+    assert "the warm-up page did not load (TimeoutError" in capsys.readouterr().err

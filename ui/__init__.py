@@ -46,6 +46,7 @@ from .digits import (
     neighbour_captions,
     neighbour_grid,
     png_data_uri,
+    rgb_css,
     shift_arrows,
     to_uint8,
 )
@@ -130,7 +131,7 @@ __all__ = [
     "neighbor_lists", "session_owner",
     # digits
     "GREEN", "RED", "digit_grid", "digit_grid_html", "digit_tile", "digit_with_neighbours",
-    "digits_beside_neighbours_html", "enlarge", "neighbour_captions", "neighbour_grid", "png_data_uri",
+    "digits_beside_neighbours_html", "enlarge", "neighbour_captions", "neighbour_grid", "png_data_uri", "rgb_css",
     "shift_arrows", "to_uint8",
     # charts
     "VOTE_CHART_CONFIG", "WINNER_COLOUR", "vote_bars_html", "vote_chart",

@@ -57,7 +57,8 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def _rgb_css(colour: tuple) -> str:
+def rgb_css(colour: tuple) -> str:
+    """An (r, g, b) colour as CSS (and plotly) text."""
     return "rgb({}, {}, {})".format(*colour)
 
 
@@ -81,7 +82,7 @@ def digit_grid_html(images: Sequence[np.ndarray], captions: Sequence[str] | None
     for img, cap, border, alt in zip(images, captions, borders, alts):
         small = to_uint8(img)  # sent at its own size; the browser enlarges it, crisp (pixelated)
         h, w = small.shape[0] * scale, small.shape[1] * scale
-        frame = f"border:3px solid {_rgb_css(border if border is not None else GREY)};" if framed else ""
+        frame = f"border:3px solid {rgb_css(border if border is not None else GREY)};" if framed else ""
         figures.append(
             f'<figure class="digit" style="margin:0;width:{w + (6 if framed else 0)}px">'
             f'<img src="{png_data_uri(small)}" alt="{html.escape(alt)}" width="{w}" height="{h}" '

@@ -9,7 +9,6 @@ answer at every k up to 15.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from functools import lru_cache
 
@@ -322,6 +321,14 @@ def tally_words(voter_labels: np.ndarray, winner: int, settings: Settings) -> st
     return f"{plural(len(voter_labels), 'neighbour')} vote ({how}): {parts} → **{winner}**."
 
 
+def answers_by_k(clf, distances: np.ndarray, indices: np.ndarray, ks) -> list[int]:
+    """The answer at each k in `ks` from one digit's neighbour list (nearest first, at least max(ks) long):
+    the vote of its first k neighbours with clf's weights and tie rule, as a classifier with that k would
+    give, without a classifier per k."""
+    d, i = np.asarray(distances)[None, :], np.asarray(indices)[None, :]
+    return [clf.classes_[clf.vote_from_neighbors(d, i, k=j)[1][0]].item() for j in ks]
+
+
 def answers_by_k_html(ks: list[int], answers: list[int], k: int) -> str:
     """The answer at each k as a row of boxes in the label colours, the current k outlined: where it flips."""
     boxes = "".join(
@@ -369,12 +376,8 @@ def show_neighbour_vote(
         if vote.was_tied:
             st.warning(f"**Tied vote.** {vote.describe()}", icon="⚖️")
         st.caption(tally_words(labels[:k], vote.winner, settings))
-        strip_ks = range(1, min(len(nb.distances), max(STRIP_K, k)) + 1)
-        answers = [  # a classifier per k: its vote counts only its own k neighbours
-            classifier(dataclasses.replace(settings, k=j)).explain(nb.distances[:j], nb.indices[:j]).winner
-            for j in strip_ks
-        ]
-        st.html(answers_by_k_html(list(strip_ks), answers, k))
+        strip_ks = list(range(1, min(len(nb.distances), max(STRIP_K, k)) + 1))
+        st.html(answers_by_k_html(strip_ks, answers_by_k(clf, nb.distances, nb.indices, strip_ks), k))
     box = st.expander("Why this answer? Differences, pixel by pixel", key=f"{key}vote_explain_open", on_change="rerun")
     if box.open:  # drawn only while open: a stroke costs nothing more
         with box:
