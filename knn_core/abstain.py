@@ -186,6 +186,7 @@ class AbstainRule:
                     "neighbours' pictures (neighbor_images)"
                 )
             factors = _shape_factors(queries, neighbor_images, d, labels, self.classes, winners, self.k)
+            assert self.scales is not None  # uses_pictures: calibrated with the pictures' scales
             factors = factors / self.scales[winners]
             score = np.prod(factors, axis=1)
         refused, far, split = self._judge_indices(winners, score, share)
@@ -405,7 +406,11 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     for a in range(0, m, 2048):  # chunks: (2048, k, 30, 30) float32 at most
         q = Q[a : a + 2048].astype(np.float32)
         diff = np.pad((q[:, None] - Y[a : a + 2048, :k].astype(np.float32)) ** 2, ((0, 0), (0, 0), (1, 1), (1, 1)))
-        box = sum(diff[:, :, i : i + H, j : j + W] for i in range(3) for j in range(3)) / 9
+        box = np.zeros(diff.shape[:2] + (H, W), np.float32)  # the mean over each 3x3 patch
+        for i in range(3):
+            for j in range(3):
+                box += diff[:, :, i : i + H, j : j + W]
+        box /= 9
         patch[a : a + 2048] = box.reshape(len(q), k, -1).max(axis=2)
     out[:, 1] = np.where(voters, patch, np.inf).min(axis=1)
     out[:, 2] = np.sqrt(np.square(Q.reshape(m, -1).astype(np.float64)).sum(axis=1))
