@@ -80,6 +80,9 @@ def canvas_value(png: bytes) -> str:
     return json.dumps({"drawing": {"raw": raw, "data": data}, "backgroundFit": None})
 
 
+PRESENT_READY = "present_ready_button"  # pages/neighbour_vote.py: pressed by the page once its large type is in
+
+
 class Session:
     """One browser tab's conversation with the server.
 
@@ -127,7 +130,10 @@ class Session:
             max_size=None, compression=None, open_timeout=self.timeout, ping_interval=None,
         )
         self._keep_cookies(self._ws.response.headers.get_all("Set-Cookie"))
-        return await self.rerun([], wait=wait)
+        first = await self.rerun([], wait=wait)
+        if PRESENT_READY in self.widget_ids:  # a present=1 link's first run: the page's script presses it
+            return await self.press(PRESENT_READY, wait=wait)
+        return first
 
     def _health(self) -> None:
         """GET /_stcore/health like the browser does first: the server sets the _streamlit_xsrf cookie

@@ -474,6 +474,10 @@ def test_start_server_limits_blas_and_opencv_threads_and_fits_the_default_classi
             if thread.name == "knn-lab-warm-up":
                 thread.join()
     assert ui.resources.is_fitted(ui.Settings().search, ui.Settings().size)
+    # and the default settings' non-digit refusal calibrated, unless it cannot be (its search not cached, slow)
+    s = ui.Settings()
+    calibrated = (s.search, s.size, s.k, s.weights, s.tie) in ui.explain._RULES
+    assert calibrated or ui.explain.rule(s, spinner=False) is None
 
 
 def test_the_theme_is_read_once_and_stays_what_streamlit_would_read():

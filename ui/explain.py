@@ -12,6 +12,7 @@ and the class room's student view:
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 
 import cv2
 import numpy as np
@@ -39,10 +40,11 @@ _RULES_MAX = 32
 _RULES_LOCK = threading.Lock()  # the sessions share the process
 
 
-def rule(settings: Settings) -> AbstainRule | None:
+def rule(settings: Settings, *, spinner: bool = True) -> AbstainRule | None:
     """The refusal rule of these settings, calibrated on the validation split (once per process);
     None when its validation search is neither cached nor quick (a slow method: the page answers
-    as before, and the explanation says how to calibrate it)."""
+    as before, and the explanation says how to calibrate it). spinner: say so on the page (False
+    outside a script run: the server's warm-up calibrates the default rule before the first drawing)."""
     key = (settings.search, settings.size, settings.k, settings.weights, settings.tie)
     found = _RULES.get(key)
     if found is not None:
@@ -53,7 +55,7 @@ def rule(settings: Settings) -> AbstainRule | None:
         and estimate_seconds(ds, settings.search, "val", train_size=settings.size) > CALIBRATE_NOW_SECONDS
     ):
         return None
-    with st.spinner("Calibrating the non-digit refusal on the validation digits (once)…"):
+    with st.spinner("Calibrating the non-digit refusal on the validation digits (once)…") if spinner else nullcontext():
         found = abstain_rule(
             ds,
             settings.search,

@@ -74,11 +74,15 @@ def start_server() -> None:
 
 
 def warm_up() -> None:
-    """The default classifier fitted (a load from the disk cache after the first time) and asked once.
+    """The default classifier fitted (a load from the disk cache after the first time) and asked once,
+    and its non-digit refusal calibrated.
     At normal priority: it is every student's, and the first drawing waits for it. scripts/run_app.sh
     also runs it beside the starting server, so even a first start finds the fit in the disk cache."""
     clf = get_fitted(DEFAULT_SEARCH, Settings().size, background=False)
     clf.kneighbors(get_dataset().test_images[:1], 1)
+    from .explain import rule  # the non-digit refusal's calibration (~1 s), also before the first drawing
+
+    rule(Settings(), spinner=False)
 
 
 def give_freed_memory_back() -> None:
