@@ -60,6 +60,7 @@ class Stats:
     errors: list = field(default_factory=list)  # (t, who, message)
     wall_runs: list = field(default_factory=list)  # s per wall refresh
     down: list = field(default_factory=list)  # (t killed, t healthy again)
+    students_sending: int = 0  # students whose loop still runs (a send pressed before the end may be in flight)
 
 
 def _problems(r: RunResult) -> list[str]:
@@ -84,6 +85,14 @@ async def student(
 ) -> None:
     """One student: connect, then draw and send a new digit every ~`every` s until the deadline;
     reconnect (a new session, as a reloaded tab) whenever the server goes away."""
+    stats.students_sending += 1
+    try:
+        await _send_until(url, code, who, pngs, offset, deadline, every, stats, t0, rng)
+    finally:
+        stats.students_sending -= 1
+
+
+async def _send_until(url, code, who, pngs, offset, deadline, every, stats: Stats, t0: float, rng) -> None:
     session: Session | None = None
     n = 0
     while _now(t0) < deadline:
@@ -140,7 +149,10 @@ async def wall(url: str, code: str, token: str, deadline: float, stats: Stats, t
     def all_shown() -> bool:
         return all((c, i) in stats.seen for c, i, _, _ in stats.sends if c == code)
 
-    while _now(t0) < deadline - WALL_TAIL_S or (_now(t0) < deadline and not all_shown()):
+    def done() -> bool:  # no student can still be acknowledged a drawing, and every acknowledged one was shown
+        return stats.students_sending == 0 and all_shown()
+
+    while _now(t0) < deadline - WALL_TAIL_S or (_now(t0) < deadline and not done()):
         try:
             if session is None:
                 session = Session(url, PAGE, query=f"teacher={token}", timeout=60)
