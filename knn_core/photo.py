@@ -39,6 +39,7 @@ __all__ = [
     "photo_to_mnist",
     "photo_to_mnist_stages",
     "photo_preview",
+    "photo_with_preview",
     "DEFAULT_MAX_PIXELS",
     "PNG_MAX_PIXELS",
     "MAX_CANVAS_SIDE",
@@ -282,12 +283,31 @@ def photo_to_mnist_stages(data, max_pixels: int = DEFAULT_MAX_PIXELS,
                           min_stroke: float | None = MNIST_STROKE) -> Stages:
     """Like :func:`photo_to_mnist` but returns every step; ``ink`` is the cleaned photo ink."""
     with image_errors("image"):
+        return _stages_of_plane(*_photo_plane(data, max_pixels), min_stroke)
+
+
+def _stages_of_plane(plane: np.ndarray, kind: str, min_stroke: float | None) -> Stages:
+    if kind == "alpha":
+        # Strokes on a transparent background are a drawing, not a photo of paper:
+        # the ink is the alpha channel (find_ink's rule), shrunk like everything else.
+        return stages_from_ink(find_ink(shrink_to(plane)), "image", min_stroke)
+    return stages_from_ink(_photo_ink(to_unit_float(shrink_to(plane))), "photo", min_stroke)
+
+
+def photo_with_preview(data, side: int = 96, max_pixels: int = DEFAULT_MAX_PIXELS,
+                       min_stroke: float | None = MNIST_STROKE) -> tuple[Stages | Exception, np.ndarray]:
+    """(stages, preview) from ONE decode: the Draw page shows the photo small beside its prediction, and
+    decoding is most of what an upload costs (a 2000 x 2000 PNG: ~0.1 s, every time).  The stages are
+    the ImageError/EmptyDrawingError instead when the picture decodes but holds no usable digit (the
+    preview is still worth showing); a file that can't be decoded raises ImageError."""
+    with image_errors("image"):
         plane, kind = _photo_plane(data, max_pixels)
-        if kind == "alpha":
-            # Strokes on a transparent background are a drawing, not a photo of paper:
-            # the ink is the alpha channel (find_ink's rule), shrunk like everything else.
-            return stages_from_ink(find_ink(shrink_to(plane)), "image", min_stroke)
-        return stages_from_ink(_photo_ink(to_unit_float(shrink_to(plane))), "photo", min_stroke)
+        preview = _shrunk_uint8(plane, side)
+        try:
+            stages = _stages_of_plane(plane, kind, min_stroke)
+        except (ImageError, EmptyDrawingError) as exc:
+            stages = exc
+    return stages, preview
 
 
 def photo_to_mnist(data, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -314,8 +334,14 @@ def photo_preview(data, side: int = 96, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     """A photo's grey plane (as decoded for classifying, same checks), shrunk so its longer side is
     at most `side` px: for showing which picture is being classified.  ImageError like the rest."""
     plane, _ = _decode_photo(data, max_pixels)
+    return _shrunk_uint8(plane, side)
+
+
+def _shrunk_uint8(plane: np.ndarray, side: int) -> np.ndarray:
     plane = np.asarray(plane)
-    if plane.dtype != np.uint8:
+    if plane.dtype.kind == "f":  # an array handed in as floats in [0, 1]
+        plane = np.round(np.clip(plane, 0.0, 1.0) * 255).astype(np.uint8)
+    elif plane.dtype != np.uint8:
         plane = (plane >> 8).astype(np.uint8) if plane.dtype == np.uint16 else np.clip(plane, 0, 255).astype(np.uint8)
     h, w = plane.shape[:2]
     s = side / max(h, w)

@@ -15,7 +15,7 @@ import streamlit as st
 import ui
 from knn_core import EmptyDrawingError, ImageError
 from knn_core.normalize import Stages
-from knn_core.photo import photo_preview, photo_to_mnist_stages
+from knn_core.photo import photo_with_preview
 
 STAGE_SIDE = 112  # px of each preprocessing-stage picture (28 x 4)
 PAGE_COLOUR = (241, 245, 242)  # the theme's secondaryBackgroundColor
@@ -141,36 +141,47 @@ def _source_html(upload, use_photo: bool) -> str:
 
 
 def _photo_img(upload, name: str) -> str:
-    """The uploaded photo, small (an inline PNG; once per upload, kept in the session)."""
+    """The uploaded photo, small (an inline PNG made with its stages: see _photo)."""
+    uri = _photo(upload)[1]
+    if not uri:
+        return ""
+    return (f'<img src="{uri}" alt="your photo {name}" '
+            f'style="max-width:{PHOTO_PREVIEW_SIDE}px;max-height:{PHOTO_PREVIEW_SIDE}px;border:1px solid #ccc">')
+
+
+PHOTO_MEMO = "draw_photo"  # session key: (upload id, its stages or the error, its preview's data URI)
+
+
+def _photo(upload) -> tuple:
+    """(stages or the ImageError/EmptyDrawingError, preview data URI) of an upload, from one decode per
+    upload: a stroke, a cleared box or a setting changed while the photo is there costs nothing more
+    (a big PNG is ~0.1 s of decoding each time, and a student can repeat that as fast as they click)."""
     key = _upload_id(upload)
-    cached = st.session_state.get("draw_photo_preview")
-    if not cached or cached[0] != key:
+    memo = st.session_state.get(PHOTO_MEMO)
+    if memo is None or memo[0] != key:
         data = upload.getvalue() if hasattr(upload, "getvalue") else upload
         try:
-            uri = ui.png_data_uri(photo_preview(data, side=PHOTO_PREVIEW_SIDE))
-        except ImageError:
-            uri = ""
-        cached = (key, uri)
-        st.session_state["draw_photo_preview"] = cached
-    if not cached[1]:
-        return ""
-    return (f'<img src="{cached[1]}" alt="your photo {name}" '
-            f'style="max-width:{PHOTO_PREVIEW_SIDE}px;max-height:{PHOTO_PREVIEW_SIDE}px;border:1px solid #ccc">')
+            stages, preview = photo_with_preview(data, side=PHOTO_PREVIEW_SIDE)
+            memo = (key, stages, ui.png_data_uri(preview))
+        except ImageError as exc:
+            memo = (key, exc, "")
+        st.session_state[PHOTO_MEMO] = memo
+    return memo[1], memo[2]
 
 
 def _preprocess(image, upload) -> Stages | None:
     """The picture -> MNIST stages, or None after showing why there is nothing to classify."""
     if upload is not None:
-        data = upload.getvalue() if hasattr(upload, "getvalue") else upload
         name = ui.shown(getattr(upload, "name", "the upload"))
-        try:
-            return photo_to_mnist_stages(data)
-        except ImageError as exc:
-            st.error(f"Can't read {name} as a picture of a digit: {ui.md_escape(exc)}. "
+        stages = _photo(upload)[0]
+        if isinstance(stages, ImageError):
+            st.error(f"Can't read {name} as a picture of a digit: {ui.md_escape(stages)}. "
                      "Upload a PNG or JPEG photo or scan of one digit.", icon="🚫")
-        except EmptyDrawingError:
+        elif isinstance(stages, EmptyDrawingError):
             st.info(f"No ink found in {name}. Is there a dark digit on light paper in it, "
                     "reasonably sharp and well lit?", icon="🔍")
+        else:
+            return stages
         return None
     if image is None:
         st.info("Draw a digit in the box.", icon="✏️")

@@ -184,6 +184,23 @@ def test_a_new_stroke_after_the_photo_is_classified_and_said(mnist):
     assert "Classifying your <b>drawing</b> (changed last)" in bodies and 'alt="your photo' not in bodies
 
 
+def test_an_upload_is_decoded_once_whatever_reruns(mnist, monkeypatch):
+    """Decoding is most of an upload's cost (a 2000 x 2000 PNG: ~0.1 s): strokes, reruns and the
+    preview beside the Prediction reuse the one decode of the upload."""
+    import knn_core.photo as photo_module
+
+    decodes = []
+    real = photo_module._decode_photo
+    monkeypatch.setattr(photo_module, "_decode_photo", lambda *a, **kw: decodes.append(1) or real(*a, **kw))
+    photo = png_bytes(255 - cv2.resize(mnist.test_images[0], (200, 200)))  # a 7, black on white
+    at = run_draw(upload=photo)
+    for _ in range(3):
+        assert int(at.metric[0].value) == 7
+        assert 'alt="your photo the upload"' in " ".join(h.proto.body for h in at.get("html"))
+        at.run()
+    assert len(decodes) == 1
+
+
 @pytest.fixture(scope="module")
 def tied_drawing(mnist, reference_clf):
     """A drawn test digit whose 2 nearest training digits have different labels."""

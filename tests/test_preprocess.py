@@ -17,7 +17,7 @@ from knn_core.normalize import (
     find_ink,
     stroke_width,
 )
-from knn_core.photo import photo_preview, photo_to_mnist, photo_to_mnist_stages
+from knn_core.photo import photo_preview, photo_to_mnist, photo_to_mnist_stages, photo_with_preview
 from knn_core.testing import ENCODINGS, png_header_only, simulate_canvas
 
 
@@ -423,4 +423,24 @@ def test_photo_preview_is_the_photo_shrunk_and_checked_like_it():
     assert photo_preview(tiny, side=96).shape == (40, 50)  # never enlarged
     with pytest.raises(ImageError, match="not a PNG or JPEG"):
         photo_preview(b"not a picture at all")
+
+
+def test_photo_with_preview_is_both_from_one_decode(mnist):
+    """The Draw page's one decode per upload: the same stages and preview as the two separate calls,
+    for a photo on paper and a transparent PNG; blank paper keeps its preview and says why."""
+    from knn_core.testing import encode_png
+
+    paper = np.full((400, 300), 235, np.uint8)
+    paper[100:300, 50:250] -= (cv2.resize(mnist.test_images[0], (200, 200)) * 0.8).astype(np.uint8)
+    rgba = np.zeros((300, 300, 4), np.uint8)
+    rgba[50:250, 50:250, 3] = cv2.resize(mnist.test_images[1], (200, 200))
+    for png in (cv2.imencode(".png", paper)[1].tobytes(), encode_png(rgba)):
+        stages, preview = photo_with_preview(png, side=72)
+        np.testing.assert_array_equal(stages.centred, photo_to_mnist_stages(png).centred)
+        np.testing.assert_array_equal(preview, photo_preview(png, side=72))
+    blank = cv2.imencode(".png", np.full((200, 200), 230, np.uint8))[1].tobytes()
+    stages, preview = photo_with_preview(blank, side=72)
+    assert isinstance(stages, EmptyDrawingError) and preview.shape == (72, 72)
+    with pytest.raises(ImageError, match="not a PNG or JPEG"):
+        photo_with_preview(b"not a picture at all")
 
