@@ -39,6 +39,7 @@ from knn_core.errors import KnnLabError
 from knn_core.jobs import DONE, JobQueue, QueueFull
 from knn_core.threads import limit_blas_threads
 
+from . import fair
 from .settings import Settings
 
 SERVER_BLAS_THREADS = 1
@@ -48,6 +49,7 @@ FITTED_MAX_BYTES = 600e6  # what they may hold together beyond the dataset (a re
 MMAP_THRESHOLD = 1 << 20  # bytes: glibc gives larger blocks back to the system when they are freed
 GIL_SWITCH_MS = 1.0  # how long a thread running Python keeps the GIL from one that waits (Python's default: 5)
 GIL_SWITCH_ENV = "KNN_LAB_GIL_SWITCH_MS"  # the operator's value, e.g. 5 for Python's default
+FAIR_ENV = "KNN_LAB_STROKES_FIRST"  # 0: no scheduling of script runs (for an A/B in the load tests)
 DEFAULT_SEARCH = Settings().search
 
 
@@ -70,6 +72,8 @@ def start_server() -> None:
     give_freed_memory_back()
     read_theme_once()
     sys.setswitchinterval(gil_switch_ms() / 1000)
+    if os.environ.get(FAIR_ENV, "1") != "0":
+        fair.install()  # strokes first: long script runs step aside for short ones (ui/fair.py)
     threading.Thread(target=warm_up, name="knn-lab-warm-up", daemon=True).start()
 
 

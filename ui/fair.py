@@ -1,0 +1,127 @@
+"""Strokes first: a script run that has used more than a stroke's worth of CPU steps aside for short ones.
+
+One server process runs every session's script in its own thread, and Python runs one thread at a
+time (the GIL): a student's stroke (~30 ms of script) that meets a long run (an analysis page built
+from scratch, a big upload, a new classifier's first use) shares the interpreter with it and takes
+twice as long, or longer with several.  Students draw, one curious student clicks everything: the
+long runs are the ones that can wait.
+
+So every script run starts as *short*.  Once it has used ``LONG_RUN_CPU_S`` of CPU it is *long*, and
+at each checkpoint (every element it sends, and :func:`checkpoint` in heavy loops) it waits, without
+holding the GIL, while short runs are under way: at most ``MAX_WAIT_S`` per checkpoint, so a long
+run always moves on (a page is slower while the class draws, never stuck).  Nothing here knows
+who the user is: a class behind one school address looks like one user, and a new browser tab is a
+new session.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+LONG_RUN_CPU_S = 0.06  # a stroke on the Draw page: ~30 ms of its thread's CPU (loadtest/README.md)
+MAX_WAIT_S = 0.25  # per checkpoint: a long run waits at most this for the short ones at a time
+MAX_WAIT_PER_RUN_S = 3.0  # and at most this in all: a teacher's analysis page during a class is slower, not stuck
+
+
+@dataclass
+class Counters:
+    """What the scheduler did since the process started (the load tests print them)."""
+
+    runs: int = 0
+    long_runs: int = 0
+    waits: int = 0
+    waited_s: float = 0.0
+
+
+_cond = threading.Condition()
+_short_running = 0
+_run = threading.local()  # per script thread: cpu0 (thread CPU at the start), short (still counted)
+counters = Counters()
+
+
+def run_started() -> None:
+    """A script run begins on this thread: it counts as short.  (A rerun asked for during a run starts
+    inside the run's own call: that one stops counting first.)"""
+    global _short_running
+    _stop_counting_as_short()
+    _run.cpu0 = time.thread_time()
+    _run.waited = 0.0
+    _run.short = True
+    with _cond:
+        _short_running += 1
+        counters.runs += 1
+
+
+def run_ended() -> None:
+    """The run on this thread is over (finished, stopped or failed)."""
+    _stop_counting_as_short()
+    _run.cpu0 = None
+
+
+def _stop_counting_as_short() -> None:
+    global _short_running
+    if getattr(_run, "short", False):
+        _run.short = False
+        with _cond:
+            _short_running -= 1
+            _cond.notify_all()
+
+
+def checkpoint() -> None:
+    """Called between steps of a script run: a long run waits here while short runs are under way.
+    Free outside script runs (background threads, tests) and for short runs."""
+    cpu0 = getattr(_run, "cpu0", None)
+    if cpu0 is None:
+        return
+    if _run.short:
+        if time.thread_time() - cpu0 < LONG_RUN_CPU_S:
+            return
+        _stop_counting_as_short()
+        with _cond:
+            counters.long_runs += 1
+    budget = min(MAX_WAIT_S, MAX_WAIT_PER_RUN_S - _run.waited)
+    if budget <= 0:
+        return
+    with _cond:
+        if not _short_running:
+            return
+        t0 = time.perf_counter()
+        _cond.wait_for(lambda: _short_running == 0, timeout=budget)
+        waited = time.perf_counter() - t0
+        counters.waits += 1
+        counters.waited_s += waited
+    _run.waited += waited
+
+
+def short_running() -> int:
+    """How many script runs count as short right now."""
+    return _short_running
+
+
+@lru_cache(maxsize=1)
+def install() -> None:
+    """Hook the scheduler into Streamlit, once per process: each script run (full or fragment) is
+    started and ended around ScriptRunner._run_script, and every element a script sends goes through
+    a checkpoint (ScriptRunContext.enqueue).  Private Streamlit API, pinned in requirements.txt
+    (tests/test_fair.py fails if the hooks are gone)."""
+    from streamlit.runtime.scriptrunner import script_runner
+    from streamlit.runtime.scriptrunner_utils import script_run_context
+
+    runner, context = script_runner.ScriptRunner, script_run_context.ScriptRunContext
+    run_script, enqueue = runner._run_script, context.enqueue
+
+    def _run_script(self, rerun_data):
+        run_started()
+        try:
+            return run_script(self, rerun_data)
+        finally:
+            run_ended()
+
+    def _enqueue(self, msg):
+        checkpoint()
+        return enqueue(self, msg)
+
+    runner._run_script, context.enqueue = _run_script, _enqueue
