@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageError
+from .threads import pause_point
 
 __all__ = ["deskew", "blur", "downsample"]
 
@@ -69,6 +70,8 @@ def deskew(images, progress: bool | None = None) -> np.ndarray:
         skew = np.where(ok, mu11 / np.where(ok, mu02, 1.0), 0.0)
         src = a[s : s + chunk]
         for j in range(len(f)):
+            if j % 256 == 0:
+                pause_point()  # a background fit: the server's requests first (knn_core.threads)
             img = src[j] if src.dtype == out_dtype else src[j].astype(out_dtype)
             if not ok[j]:
                 out[s + j] = img
@@ -101,11 +104,12 @@ def blur(images, sigma: float = 1.0) -> np.ndarray:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     out_dtype = np.uint8 if a.dtype == np.uint8 else np.float32
     out = np.empty(a.shape, out_dtype)
-    for s in range(0, len(a), 8192):
-        f = a[s : s + 8192].astype(np.float32)
+    for s in range(0, len(a), 2048):
+        pause_point()
+        f = a[s : s + 2048].astype(np.float32)
         if sigma > 0:
             f = gaussian_filter(f, sigma=(0, sigma, sigma), mode="constant", cval=0.0, truncate=4.0)
-        out[s : s + 8192] = np.clip(np.rint(f), 0, 255) if out_dtype == np.uint8 else f
+        out[s : s + 2048] = np.clip(np.rint(f), 0, 255) if out_dtype == np.uint8 else f
     return out[0] if single else out
 
 

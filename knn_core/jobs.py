@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional
 
 from .errors import KnnLabError
-from .threads import lower_thread_priority, openmp_threads
+from .threads import lower_thread_priority, mark_background_thread, openmp_threads, pause_point
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 WORKERS_ENV = "KNN_LAB_SEARCH_WORKERS"
@@ -70,6 +70,7 @@ class Job:
         if self._cancel.is_set():
             raise JobCancelled(f"job {self.key!r} was cancelled")
         self.done, self.total = done, total
+        pause_point()  # between two chunks: the server's requests first (knn_core.threads)
 
     def touch(self) -> None:
         """Someone is still waiting for this job."""
@@ -194,6 +195,7 @@ class JobQueue:
     def _work(self) -> None:
         if self.background:
             lower_thread_priority()
+            mark_background_thread()
         while True:
             with self._lock:
                 self._reap_locked()

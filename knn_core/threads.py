@@ -15,6 +15,8 @@ from typing import Iterator
 
 _controller: list = []
 _lock = threading.Lock()
+_background = threading.local()  # .on: this thread does background work (a job queue's worker)
+_pause_hook: list = []  # [fn]: what background work calls between two steps (set by the server)
 
 
 def _blas_controller():
@@ -62,3 +64,21 @@ def lower_thread_priority(niceness: int = 19) -> bool:
     except OSError:
         return False
     return True
+
+
+def mark_background_thread() -> None:
+    """The calling thread does background work: its :func:`pause_point` calls reach the pause hook."""
+    _background.on = True
+
+
+def set_pause_hook(hook) -> None:
+    """What background threads call between two steps of their work (None: nothing).  The server sets
+    one that waits while students' requests run (ui/fair.py): in one Python process a busy background
+    thread makes every request wait for the interpreter, however low its CPU priority."""
+    _pause_hook[:] = [hook] if hook is not None else []
+
+
+def pause_point() -> None:
+    """Between two steps of long work: on a background thread, let the server's requests go first."""
+    if _pause_hook and getattr(_background, "on", False):
+        _pause_hook[0]()

@@ -131,3 +131,75 @@ def test_installed_hooks_count_every_streamlit_run():
     assert not at.exception
     assert at.session_state["seen"] == (1, True)
     assert fair.counters.runs == before + 1 and fair.short_running() == 0
+
+
+def test_background_work_waits_for_script_runs_only_on_background_threads(monkeypatch):
+    """knn_core's pause points (between chunks of a job) wait while a script run is under way, at most
+    BACKGROUND_WAIT_S a time; on other threads (a script run's own search) they cost nothing."""
+    from knn_core import threads
+
+    fair.install()
+    monkeypatch.setattr(fair, "BACKGROUND_WAIT_S", 0.2)
+    in_run, release = threading.Event(), threading.Event()
+
+    def script_run():
+        fair.run_started()
+        in_run.set()
+        release.wait(5)
+        fair.run_ended()
+
+    waited = {}
+
+    def background(name, mark):
+        if mark:
+            threads.mark_background_thread()
+        t0 = time.perf_counter()
+        threads.pause_point()
+        waited[name] = time.perf_counter() - t0
+
+    s = threading.Thread(target=script_run)
+    s.start()
+    in_run.wait(5)
+    for name, mark in (("background", True), ("foreground", False)):
+        t = threading.Thread(target=background, args=(name, mark))
+        t.start()
+        t.join(5)
+    release.set()
+    s.join(5)
+    assert 0.15 <= waited["background"] <= 0.5 and waited["foreground"] < 0.02
+    assert fair.running() == 0
+
+    # No script run under way: no wait.
+    t = threading.Thread(target=background, args=("idle", True))
+    t.start()
+    t.join(5)
+    assert waited["idle"] < 0.02
+
+
+def test_a_job_queue_worker_pauses_between_chunks():
+    """The job queue's workers are background threads: their progress calls are pause points."""
+    from knn_core.jobs import JobQueue
+
+    fair.install()
+    calls = []
+    q = JobQueue(1)
+    try:
+        from knn_core import threads
+
+        real = threads._pause_hook[0]
+        threads.set_pause_hook(lambda: calls.append(threading.current_thread().name))
+
+        def work(progress):
+            for i in range(3):
+                progress(i + 1, 3)
+            return "done"
+
+        job = q.submit("k", work, owner="me")
+        deadline = time.monotonic() + 5
+        while not job.ended and time.monotonic() < deadline:
+            job.touch()
+            time.sleep(0.01)
+        assert job.result == "done" and len(calls) == 3 and calls[0].startswith("knn-lab-job-worker")
+    finally:
+        threads.set_pause_hook(real)
+        q.shutdown()

@@ -12,6 +12,12 @@ holding the GIL, while short runs are under way: at most ``MAX_WAIT_S`` per chec
 run always moves on (a page is slower while the class draws, never stuck).  Nothing here knows
 who the user is: a class behind one school address looks like one user, and a new browser tab is a
 new session.
+
+Background work (the job queues' searches and fits, knn_core/jobs.py) steps aside for every script
+run: at each of its pause points (between chunks) it waits while any run is under way, at most
+``BACKGROUND_WAIT_S`` a time.  Its threads run at the lowest CPU priority already, but in one Python
+process a busy thread also makes every other wait for the interpreter each time it blocks on the
+network (the event loop that delivers every student's prediction), which no CPU priority changes.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
+from knn_core.threads import set_pause_hook
+
 LONG_RUN_CPU_S = 0.06  # a stroke on the Draw page: ~30 ms of its thread's CPU (loadtest/README.md)
 MAX_WAIT_S = 0.25  # per checkpoint: a long run waits at most this for the short ones at a time
+BACKGROUND_WAIT_S = 0.05  # per pause point of background work: it crawls, not stops, while the class draws
 MAX_WAIT_PER_RUN_S = 3.0  # and at most this in all: a teacher's analysis page during a class is slower, not stuck
 
 
@@ -38,6 +47,7 @@ class Counters:
 
 _cond = threading.Condition()
 _short_running = 0
+_running = 0  # script runs under way, short or long
 _run = threading.local()  # per script thread: cpu0 (thread CPU at the start), short (still counted)
 counters = Counters()
 
@@ -45,20 +55,27 @@ counters = Counters()
 def run_started() -> None:
     """A script run begins on this thread: it counts as short.  (A rerun asked for during a run starts
     inside the run's own call: that one stops counting first.)"""
-    global _short_running
+    global _short_running, _running
+    nested = getattr(_run, "cpu0", None) is not None
     _stop_counting_as_short()
     _run.cpu0 = time.thread_time()
     _run.waited = 0.0
     _run.short = True
     with _cond:
         _short_running += 1
+        _running += 0 if nested else 1
         counters.runs += 1
 
 
 def run_ended() -> None:
     """The run on this thread is over (finished, stopped or failed)."""
+    global _running
     _stop_counting_as_short()
-    _run.cpu0 = None
+    if getattr(_run, "cpu0", None) is not None:
+        _run.cpu0 = None
+        with _cond:
+            _running -= 1
+            _cond.notify_all()
 
 
 def _stop_counting_as_short() -> None:
@@ -96,6 +113,19 @@ def checkpoint() -> None:
     _run.waited += waited
 
 
+def background_pause() -> None:
+    """Background work's pause point (knn_core.threads.pause_point): wait while script runs are under
+    way, at most BACKGROUND_WAIT_S."""
+    with _cond:
+        if _running:
+            _cond.wait_for(lambda: _running == 0, timeout=BACKGROUND_WAIT_S)
+
+
+def running() -> int:
+    """How many script runs are under way."""
+    return _running
+
+
 def short_running() -> int:
     """How many script runs count as short right now."""
     return _short_running
@@ -125,3 +155,4 @@ def install() -> None:
         return enqueue(self, msg)
 
     runner._run_script, context.enqueue = _run_script, _enqueue
+    set_pause_hook(background_pause)
