@@ -142,13 +142,6 @@ def _cell_clicked() -> None:
 
 
 SCROLL_KEY = "confusion_scroll"
-# The section below the matrix is off screen on most displays: after a click on a cell, scroll to it.
-_SCROLL_TO_CELL = """<script>
-setTimeout(function () {
-  const target = document.getElementById("the-digits-of-one-cell");
-  if (target) target.scrollIntoView({behavior: "smooth", block: "start"});
-}, 150);
-</script>"""
 
 
 def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:
@@ -160,7 +153,7 @@ def _cell_digits(lists, pred, rep, settings: ui.Settings) -> None:
     st.subheader("The digits of one cell")
     with st.container(key="scroll_to_cell"):  # always there, so the boxes below keep their places
         if st.session_state.pop(SCROLL_KEY, False):
-            st.html(_SCROLL_TO_CELL, unsafe_allow_javascript=True)
+            ui.scroll_into_view("#the-digits-of-one-cell")  # the section below the matrix: off screen on most displays
     c1, c2, _ = st.columns([1, 1, 3])
     true = c1.selectbox("True label", labels, key=TRUE_KEY)
     said = c2.selectbox("Predicted", labels, key=PRED_KEY)

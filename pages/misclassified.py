@@ -85,7 +85,7 @@ def misclassified_page() -> None:
     with right, st.container(key="wrong_open_digit"):
         with st.container(key="scroll_to_open"):  # always there, so the elements below keep their places
             if st.session_state.pop(SCROLL_KEY, False) and clicked is not None:
-                st.html(_SCROLL_TO_OPEN, unsafe_allow_javascript=True)
+                ui.scroll_into_view(".st-key-wrong_open_digit")
         q = st.selectbox("Open test digit", options, key=OPEN_KEY,
                          format_func=lambda q: (f"#{q}: a {wrong['true'][row_of[q]]} taken for a "
                                                 f"{wrong['predicted'][row_of[q]]}"))
@@ -179,13 +179,6 @@ def _thumbnail_clicked(key: str) -> None:
         st.session_state[SCROLL_KEY] = True
 
 
-# The open digit sits at the top of the page, above the gallery: after a click on a thumbnail, scroll up to it.
-_SCROLL_TO_OPEN = """<script>
-setTimeout(function () {
-  const target = document.querySelector(".st-key-wrong_open_digit");
-  if (target) target.scrollIntoView({behavior: "smooth", block: "start"});
-}, 150);
-</script>"""
 
 
 def _row_selected() -> None:

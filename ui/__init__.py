@@ -60,7 +60,7 @@ from .jobs import (
     max_browser_seconds,
     neighbor_lists,
 )
-from .navigation import page_menu, run_page
+from .navigation import page_menu, run_page, scroll_into_view
 from .prediction import CAPTION_STYLE, Prediction, explain_expander, show_prediction
 from .radar import EXTRA_SHOWN, LABEL_COLOURS, QUERY_COLOUR, radial_figure, show_neighbour_vote, tally_figure
 from .resources import (
@@ -143,7 +143,7 @@ __all__ = [
     # cache warnings
     "show_cache_warnings",
     # navigation
-    "page_menu", "run_page",
+    "page_menu", "run_page", "scroll_into_view",
     # a drawing's prediction (Draw page, class room) and its neighbour vote (Neighbour vote page, class room)
     "CAPTION_STYLE", "Prediction", "explain_expander", "show_prediction",
     "EXTRA_SHOWN", "LABEL_COLOURS", "QUERY_COLOUR", "radial_figure", "show_neighbour_vote", "tally_figure",

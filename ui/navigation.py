@@ -22,6 +22,7 @@ patched:
 """
 from __future__ import annotations
 
+import json
 import runpy
 from pathlib import Path
 from typing import Callable, Sequence
@@ -74,3 +75,15 @@ def page_menu(pages: Sequence) -> None:
             st.page_link(page)
         st.html(_FOLD_ON_PHONES, unsafe_allow_javascript=True)
         st.divider()
+
+
+def scroll_into_view(selector: str, delay_ms: int = 150) -> None:
+    """Scroll the page so the element matching the CSS `selector` is at the top, once it is drawn: for a
+    click whose result appears away from what was clicked (a thumbnail, a matrix cell).  Draw it in a
+    container that is always on the page, so the elements after it keep their places."""
+    st.html(f"""<script>
+setTimeout(function () {{
+  const target = document.querySelector({json.dumps(selector)});
+  if (target) target.scrollIntoView({{behavior: "smooth", block: "start"}});
+}}, {int(delay_ms)});
+</script>""", unsafe_allow_javascript=True)
