@@ -9,7 +9,12 @@ long runs are the ones that can wait.
 So every script run starts as *short*.  Once it has used ``LONG_RUN_CPU_S`` of CPU it is *long*, and
 at each checkpoint (every element it sends, and :func:`checkpoint` in heavy loops) it waits, without
 holding the GIL, while short runs are under way: at most ``MAX_WAIT_S`` per checkpoint, so a long
-run always moves on (a page is slower while the class draws, never stuck).  Nothing here knows
+run always moves on (a page is slower while the class draws, never stuck).  And while the class
+draws (a short run under way or ended within ``CLASS_ACTIVE_S``), all long runs together get at most
+``LONG_RUNS_CORES`` of one core: each checkpoint charges the CPU the run used since its last one to a
+shared bucket that drains at that rate, and a run whose charge overflows the bucket sleeps until it
+has drained (at most ``MAX_THROTTLE_S`` a time).  However many tabs one student opens, their
+long runs share that one budget.  Nothing here knows
 who the user is: a class behind one school address looks like one user, and a new browser tab is a
 new session.
 
@@ -32,7 +37,11 @@ from knn_core.threads import set_pause_hook
 LONG_RUN_CPU_S = 0.06  # a stroke on the Draw page: ~30 ms of its thread's CPU (loadtest/README.md)
 MAX_WAIT_S = 0.25  # per checkpoint: a long run waits at most this for the short ones at a time
 BACKGROUND_WAIT_S = 0.05  # per pause point of background work: it crawls, not stops, while the class draws
-MAX_WAIT_PER_RUN_S = 3.0  # and at most this in all: a teacher's analysis page during a class is slower, not stuck
+MAX_WAIT_PER_RUN_S = 3.0
+LONG_RUNS_CORES = 0.25  # while the class draws: what all long runs together may use of one core
+LONG_RUNS_BURST_S = 0.1  # CPU seconds long runs may use at once before the rate applies
+CLASS_ACTIVE_S = 2.0  # "the class draws": a short run under way, or one ended this recently
+MAX_THROTTLE_S = 1.0  # the longest a long run sleeps at one checkpoint for the budget  # and at most this in all: a teacher's analysis page during a class is slower, not stuck
 
 
 @dataclass
@@ -43,11 +52,14 @@ class Counters:
     long_runs: int = 0
     waits: int = 0
     waited_s: float = 0.0
+    throttled_s: float = 0.0
 
 
 _cond = threading.Condition()
 _short_running = 0
 _running = 0  # script runs under way, short or long
+_bucket = [0.0, 0.0]  # long runs' CPU not yet drained (s), and when it was last drained (monotonic)
+_short_ended = [float("-inf")]  # when the last short run ended (monotonic)
 _run = threading.local()  # per script thread: cpu0 (thread CPU at the start), short (still counted)
 counters = Counters()
 
@@ -70,7 +82,7 @@ def run_started() -> None:
 def run_ended() -> None:
     """The run on this thread is over (finished, stopped or failed)."""
     global _running
-    _stop_counting_as_short()
+    _stop_counting_as_short(finished=True)
     if getattr(_run, "cpu0", None) is not None:
         _run.cpu0 = None
         with _cond:
@@ -78,12 +90,14 @@ def run_ended() -> None:
             _cond.notify_all()
 
 
-def _stop_counting_as_short() -> None:
+def _stop_counting_as_short(finished: bool = False) -> None:
     global _short_running
     if getattr(_run, "short", False):
         _run.short = False
         with _cond:
             _short_running -= 1
+            if finished:  # a stroke answered (not a run turned long)
+                _short_ended[0] = time.monotonic()
             _cond.notify_all()
 
 
@@ -97,8 +111,10 @@ def checkpoint() -> None:
         if time.thread_time() - cpu0 < LONG_RUN_CPU_S:
             return
         _stop_counting_as_short()
+        _run.charged = cpu0
         with _cond:
             counters.long_runs += 1
+    _throttle()
     budget = min(MAX_WAIT_S, MAX_WAIT_PER_RUN_S - _run.waited)
     if budget <= 0:
         return
@@ -111,6 +127,22 @@ def checkpoint() -> None:
         counters.waits += 1
         counters.waited_s += waited
     _run.waited += waited
+
+
+def _throttle() -> None:
+    """Charge this long run's CPU since its last checkpoint to the long runs' shared budget, and sleep
+    while the budget is overdrawn and the class draws."""
+    now_cpu, now = time.thread_time(), time.monotonic()
+    used, _run.charged = now_cpu - _run.charged, now_cpu
+    with _cond:
+        level = max(0.0, _bucket[0] - (now - _bucket[1]) * LONG_RUNS_CORES) + used
+        _bucket[:] = [level, now]
+        class_draws = _short_running > 0 or now - _short_ended[0] < CLASS_ACTIVE_S
+    if class_draws and level > LONG_RUNS_BURST_S:
+        pause = min(MAX_THROTTLE_S, (level - LONG_RUNS_BURST_S) / LONG_RUNS_CORES)
+        time.sleep(pause)
+        with _cond:
+            counters.throttled_s += pause
 
 
 def background_pause() -> None:
