@@ -45,6 +45,7 @@ the limits come from the validation digits only.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -56,8 +57,8 @@ from .errors import ParameterError
 from .vote import TIE_BREAKS, WEIGHTS, decide, tally
 
 __all__ = [
-    "REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy", "compared_pictures",
-    "shape_applies",
+    "EXPONENTS", "REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy",
+    "compared_pictures", "fit_exponents", "method_exponents", "shape_applies",
 ]
 
 REFUSED = -1  # the label `predict` gives a refused input
@@ -66,6 +67,21 @@ AGREEMENT_BUDGET = 1 / 6  # the share of the refusals the agreement test may use
 # A per-class limit needs enough digits of the class to see its tail: at least this many expected beyond
 # the limit (e.g. 3 / 0.007 = 429 digits), else the class uses the overall limit (small calibration sets).
 TAIL_DIGITS = 3
+
+
+# The shape score's exponents (distance, patch, ink) per method (its preset k and votes), fitted by `fit_exponents`
+# on the validation digits and the DESIGN part of the non-digits only (knn_core.nondigits; never the held-out part
+# nor the test set): `python benchmarks/abstain.py --fit` prints this table. A method not listed: 1, 1, 1.
+EXPONENTS: dict = {}
+EXPONENT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # for each ratio but the distance's (1): coarse, not to overfit
+
+
+def method_exponents(method) -> Optional[np.ndarray]:
+    """The fitted exponents of a method's shape score (`EXPONENTS`), None for 1, 1, 1."""
+    from .methods import Method
+
+    e = EXPONENTS.get(Method.parse(method).name)
+    return None if e is None else np.asarray(e, np.float64)
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,7 @@ class Judgement:
     share: np.ndarray  # (m,) the winner's share of the vote
     reasons: tuple  # (m,) str: why refused, "" when answered
     score: Optional[np.ndarray] = None  # (m,) what is held against `limit`: `nearest`, or the shape score
-    factors: Optional[np.ndarray] = None  # (m, 3) the shape score's ratios (distance, patch, ink); None: no pictures
+    factors: Optional[np.ndarray] = None  # (m, 4) the shape score's ratios (FACTORS); None: no pictures
 
     @property
     def predictions(self) -> np.ndarray:
@@ -109,6 +125,8 @@ class AbstainRule:
     # per class: the usual (median) distance, patch difference and ink of validation digits; None: the
     # distance alone is held against the limits (no pictures)
     scales: Optional[np.ndarray] = None
+    # the shape score's exponents of its ratios (FACTORS): score = prod(ratio ** exponent); None: DEFAULT_EXPONENTS
+    exponents: Optional[np.ndarray] = None
 
     @property
     def uses_pictures(self) -> bool:
@@ -129,12 +147,14 @@ class AbstainRule:
         distance_name: str = "distance",
         queries=None,
         neighbor_images=None,
+        exponents=None,
     ) -> "AbstainRule":
         """Thresholds from the neighbour lists of validation digits (never test digits).
 
         distances, neighbor_labels: (m, >=k) of the validation digits, nearest first.
         queries (m, 28, 28) and neighbor_images (m, >=k, 28, 28), the validation digits and the
         pictures of their neighbours: calibrate the shape score (module docstring); None: the distance.
+        exponents: of the shape score's four ratios (`fit_exponents`); None: DEFAULT_EXPONENTS.
         """
         if not 0.5 <= coverage < 1:
             raise ParameterError(
@@ -146,26 +166,21 @@ class AbstainRule:
         d = np.asarray(distances, np.float64)
         winners, nearest, share = _vote(d, labels, classes, k, weights, tie_break)
         scales = None
+        if exponents is not None:
+            exponents = np.asarray(exponents, np.float64)
+            if exponents.shape != (len(FACTORS),) or not np.isfinite(exponents).all() or (exponents < 0).any():
+                raise ParameterError(
+                    f"exponents must be {len(FACTORS)} non-negative numbers ({', '.join(FACTORS)}); got {exponents!r}"
+                )
         if queries is not None or neighbor_images is not None:
             raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
-            scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(3)], axis=1)
-            nearest = np.prod(raw / scales[winners], axis=1)  # the score held against the limits
-        budget = 1 - coverage
-        min_share = _min_share(share, budget * AGREEMENT_BUDGET)
-        keep = share >= min_share
-        # The distance test refuses the rest of the budget among the digits the agreement test kept.
-        level = 1 - (budget - (1 - keep.mean())) / max(keep.mean(), 1e-12)
-        level = float(np.clip(level, 0.5, 1.0))
-        overall = float(np.quantile(nearest[keep], level)) if keep.any() else float(np.inf)
-        limits = np.full(len(classes), overall)
-        for c in range(len(classes)):
-            mine = keep & (winners == c)
-            if mine.sum() * (1 - level) >= TAIL_DIGITS:
-                limits[c] = np.quantile(nearest[mine], level)
+            scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(raw.shape[1])], axis=1)
+            nearest = _score(raw / scales[winners], exponents)  # the score held against the limits
+        min_share, limits = _limits(nearest, winners, share, 1 - coverage, len(classes))
         parts = (classes, limits, float(min_share), int(k), weights, tie_break)
-        rule = cls(*parts, float("nan"), len(labels), distance_name, scales)
+        rule = cls(*parts, float("nan"), len(labels), distance_name, scales, exponents)
         answered = 1 - rule._judge_indices(winners, nearest, share)[0].mean()
-        return cls(*parts, float(answered), len(labels), distance_name, scales)
+        return cls(*parts, float(answered), len(labels), distance_name, scales, exponents)
 
     def judge(self, distances, neighbor_labels, queries=None, neighbor_images=None) -> Judgement:
         """Refuse or answer each query from its neighbour lists (m, >=k), nearest first.
@@ -188,7 +203,7 @@ class AbstainRule:
             factors = _shape_factors(queries, neighbor_images, d, labels, self.classes, winners, self.k)
             assert self.scales is not None  # uses_pictures: calibrated with the pictures' scales
             factors = factors / self.scales[winners]
-            score = np.prod(factors, axis=1)
+            score = _score(factors, self.exponents)
         refused, far, split = self._judge_indices(winners, score, share)
         reasons = tuple(
             self._reason(c, dist, s, f, sp, None if factors is None else (sc, factors[n])) if r else ""
@@ -212,16 +227,31 @@ class AbstainRule:
         split = share < self.min_share
         return far | split, far, split
 
+    def _exponent(self, j: int) -> float:
+        return float((DEFAULT_EXPONENTS if self.exponents is None else self.exponents)[j])
+
+    def _weighed(self) -> str:
+        """How the ratios are combined, when not the plain product of the first three."""
+        if self.exponents is None or np.array_equal(self.exponents, DEFAULT_EXPONENTS):
+            return ""
+        names = ("far", "patch", "directions", "ink")
+        parts = [f"{n}^{self._exponent(j):g}" for n, j in zip(names, (0, 1, 3, 2)) if self._exponent(j)]
+        return " (" + " x ".join(parts) + ")"
+
     def _reason(self, c, d, s, far, split, shape=None) -> str:
         label = self.classes[c].item()
         parts = []
         if far and shape is not None:
-            score, (fd, fp, fi) = shape
+            score, (fd, fp, fi, fo) = shape
+            turns = (
+                f", its strokes run in directions {fo:.1f}x as unlike its neighbours' as usual"
+                if self._exponent(3) else ""
+            )
             parts.append(
                 f"unlike every digit: its nearest {label} is {fd:.1f}x as far as real {label}s usually are from "
                 f"theirs (at {self.distance_name} {d:,.0f}), where it differs most (a 3x3 patch) it differs "
-                f"{fp:.1f}x as much as usual, and it has {fi:.1f}x the ink of a usual {label}: together "
-                f"{score:.1f}, beyond the {self.limits[c]:.1f} that real {label}s stay within"
+                f"{fp:.1f}x as much as usual{turns}, and it has {fi:.1f}x the ink of a usual {label}: together "
+                f"{score:.1f}{self._weighed()}, beyond the {self.limits[c]:.1f} that real {label}s stay within"
             )
         elif far:
             parts.append(
@@ -247,18 +277,25 @@ class Abstainer(BaseEstimator):
     >>> Abstainer(clf).fit(ds.val_images).predict(drawings)            # doctest: +SKIP
     """
 
-    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, pictures: bool = True):
+    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, pictures: bool = True, train_images=None):
         self.classifier = classifier
         self.coverage = coverage
         self.pictures = pictures  # the shape score, on the pictures as the classifier compared them
+        # the classifier's training digits (28x28): a downsampling method keeps only 10x10 ones, and its shape
+        # score compares 28x28 pictures; without them it keeps the distance alone
+        self.train_images = train_images
 
     def _search(self, X):
         """(distances, indices, queries and neighbours' pictures as compared, or None, None)."""
         clf = self.classifier
         nb = clf.kneighbors_detail(X)
-        if not (self.pictures and shape_applies(clf.method_)):
+        small = clf.method_.recipe is not None and clf.method_.recipe.downsample
+        if not (self.pictures and shape_applies(clf.method_)) or (small and self.train_images is None):
             return nb.distances, nb.indices, None, None
         k = clf.n_neighbors
+        if small:
+            pics = compared_pictures(clf.method_, X, self.train_images, nb.indices[:, :k], nb.shifts)
+            return nb.distances, nb.indices, pics["queries"], pics["neighbor_images"]
         shifts = np.zeros(nb.indices.shape + (2,), int) if nb.shifts is None else nb.shifts
         pictures = np.stack(
             [[clf.training_image(int(j), s) for j, s in zip(row[:k], sh[:k])] for row, sh in zip(nb.indices, shifts)]
@@ -279,6 +316,7 @@ class Abstainer(BaseEstimator):
             distance_name=clf.distance_name,
             queries=queries,
             neighbor_images=pictures,
+            exponents=None if queries is None else method_exponents(clf.method_),
         )
         return self
 
@@ -326,19 +364,19 @@ def abstain_rule(
         coverage=coverage,
         classes=np.unique(ds.train_labels),
         distance_name=method.distance_name,
+        exponents=method_exponents(method) if pictures else None,
         **(compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts) if pictures else {}),
     )
 
 
 def shape_applies(method) -> bool:
-    """Whether the shape score is used for a method: it compares pixels at full size, as classic kNN and
-    the recipes of 28x28 pixels do (deskew, blur, shifts, L3). Not for IDM (its pixels move, so their
-    differences in place say little) nor 10x10 downsampling (a 3x3 patch is a third of the digit), whose
-    refusal keeps the distance alone: measured, the shape score refused fewer non-digits there (README)."""
+    """Whether the shape score is used for a method: every method now. It compares 28x28 pictures in place:
+    the method's own (deskewed, blurred, shifted; IDM's deskewed ones before its pixels move), and for 10x10
+    downsampling the 28x28 pictures before downsampling (a 3x3 patch of 10x10 would be a third of the digit)."""
     from .methods import Method
 
-    r = Method.parse(method).recipe
-    return r is None or (r.rerank is None and not r.downsample and r.pca is None)
+    Method.parse(method)
+    return True
 
 
 def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
@@ -352,6 +390,10 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
     if method.is_classic:
         return dict(queries=np.asarray(queries), neighbor_images=np.asarray(train_images)[rows])
     recipe = method.recipe
+    if recipe.downsample:  # compared at 28x28 (`shape_applies`)
+        import dataclasses
+
+        recipe = dataclasses.replace(recipe, downsample=False)
     used, inverse = np.unique(rows, return_inverse=True)
     prepared = pad_frame(prepare_images(np.asarray(train_images)[used], recipe), recipe.shifts)
     pictures = prepared[inverse.reshape(rows.shape)]
@@ -361,6 +403,37 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
             at = (sh[..., 0] == dy) & (sh[..., 1] == dx)
             pictures[at] = translate(pictures[at], dy, dx)
     return dict(queries=pad_frame(prepare_images(queries, recipe), recipe.shifts), neighbor_images=pictures)
+
+
+def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", coverage: float = DEFAULT_COVERAGE,
+                  grid=EXPONENT_GRID, groups=None) -> np.ndarray:
+    """The exponents (1, a, b, c) of the shape score's ratios (FACTORS) refusing the most DESIGN non-digits
+    while the validation digits keep `coverage` (limits recomputed for each candidate, as
+    `AbstainRule.calibrate` would); ties go to the one nearest (1, 1, 1, 1). groups: the design drawings'
+    kinds, each kind counting the same (the mean of their refusal rates: 6 faces weigh as 64 letters).
+
+    rule: calibrated with pictures on the validation digits; val, design: its judgements of those validation
+    digits and of the design non-digits (never held-out ones). Only the ratios of the exponents matter
+    (a power of the score refuses the same drawings), so the distance's is 1.
+    """
+    if val.factors is None or design.factors is None:
+        raise ParameterError("fit_exponents needs judgements with the shape score's ratios (a rule with pictures)")
+    vw = np.searchsorted(rule.classes, val.winners)
+    dw = np.searchsorted(rule.classes, design.winners)
+    lv, ld = np.log(val.factors), np.log(design.factors)
+    groups = np.zeros(len(dw), int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    if len(groups) != len(dw):
+        raise ParameterError(f"groups must give one kind per design drawing: {len(groups)} for {len(dw)}")
+    sizes = np.bincount(groups)
+    best, best_key = None, None
+    for free in itertools.product(grid, repeat=len(FACTORS) - 1):
+        e = np.array((1.0,) + tuple(free))
+        min_share, limits = _limits(np.exp(lv @ e), vw, val.share, 1 - coverage, len(rule.classes))
+        refused = (np.exp(ld @ e) > limits[dw]) | (design.share < min_share)
+        key = (-float(np.mean(np.bincount(groups, refused, len(sizes)) / sizes)), float(np.abs(e - 1).sum()))
+        if best_key is None or key < best_key:
+            best, best_key = e, key
+    return best
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:
@@ -385,9 +458,14 @@ def _vote(distances, labels, classes, k, weights, tie_break):
     return winners, nearest, share
 
 
+FACTORS = ("distance", "patch", "ink", "directions")  # the shape score's ratios, in this order
+
+
 def _shape_factors(queries, neighbor_images, distances, labels, classes, winners, k) -> np.ndarray:
-    """(m, 3): distance to the nearest neighbour voting for the winner, the largest mean squared difference
-    over a 3x3 patch to the best-matching neighbour voting for it, and the drawing's ink (its L2 norm).
+    """(m, 4): distance to the nearest neighbour voting for the winner, the largest mean squared difference
+    over a 3x3 patch to the best-matching neighbour voting for it, the drawing's ink (its L2 norm), and how
+    differently its strokes run: the L1 difference of the histograms of stroke directions (`_directions`) to
+    the neighbour voting for the winner whose histogram is the closest.
 
     Pictures (0-255) as the method compared them (`compared_pictures`)."""
     Q = np.asarray(queries)
@@ -400,21 +478,67 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     H, W = Q.shape[1:]
     cls = np.searchsorted(classes, labels[:, :k])
     voters = cls == winners[:, None]
-    out = np.empty((m, 3))
+    out = np.empty((m, 4))
     out[:, 0] = np.where(voters, distances[:, :k], np.inf).min(axis=1)
     patch = np.empty((m, k))
+    turns = np.empty((m, k))
     for a in range(0, m, 2048):  # chunks: (2048, k, 30, 30) float32 at most
         q = Q[a : a + 2048].astype(np.float32)
-        diff = np.pad((q[:, None] - Y[a : a + 2048, :k].astype(np.float32)) ** 2, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        y = Y[a : a + 2048, :k].astype(np.float32)
+        diff = np.pad((q[:, None] - y) ** 2, ((0, 0), (0, 0), (1, 1), (1, 1)))
         box = np.zeros(diff.shape[:2] + (H, W), np.float32)  # the mean over each 3x3 patch
         for i in range(3):
             for j in range(3):
                 box += diff[:, :, i : i + H, j : j + W]
         box /= 9
         patch[a : a + 2048] = box.reshape(len(q), k, -1).max(axis=2)
+        turns[a : a + 2048] = np.abs(_directions(q)[:, None] - _directions(y)).sum(axis=2)
     out[:, 1] = np.where(voters, patch, np.inf).min(axis=1)
     out[:, 2] = np.sqrt(np.square(Q.reshape(m, -1).astype(np.float64)).sum(axis=1))
+    out[:, 3] = np.where(voters, turns, np.inf).min(axis=1)
     return np.maximum(out, 1e-9)  # a ratio of 0 (an exact copy) stays a ratio
+
+
+DIRECTION_BINS = 8
+
+
+def _directions(images) -> np.ndarray:
+    """(..., 8) the share of the edges' strength running in each of 8 directions (0-180 degrees, 22.5 each):
+    squares, letters and zigzags have a few straight directions, handwritten digits curve through many."""
+    a = np.asarray(images, np.float32)
+    gy = np.zeros_like(a)
+    gx = np.zeros_like(a)
+    gy[..., 1:-1, :] = a[..., 2:, :] - a[..., :-2, :]
+    gx[..., :, 1:-1] = a[..., :, 2:] - a[..., :, :-2]
+    strength = np.hypot(gx, gy)
+    b = np.minimum((np.mod(np.arctan2(gy, gx), np.pi) * (DIRECTION_BINS / np.pi)).astype(np.int64), DIRECTION_BINS - 1)
+    h = np.stack([np.where(b == i, strength, 0).sum(axis=(-2, -1)) for i in range(DIRECTION_BINS)], axis=-1)
+    return h / np.maximum(h.sum(axis=-1, keepdims=True), 1e-9)
+
+
+DEFAULT_EXPONENTS = (1.0, 1.0, 1.0, 0.0)  # a method without fitted exponents: distance x patch x ink, as before
+
+
+def _score(ratios, exponents) -> np.ndarray:
+    """The shape score: the product of the ratios, each to its exponent (DEFAULT_EXPONENTS when None)."""
+    e = np.asarray(DEFAULT_EXPONENTS if exponents is None else exponents, np.float64)
+    return np.exp(np.log(ratios) @ e)
+
+
+def _limits(score, winners, share, budget, n_classes) -> tuple[float, np.ndarray]:
+    """(min_share, per-class limits on score) refusing `budget` of the calibration digits in all."""
+    min_share = _min_share(share, budget * AGREEMENT_BUDGET)
+    keep = share >= min_share
+    # The distance test refuses the rest of the budget among the digits the agreement test kept.
+    level = 1 - (budget - (1 - keep.mean())) / max(keep.mean(), 1e-12)
+    level = float(np.clip(level, 0.5, 1.0))
+    overall = float(np.quantile(score[keep], level)) if keep.any() else float(np.inf)
+    limits = np.full(n_classes, overall)
+    for c in range(n_classes):
+        mine = keep & (winners == c)
+        if mine.sum() * (1 - level) >= TAIL_DIGITS:
+            limits[c] = np.quantile(score[mine], level)
+    return min_share, limits
 
 
 def _per_class(values, winners, n_classes, stat) -> np.ndarray:
