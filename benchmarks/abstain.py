@@ -33,7 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from knn_core import KNNClassifier, Method, load_mnist, neighbor_lists, stratified_subset  # noqa: E402
 from knn_core.abstain import (  # noqa: E402
-    AbstainRule, abstain_rule, answered_accuracy, compared_pictures, fit_exponents, method_exponents, shape_applies,
+    AbstainRule,
+    answered_accuracy,
+    compared_pictures,
+    fit_exponents,
+    fit_method_exponents,
+    method_exponents,
+    shape_applies,
 )
 from knn_core.nondigits import FONTS, distinct, nondigit_drawings  # noqa: E402
 from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
@@ -88,11 +94,13 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
                                      distance_name=method.distance_name, exponents=exponents, **vpics)
 
     exponents = method_exponents(method) if shape else None
-    if fit and shape:  # on the validation digits and the design non-digits only, searched as validation is
+    if fit and shape and subset is None:  # on the validation digits and the design non-digits only
+        exponents = fit_method_exponents(ds, method, coverage=coverage)
+    elif fit and shape:  # the same on the validation subset, the design non-digits searched as validation is
         ones = calibrate(None)
         design = (parts == "design") & (kinds != "digit-like")
         jd = judge(ones, Xn[design], "design vs fit", fitsplit, ds.fit_images)
-        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage, groups=kinds[design])
+        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage)
     rule = calibrate(exponents)
     if subset is None:
         test = neighbor_lists(ds, method, "test")
