@@ -414,7 +414,23 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
         for dy, dx in {tuple(int(v) for v in x) for x in sh.reshape(-1, 2)} - {(0, 0)}:
             at = (sh[..., 0] == dy) & (sh[..., 1] == dx)
             pictures[at] = translate(pictures[at], dy, dx)
-    return dict(queries=pad_frame(prepare_images(queries, recipe), recipe.shifts), neighbor_images=pictures)
+    queries = pad_frame(prepare_images(queries, recipe), recipe.shifts)
+    if recipe.rerank == "idm":  # each neighbour as IDM matched it: its pixels moved onto the query's
+        pictures = np.stack([[_idm_warped(q, y, recipe.idm_window, recipe.idm_context) for y in ys]
+                             for q, ys in zip(queries, pictures)])
+    return dict(queries=queries, neighbor_images=pictures)
+
+
+def _idm_warped(query, neighbour, window: int, context: int) -> np.ndarray:
+    """The neighbour with each query pixel p given the neighbour's pixel p + d that IDM matched it with
+    (knn_core.explain.idm_match): compared in place with the query, what IDM could not match stands out."""
+    from .explain import idm_match
+
+    disp, _ = idm_match(query, neighbour, window, context)
+    H, W = query.shape
+    rows = np.clip(np.arange(H)[:, None] + disp[..., 0], 0, H - 1)
+    cols = np.clip(np.arange(W)[None, :] + disp[..., 1], 0, W - 1)
+    return np.asarray(neighbour)[rows, cols]
 
 
 def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", coverage: float = DEFAULT_COVERAGE,
