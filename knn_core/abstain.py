@@ -18,8 +18,8 @@ the test set:
 
 With the pictures as the method compared them (``queries`` and the
 neighbours' ``neighbor_images``: raw pixels for classic kNN, deskewed and
-blurred for those recipes, IDM's deskewed pictures before its pixels move,
-and the 28x28 pictures of 10x10 downsampling; the default of `abstain_rule`,
+blurred for those recipes, and the 28x28 pictures of 10x10 downsampling;
+not IDM, which keeps the distance alone, `shape_applies`; the default of `abstain_rule`,
 `Abstainer`, the Draw page and the command line) the distance test looks at
 the drawing's shape, not only at one distance: a score multiplies four
 ratios, each against what is usual for the winning class on the validation
@@ -382,13 +382,15 @@ def abstain_rule(
 
 
 def shape_applies(method) -> bool:
-    """Whether the shape score is used for a method: every method now. It compares 28x28 pictures in place:
-    the method's own (deskewed, blurred, shifted; IDM's deskewed ones before its pixels move), and for 10x10
-    downsampling the 28x28 pictures before downsampling (a 3x3 patch of 10x10 would be a third of the digit)."""
+    """Whether the shape score is used for a method: every method that compares pixels in place, at 28x28
+    (10x10 downsampling: on its 28x28 pictures before downsampling). Not IDM, whose pixels move: on its
+    deskewed pictures in place, or on its neighbours warped by its displacement field, the shape score
+    refused no more held-out non-digits than the distance alone and the warps cost ~10 ms a drawing
+    (README), so IDM keeps the distance alone."""
     from .methods import Method
 
-    Method.parse(method)
-    return True
+    r = Method.parse(method).recipe
+    return r is None or r.rerank is None
 
 
 def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
@@ -414,23 +416,7 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
         for dy, dx in {tuple(int(v) for v in x) for x in sh.reshape(-1, 2)} - {(0, 0)}:
             at = (sh[..., 0] == dy) & (sh[..., 1] == dx)
             pictures[at] = translate(pictures[at], dy, dx)
-    queries = pad_frame(prepare_images(queries, recipe), recipe.shifts)
-    if recipe.rerank == "idm":  # each neighbour as IDM matched it: its pixels moved onto the query's
-        pictures = np.stack([[_idm_warped(q, y, recipe.idm_window, recipe.idm_context) for y in ys]
-                             for q, ys in zip(queries, pictures)])
-    return dict(queries=queries, neighbor_images=pictures)
-
-
-def _idm_warped(query, neighbour, window: int, context: int) -> np.ndarray:
-    """The neighbour with each query pixel p given the neighbour's pixel p + d that IDM matched it with
-    (knn_core.explain.idm_match): compared in place with the query, what IDM could not match stands out."""
-    from .explain import idm_match
-
-    disp, _ = idm_match(query, neighbour, window, context)
-    H, W = query.shape
-    rows = np.clip(np.arange(H)[:, None] + disp[..., 0], 0, H - 1)
-    cols = np.clip(np.arange(W)[None, :] + disp[..., 1], 0, W - 1)
-    return np.asarray(neighbour)[rows, cols]
+    return dict(queries=pad_frame(prepare_images(queries, recipe), recipe.shifts), neighbor_images=pictures)
 
 
 def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", coverage: float = DEFAULT_COVERAGE,
@@ -560,13 +546,19 @@ def _directions(images) -> np.ndarray:
     """(..., 8) the share of the edges' strength running in each of 8 directions (0-180 degrees, 22.5 each):
     squares, letters and zigzags have a few straight directions, handwritten digits curve through many."""
     a = np.asarray(images, np.float32)
+    lead, (H, W) = a.shape[:-2], a.shape[-2:]
+    a = a.reshape(-1, H, W)
     gy = np.zeros_like(a)
     gx = np.zeros_like(a)
-    gy[..., 1:-1, :] = a[..., 2:, :] - a[..., :-2, :]
-    gx[..., :, 1:-1] = a[..., :, 2:] - a[..., :, :-2]
+    gy[:, 1:-1, :] = a[:, 2:, :] - a[:, :-2, :]
+    gx[:, :, 1:-1] = a[:, :, 2:] - a[:, :, :-2]
     strength = np.hypot(gx, gy)
-    b = np.minimum((np.mod(np.arctan2(gy, gx), np.pi) * (DIRECTION_BINS / np.pi)).astype(np.int64), DIRECTION_BINS - 1)
-    h = np.stack([np.where(b == i, strength, 0).sum(axis=(-2, -1)) for i in range(DIRECTION_BINS)], axis=-1)
+    edge = strength > 0  # most pixels are flat: directions only where an edge is (the cost of the calibration)
+    which = np.nonzero(edge)[0]
+    b = np.minimum((np.mod(np.arctan2(gy[edge], gx[edge]), np.pi) * (DIRECTION_BINS / np.pi)).astype(np.int64),
+                   DIRECTION_BINS - 1)
+    h = np.bincount(which * DIRECTION_BINS + b, weights=strength[edge], minlength=len(a) * DIRECTION_BINS)
+    h = h.reshape(lead + (DIRECTION_BINS,))
     return h / np.maximum(h.sum(axis=-1, keepdims=True), 1e-9)
 
 
