@@ -82,6 +82,20 @@ def test_abstainer_fitted_on_validation_equals_the_rule(mnist, rule):
     )
 
 
+def test_a_10x10_abstainer_compares_28x28_pictures_given_the_training_digits(mnist):
+    part = split_data(mnist, "val", SIZE)
+    fit = KNNClassifier(4, method="downsample", weights="distance").fit(part.train_images, part.train_labels)
+    val = mnist.val_images[:3000]
+    ab = Abstainer(fit, train_images=part.train_images).fit(val)
+    assert ab.rule_.uses_pictures
+    np.testing.assert_array_equal(ab.rule_.exponents, EXPONENTS["downsample"])
+    square = _named("square t22").digit
+    j = ab.judge(square[None])
+    ink = np.sqrt(np.square(square.astype(float)).sum())  # the 28x28 drawing's ink, not its 10x10 picture's
+    assert j.factors[0, 2] * ab.rule_.scales[np.searchsorted(ab.rule_.classes, j.winners[0]), 2] == pytest.approx(ink)
+    assert not Abstainer(fit).fit(val).rule_.uses_pictures  # without 28x28 training digits: the distance alone
+
+
 def _judge(rule, clf, mnist, queries):
     d, i = clf.kneighbors(queries)
     pictures = split_data(mnist, "test", SIZE).train_images[i]
