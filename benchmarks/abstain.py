@@ -100,7 +100,7 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
         ones = calibrate(None)
         design = (parts == "design") & (kinds != "digit-like")
         jd = judge(ones, Xn[design], "design vs fit", fitsplit, ds.fit_images)
-        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage)
+        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage, groups=kinds[design])
     rule = calibrate(exponents)
     if subset is None:
         test = neighbor_lists(ds, method, "test")
@@ -148,7 +148,7 @@ def main(argv=None) -> None:
     ap.add_argument("--coverage", type=float, default=0.993)
     ap.add_argument("--fit", action="store_true", help="refit the exponents on validation + design non-digits")
     ap.add_argument("--rule", choices=("shape", "distance", "both"), default="shape",
-                    help="shape: distance x patch difference x ink (the default); distance: the distance alone "
+                    help="shape: the shape score (distance, patch, ink, directions, pieces; the default); distance: the distance alone "
                          "(the rule before it); both: a row of each from one search")
     args = ap.parse_args(argv)
     ds = load_mnist()
@@ -165,7 +165,7 @@ def main(argv=None) -> None:
         f"validation; rule: {args.rule}; exponents {'refitted (--fit)' if args.fit else 'from the code'}"
     )
     print(
-        "\n| method | k, votes | exponents (far, patch, ink, directions) | coverage val / test | test accuracy: all / answered | "
+        "\n| method | k, votes | exponents (far, patch, ink, directions, pieces) | coverage val / test | test accuracy: all / answered | "
         "redrawn: coverage / accuracy answered | non-digits refused: held-out / design / both | digit-like refused |"
     )
     print("|---|---|---|---|---|---|---|---|", flush=True)

@@ -34,14 +34,19 @@ digits (their median), each to a power (`EXPONENTS`):
 * how differently its strokes run: the difference between the histograms of
   edge directions (8 directions over 180 degrees) of the drawing and of the
   closest such neighbour (squares, letters and zigzags run in a few straight
-  directions; handwriting curves).
+  directions; handwriting curves);
+* in how many separate pieces its ink is (a smiley is a ring with eyes and a
+  mouth inside, 3-4 pieces, where a 0 is one ring: the other ratios see a
+  ring like a 0's).
 
 The powers are fitted per method (`fit_exponents`, `fit_method_exponents`) on
 the validation digits and the DESIGN part of the project's non-digits only
 (knn_core.nondigits: the held-out part, in fonts and from seeds never used
 for the design, is only for measuring): on a coarse grid, the powers that
 refuse the most design non-digits while the validation digits keep the
-coverage asked for. The limits come from the validation digits only.
+coverage asked for, weighing each kind of non-digit (letters, shapes, faces,
+scribbles) so that none is given up: first the powers whose least-refused
+kind is refused most, then the most design non-digits. The limits come from the validation digits only.
 Measured in benchmarks/abstain.py (README).
 
 """
@@ -72,21 +77,21 @@ AGREEMENT_BUDGET = 1 / 6  # the share of the refusals the agreement test may use
 TAIL_DIGITS = 3
 
 
-# The shape score's exponents (distance, patch, ink) per method (its preset k and votes), fitted by `fit_exponents`
+# The shape score's exponents (distance, patch, ink, directions, pieces) per method (its preset k and votes), fitted by `fit_exponents`
 # on the validation digits and the DESIGN part of the non-digits only (knn_core.nondigits; never the held-out part
-# nor the test set): `python benchmarks/abstain.py --fit` prints this table. A method not listed: 1, 1, 1.
+# nor the test set): `python benchmarks/abstain.py --fit` prints this table. A method not listed: DEFAULT_EXPONENTS.
 EXPONENTS: dict = {
-    "euclidean": (1.0, 1.0, 3.0, 1.0),
-    "plain": (1.0, 0.5, 1.5, 0.5),
-    "downsample": (1.0, 0.5, 3.0, 1.0),
-    "deskew": (1.0, 0.5, 0.5, 0.5),
-    "deskew+blur": (1.0, 1.0, 0.5, 0.5),
+    "euclidean": (1.0, 0.5, 1.5, 0.5, 0.5),
+    "plain": (1.0, 0.5, 1.5, 0.5, 0.5),
+    "downsample": (1.0, 0.5, 3.0, 1.0, 1.0),
+    "deskew": (1.0, 0.5, 1.0, 0.5, 0.5),
+    "deskew+blur": (1.0, 2.0, 3.0, 1.5, 1.0),
 }
 EXPONENT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # for each ratio but the distance's (1): coarse, not to overfit
 
 
 def method_exponents(method) -> Optional[np.ndarray]:
-    """The fitted exponents of a method's shape score (`EXPONENTS`), None for 1, 1, 1."""
+    """The fitted exponents of a method's shape score (`EXPONENTS`), None for DEFAULT_EXPONENTS."""
     from .methods import Method
 
     e = EXPONENTS.get(Method.parse(method).name)
@@ -104,7 +109,7 @@ class Judgement:
     share: np.ndarray  # (m,) the winner's share of the vote
     reasons: tuple  # (m,) str: why refused, "" when answered
     score: Optional[np.ndarray] = None  # (m,) what is held against `limit`: `nearest`, or the shape score
-    factors: Optional[np.ndarray] = None  # (m, 4) the shape score's ratios (FACTORS); None: no pictures
+    factors: Optional[np.ndarray] = None  # (m, 5) the shape score's ratios (FACTORS); None: no pictures
 
     @property
     def predictions(self) -> np.ndarray:
@@ -163,7 +168,7 @@ class AbstainRule:
         distances, neighbor_labels: (m, >=k) of the validation digits, nearest first.
         queries (m, 28, 28) and neighbor_images (m, >=k, 28, 28), the validation digits and the
         pictures of their neighbours: calibrate the shape score (module docstring); None: the distance.
-        exponents: of the shape score's four ratios (`fit_exponents`); None: DEFAULT_EXPONENTS.
+        exponents: of the shape score's five ratios (`fit_exponents`; four: the pieces' is 0); None: DEFAULT_EXPONENTS.
         """
         if not 0.5 <= coverage < 1:
             raise ParameterError(
@@ -177,6 +182,8 @@ class AbstainRule:
         scales = None
         if exponents is not None:
             exponents = np.asarray(exponents, np.float64)
+            if exponents.shape == (len(FACTORS) - 1,):  # four powers, from before the pieces: the pieces' is 0
+                exponents = np.append(exponents, 0.0)
             if exponents.shape != (len(FACTORS),) or not np.isfinite(exponents).all() or (exponents < 0).any():
                 raise ParameterError(
                     f"exponents must be {len(FACTORS)} non-negative numbers ({', '.join(FACTORS)}); got {exponents!r}"
@@ -185,7 +192,8 @@ class AbstainRule:
             exponents = None  # no pictures: the distance alone
         else:
             raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
-            scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(4)], axis=1)
+            scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(len(FACTORS))],
+                              axis=1)
             exponents = np.asarray(DEFAULT_EXPONENTS if exponents is None else exponents, np.float64)
             nearest = _score(raw / scales[winners], exponents)  # the score held against the limits
         min_share, limits = _limits(nearest, winners, share, 1 - coverage, len(classes))
@@ -246,19 +254,23 @@ class AbstainRule:
         """How the ratios are combined, when not the plain product of the first three."""
         if self.exponents is None or np.array_equal(self.exponents, DEFAULT_EXPONENTS):
             return ""
-        names = ("far", "patch", "directions", "ink")
-        parts = [f"{n}^{self._exponent(j):g}" for n, j in zip(names, (0, 1, 3, 2)) if self._exponent(j)]
+        names = ("far", "patch", "directions", "ink", "pieces")
+        parts = [f"{n}^{self._exponent(j):g}" for n, j in zip(names, (0, 1, 3, 2, 4)) if self._exponent(j)]
         return " (" + " x ".join(parts) + ")"
 
     def _reason(self, c, d, s, far, split, shape=None) -> str:
         label = self.classes[c].item()
         parts = []
         if far and shape is not None:
-            score, (fd, fp, fi, fo) = shape
+            score, (fd, fp, fi, fo, fn) = shape
             turns = (
                 f", its strokes run in directions {fo:.1f}x as unlike its neighbours' as usual"
                 if self._exponent(3) else ""
             )
+            n_pieces = fn * self.scales[c, 4]
+            if self._exponent(4) and n_pieces > self.scales[c, 4]:
+                turns += (f", it is drawn in {n_pieces:.0f} separate pieces (a usual {label}: "
+                          f"{self.scales[c, 4]:.0f})")
             parts.append(
                 f"unlike every digit: its nearest {label} is {fd:.1f}x as far as real {label}s usually are from "
                 f"theirs (at {self.distance_name} {d:,.0f}), where it differs most (a 3x3 patch) it differs "
@@ -421,10 +433,12 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
 
 def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", coverage: float = DEFAULT_COVERAGE,
                   grid=EXPONENT_GRID, groups=None) -> np.ndarray:
-    """The exponents (1, a, b, c) of the shape score's ratios (FACTORS) refusing the most DESIGN non-digits
+    """The exponents (1, a, b, ...) of the shape score's ratios (FACTORS) refusing the most DESIGN non-digits
     while the validation digits keep `coverage` (limits recomputed for each candidate, as
-    `AbstainRule.calibrate` would); ties go to the one nearest (1, 1, 1, 1). groups: the design drawings'
-    kinds, each kind counting the same (the mean of their refusal rates: 6 faces weigh as 64 letters).
+    `AbstainRule.calibrate` would); ties go to the one nearest (1, 1, ...). groups: the design drawings'
+    kinds (letters, shapes, faces, scribbles): first the exponents whose least-refused kind is refused most
+    (no kind given up for the others: counting drawings alone traded the 6 faces for letters), then the most
+    design non-digits.
 
     rule: calibrated with pictures on the validation digits; val, design: its judgements of those validation
     digits and of the design non-digits (never held-out ones). Only the ratios of the exponents matter
@@ -440,11 +454,12 @@ def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", co
         raise ParameterError(f"groups must give one kind per design drawing: {len(groups)} for {len(dw)}")
     sizes = np.bincount(groups)
     best, best_key = None, None
-    for free in itertools.product(grid, repeat=len(FACTORS) - 1):
+    for free in itertools.product(grid, repeat=val.factors.shape[1] - 1):
         e = np.array((1.0,) + tuple(free))
         min_share, limits = _limits(np.exp(lv @ e), vw, val.share, 1 - coverage, len(rule.classes))
         refused = (np.exp(ld @ e) > limits[dw]) | (design.share < min_share)
-        key = (-float(np.mean(np.bincount(groups, refused, len(sizes)) / sizes)), float(np.abs(e - 1).sum()))
+        rates = np.bincount(groups, refused, len(sizes)) / sizes
+        key = (-float(rates.min()), -float(refused.mean()), float(np.abs(e - 1).sum()))
         if best_key is None or key < best_key:
             best, best_key = e, key
     return best
@@ -454,7 +469,8 @@ def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_CO
                          train_size: Optional[int] = None) -> np.ndarray:
     """`fit_exponents` of a method (at its preset k and votes) from a Dataset: its validation digits and the
     DESIGN non-digits (`nondigit_drawings(part="design")`, one per distinct picture, digit-like ones left out),
-    both searched against the training digits before the validation split; nothing else is read (not the
+    both searched against the training digits before the validation split, each kind of non-digit weighed
+    (`fit_exponents` groups); nothing else is read (not the
     held-out non-digits, not the test set). How `EXPONENTS` was made (benchmarks/abstain.py --fit)."""
     from .lists import find_neighbors, neighbor_lists, split_data
     from .methods import Method
@@ -473,7 +489,7 @@ def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_CO
     nd = find_neighbors(part.train_images, part.train_labels, X, np.zeros(len(X), int), method=method)
     dpics = compared_pictures(method, X, part.train_images, nd.indices[:, :k], nd.shifts)
     jd = ones.judge(nd.distances, nd.neighbor_labels(nd.k_max), **dpics)
-    return fit_exponents(ones, ones.judge(val.distances, vl, **vpics), jd, coverage)
+    return fit_exponents(ones, ones.judge(val.distances, vl, **vpics), jd, coverage, groups=[x.kind for x in design])
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:
@@ -498,14 +514,14 @@ def _vote(distances, labels, classes, k, weights, tie_break):
     return winners, nearest, share
 
 
-FACTORS = ("distance", "patch", "ink", "directions")  # the shape score's ratios, in this order
+FACTORS = ("distance", "patch", "ink", "directions", "pieces")  # the shape score's ratios, in this order
 
 
 def _shape_factors(queries, neighbor_images, distances, labels, classes, winners, k) -> np.ndarray:
-    """(m, 4): distance to the nearest neighbour voting for the winner, the largest mean squared difference
-    over a 3x3 patch to the best-matching neighbour voting for it, the drawing's ink (its L2 norm), and how
+    """(m, 5): distance to the nearest neighbour voting for the winner, the largest mean squared difference
+    over a 3x3 patch to the best-matching neighbour voting for it, the drawing's ink (its L2 norm), how
     differently its strokes run: the L1 difference of the histograms of stroke directions (`_directions`) to
-    the neighbour voting for the winner whose histogram is the closest.
+    the neighbour voting for the winner whose histogram is the closest, and its number of pieces (`_pieces`).
 
     Pictures (0-255) as the method compared them (`compared_pictures`)."""
     Q = np.asarray(queries)
@@ -518,7 +534,7 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     H, W = Q.shape[1:]
     cls = np.searchsorted(classes, labels[:, :k])
     voters = cls == winners[:, None]
-    out = np.empty((m, 4))
+    out = np.empty((m, len(FACTORS)))
     out[:, 0] = np.where(voters, distances[:, :k], np.inf).min(axis=1)
     patch = np.empty((m, k))
     turns = np.empty((m, k))
@@ -536,6 +552,7 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     out[:, 1] = np.where(voters, patch, np.inf).min(axis=1)
     out[:, 2] = np.sqrt(np.square(Q.reshape(m, -1).astype(np.float64)).sum(axis=1))
     out[:, 3] = np.where(voters, turns, np.inf).min(axis=1)
+    out[:, 4] = np.maximum(_pieces(Q), 1)  # an empty drawing: one piece (no ratio of 0)
     return np.maximum(out, 1e-9)  # a ratio of 0 (an exact copy) stays a ratio
 
 
@@ -562,7 +579,26 @@ def _directions(images) -> np.ndarray:
     return h / np.maximum(h.sum(axis=-1, keepdims=True), 1e-9)
 
 
-DEFAULT_EXPONENTS = (1.0, 1.0, 1.0, 0.0)  # a method without fitted exponents: distance x patch x ink, as before
+PIECE_INK = 128  # a pixel with at least half the ink belongs to a piece
+
+
+def _pieces(images) -> np.ndarray:
+    """(m,) the number of separate pieces of ink (8-connected pixels of at least PIECE_INK): a 0 is one ring, a
+    smiley a ring with two eyes and a mouth inside (3-4). One `ndimage.label` over the stack (no links
+    between pictures, so each picture's labels are a run of numbers in scan order)."""
+    from scipy import ndimage
+
+    ink = np.asarray(images) >= PIECE_INK
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = True  # 8-connected within a picture, never across pictures
+    labels, _ = ndimage.label(ink, structure=structure)
+    flat = labels.reshape(len(ink), -1)
+    first = np.where(flat > 0, flat, np.iinfo(flat.dtype).max).min(axis=1)
+    last = flat.max(axis=1)
+    return np.where(last > 0, last - first + 1, 0)
+
+
+DEFAULT_EXPONENTS = (1.0, 1.0, 1.0, 0.0, 0.0)  # a method without fitted exponents: distance x patch x ink, as before
 
 
 def _score(ratios, exponents) -> np.ndarray:

@@ -110,12 +110,49 @@ def test_a_nondigit_is_refused_with_a_reason_and_a_test_digit_answered(mnist, ru
     assert "unlike every digit" in j.reasons[1] and f"beyond the {j.limit[1]:.1f}" in j.reasons[1]
     assert (j.score[1:] > j.limit[1:]).all() and j.score[0] < j.limit[0]
     # the score is the product of its ratios, each against the winner's usual value, to the method's exponent
-    assert j.factors.shape == (3, 4)
+    assert j.factors.shape == (3, 5)
     np.testing.assert_allclose(j.score, np.prod(j.factors ** rule.exponents, axis=1))
     np.testing.assert_allclose(j.factors[:, 0], j.nearest / rule.scales[j.winners, 0])
     ink = np.sqrt(np.square(queries.reshape(3, -1).astype(float)).sum(axis=1))
     np.testing.assert_allclose(j.factors[:, 2], ink / rule.scales[j.winners, 2])
     assert f"{j.factors[1, 0]:.1f}x as far" in j.reasons[1]
+
+
+def test_a_drawn_smiley_is_refused_for_its_pieces(mnist, rule, clf):
+    """A smiley is a ring like a 0 (the first non-digit a student draws): its eyes and mouth, separate pieces
+    inside the ring, are what a 0 lacks."""
+    smileys = [x for x in nondigit_drawings(part="design") if x.name.startswith("smiling face")]
+    assert len(smileys) == 3
+    j = _judge(rule, clf, mnist, np.stack([x.digit for x in smileys]))
+    assert j.refused.all() and (j.winners == 0).all()  # the nearest digits anyway: 0s
+    assert (j.factors[:, 4] * rule.scales[0, 4] >= 3).all() and rule.scales[0, 4] == 1  # a usual 0: one piece
+    assert all("separate pieces (a usual 0: 1)" in r for r in j.reasons)
+
+
+@pytest.mark.slow
+def test_every_design_face_is_refused_by_the_draw_pages_default_rule(mnist):
+    """The Draw page's rule (euclidean, all 60,000 training digits, calibrated on the whole validation split)."""
+    faces = [x for x in nondigit_drawings(part="design") if x.kind == "face"]
+    queries = np.stack([x.digit for x in faces])
+    full = KNNClassifier(5).fit(mnist.train_images, mnist.train_labels)
+    d, i = full.kneighbors(queries)
+    j = abstain_rule(mnist, "euclidean").judge(d, full.neighbor_labels(i), queries, mnist.train_images[i])
+    assert len(faces) == 6 and j.refused.all()
+
+
+def test_pieces_are_counted_8_connected_per_picture():
+    from knn_core.abstain import _pieces
+
+    face = np.zeros((28, 28), np.uint8)
+    yy, xx = np.mgrid[:28, :28]
+    face[np.abs(np.hypot(yy - 14, xx - 14) - 10) < 1.5] = 255  # a ring
+    face[10:12, 10:12] = face[10:12, 16:18] = 200  # two eyes inside
+    diagonal = np.zeros((28, 28), np.uint8)
+    diagonal[np.arange(5, 20), np.arange(5, 20)] = 255  # one stroke touching only at corners
+    faint = diagonal.copy()
+    faint[5:8, 20:23] = 127  # less than half the ink: not a piece
+    blank = np.zeros((28, 28), np.uint8)
+    assert _pieces(np.stack([face, diagonal, faint, blank, face])).tolist() == [3, 1, 1, 0, 3]
 
 
 def test_the_patch_difference_is_the_largest_3x3_mean_of_squared_differences(rule):
@@ -241,7 +278,7 @@ def test_exponents_come_from_validation_digits_and_design_nondigits_only(mnist, 
     after = fit_method_exponents(other_tests, "euclidean", train_size=SIZE)
     np.testing.assert_array_equal(before, after)
     assert calls == ["design"]
-    assert before.shape == (4,) and before[0] == 1
+    assert before.shape == (5,) and before[0] == 1
 
 
 @pytest.mark.slow
