@@ -18,33 +18,42 @@ the test set:
 
 With the pictures as the method compared them (``queries`` and the
 neighbours' ``neighbor_images``: raw pixels for classic kNN, deskewed and
-blurred for those recipes; the default of `abstain_rule`, `Abstainer`, the
-Draw page and the command line) the distance
-test looks at the drawing's shape, not only at one distance: it multiplies
-three ratios, each against what is usual for the winning class on the
-validation digits (their median):
+blurred for those recipes, and the 28x28 pictures of 10x10 downsampling;
+not IDM, which keeps the distance alone, `shape_applies`; the default of `abstain_rule`,
+`Abstainer`, the Draw page and the command line) the distance test looks at
+the drawing's shape, not only at one distance: a score multiplies four
+ratios, each against what is usual for the winning class on the validation
+digits (their median), each to a power (`EXPONENTS`):
 
 * how far its nearest neighbour voting for the winner is;
 * where it differs most from those neighbours: the largest mean squared
   difference over a 3x3 patch, for the best-matching of them (a stroke a
   digit has and it lacks, or the reverse; real digits differ from their
   neighbours a little everywhere, along the strokes);
-* how much ink it has (letters, shapes and scribbles have more strokes).
+* how much ink it has (letters, shapes and scribbles have more strokes);
+* how differently its strokes run: the difference between the histograms of
+  edge directions (8 directions over 180 degrees) of the drawing and of the
+  closest such neighbour (squares, letters and zigzags run in a few straight
+  directions; handwriting curves);
+* in how many separate pieces its ink is (a smiley is a ring with eyes and a
+  mouth inside, 3-4 pieces, where a 0 is one ring: the other ratios see a
+  ring like a 0's).
 
-A drawing 1.3x as far, with a patch 2x as different and 1.4x the ink of a
-usual 4 scores 3.6, refused when real 4s stay within 2.9. Measured in
-benchmarks/abstain.py (README) at the same coverage: 80.9% of the project's
-non-digits refused instead of 70.1% for classic euclidean kNN (the Draw
-page's default), 80.5% instead of 74.4% for deskew + blur. It compares pixels
-in place, so IDM (its pixels move) and the 10x10 downsampling keep the
-distance alone (`shape_applies`). The three ratios and their equal weights
-were chosen looking at the non-digit set; no number was fitted on it, and
-the limits come from the validation digits only.
+The powers are fitted per method (`fit_exponents`, `fit_method_exponents`) on
+the validation digits and the DESIGN part of the project's non-digits only
+(knn_core.nondigits: the held-out part, in fonts and from seeds never used
+for the design, is only for measuring): on a coarse grid, the powers that
+refuse the most design non-digits while the validation digits keep the
+coverage asked for, weighing each kind of non-digit (letters, shapes, faces,
+scribbles) so that none is given up: first the powers whose least-refused
+kind is refused most, then the most design non-digits. The limits come from the validation digits only.
+Measured in benchmarks/abstain.py (README).
 
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -56,8 +65,8 @@ from .errors import ParameterError
 from .vote import TIE_BREAKS, WEIGHTS, decide, tally
 
 __all__ = [
-    "REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy", "compared_pictures",
-    "shape_applies",
+    "EXPONENTS", "REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy",
+    "compared_pictures", "fit_exponents", "fit_method_exponents", "method_exponents", "shape_applies",
 ]
 
 REFUSED = -1  # the label `predict` gives a refused input
@@ -66,6 +75,27 @@ AGREEMENT_BUDGET = 1 / 6  # the share of the refusals the agreement test may use
 # A per-class limit needs enough digits of the class to see its tail: at least this many expected beyond
 # the limit (e.g. 3 / 0.007 = 429 digits), else the class uses the overall limit (small calibration sets).
 TAIL_DIGITS = 3
+
+
+# The shape score's exponents (distance, patch, ink, directions, pieces) per method (its preset k and votes), fitted by `fit_exponents`
+# on the validation digits and the DESIGN part of the non-digits only (knn_core.nondigits; never the held-out part
+# nor the test set): `python benchmarks/abstain.py --fit` prints this table. A method not listed: DEFAULT_EXPONENTS.
+EXPONENTS: dict = {
+    "euclidean": (1.0, 0.5, 1.5, 0.5, 0.5),
+    "plain": (1.0, 0.5, 1.5, 0.5, 0.5),
+    "downsample": (1.0, 0.5, 3.0, 1.0, 1.0),
+    "deskew": (1.0, 0.5, 1.0, 0.5, 0.5),
+    "deskew+blur": (1.0, 2.0, 3.0, 1.5, 1.0),
+}
+EXPONENT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # for each ratio but the distance's (1): coarse, not to overfit
+
+
+def method_exponents(method) -> Optional[np.ndarray]:
+    """The fitted exponents of a method's shape score (`EXPONENTS`), None for DEFAULT_EXPONENTS."""
+    from .methods import Method
+
+    e = EXPONENTS.get(Method.parse(method).name)
+    return None if e is None else np.asarray(e, np.float64)
 
 
 @dataclass(frozen=True)
@@ -79,7 +109,7 @@ class Judgement:
     share: np.ndarray  # (m,) the winner's share of the vote
     reasons: tuple  # (m,) str: why refused, "" when answered
     score: Optional[np.ndarray] = None  # (m,) what is held against `limit`: `nearest`, or the shape score
-    factors: Optional[np.ndarray] = None  # (m, 3) the shape score's ratios (distance, patch, ink); None: no pictures
+    factors: Optional[np.ndarray] = None  # (m, 5) the shape score's ratios (FACTORS); None: no pictures
 
     @property
     def predictions(self) -> np.ndarray:
@@ -109,6 +139,8 @@ class AbstainRule:
     # per class: the usual (median) distance, patch difference and ink of validation digits; None: the
     # distance alone is held against the limits (no pictures)
     scales: Optional[np.ndarray] = None
+    # the shape score's exponents of its ratios (FACTORS): score = prod(ratio ** exponent); None: DEFAULT_EXPONENTS
+    exponents: Optional[np.ndarray] = None
 
     @property
     def uses_pictures(self) -> bool:
@@ -129,12 +161,14 @@ class AbstainRule:
         distance_name: str = "distance",
         queries=None,
         neighbor_images=None,
+        exponents=None,
     ) -> "AbstainRule":
         """Thresholds from the neighbour lists of validation digits (never test digits).
 
         distances, neighbor_labels: (m, >=k) of the validation digits, nearest first.
         queries (m, 28, 28) and neighbor_images (m, >=k, 28, 28), the validation digits and the
         pictures of their neighbours: calibrate the shape score (module docstring); None: the distance.
+        exponents: of the shape score's five ratios (`fit_exponents`; four: the pieces' is 0); None: DEFAULT_EXPONENTS.
         """
         if not 0.5 <= coverage < 1:
             raise ParameterError(
@@ -146,26 +180,27 @@ class AbstainRule:
         d = np.asarray(distances, np.float64)
         winners, nearest, share = _vote(d, labels, classes, k, weights, tie_break)
         scales = None
-        if queries is not None or neighbor_images is not None:
+        if exponents is not None:
+            exponents = np.asarray(exponents, np.float64)
+            if exponents.shape == (len(FACTORS) - 1,):  # four powers, from before the pieces: the pieces' is 0
+                exponents = np.append(exponents, 0.0)
+            if exponents.shape != (len(FACTORS),) or not np.isfinite(exponents).all() or (exponents < 0).any():
+                raise ParameterError(
+                    f"exponents must be {len(FACTORS)} non-negative numbers ({', '.join(FACTORS)}); got {exponents!r}"
+                )
+        if queries is None and neighbor_images is None:
+            exponents = None  # no pictures: the distance alone
+        else:
             raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
-            scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(3)], axis=1)
-            nearest = np.prod(raw / scales[winners], axis=1)  # the score held against the limits
-        budget = 1 - coverage
-        min_share = _min_share(share, budget * AGREEMENT_BUDGET)
-        keep = share >= min_share
-        # The distance test refuses the rest of the budget among the digits the agreement test kept.
-        level = 1 - (budget - (1 - keep.mean())) / max(keep.mean(), 1e-12)
-        level = float(np.clip(level, 0.5, 1.0))
-        overall = float(np.quantile(nearest[keep], level)) if keep.any() else float(np.inf)
-        limits = np.full(len(classes), overall)
-        for c in range(len(classes)):
-            mine = keep & (winners == c)
-            if mine.sum() * (1 - level) >= TAIL_DIGITS:
-                limits[c] = np.quantile(nearest[mine], level)
+            scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(len(FACTORS))],
+                              axis=1)
+            exponents = np.asarray(DEFAULT_EXPONENTS if exponents is None else exponents, np.float64)
+            nearest = _score(raw / scales[winners], exponents)  # the score held against the limits
+        min_share, limits = _limits(nearest, winners, share, 1 - coverage, len(classes))
         parts = (classes, limits, float(min_share), int(k), weights, tie_break)
-        rule = cls(*parts, float("nan"), len(labels), distance_name, scales)
+        rule = cls(*parts, float("nan"), len(labels), distance_name, scales, exponents)
         answered = 1 - rule._judge_indices(winners, nearest, share)[0].mean()
-        return cls(*parts, float(answered), len(labels), distance_name, scales)
+        return cls(*parts, float(answered), len(labels), distance_name, scales, exponents)
 
     def judge(self, distances, neighbor_labels, queries=None, neighbor_images=None) -> Judgement:
         """Refuse or answer each query from its neighbour lists (m, >=k), nearest first.
@@ -188,7 +223,7 @@ class AbstainRule:
             factors = _shape_factors(queries, neighbor_images, d, labels, self.classes, winners, self.k)
             assert self.scales is not None  # uses_pictures: calibrated with the pictures' scales
             factors = factors / self.scales[winners]
-            score = np.prod(factors, axis=1)
+            score = _score(factors, self.exponents)
         refused, far, split = self._judge_indices(winners, score, share)
         reasons = tuple(
             self._reason(c, dist, s, f, sp, None if factors is None else (sc, factors[n])) if r else ""
@@ -212,16 +247,35 @@ class AbstainRule:
         split = share < self.min_share
         return far | split, far, split
 
+    def _exponent(self, j: int) -> float:
+        return float((DEFAULT_EXPONENTS if self.exponents is None else self.exponents)[j])
+
+    def _weighed(self) -> str:
+        """How the ratios are combined, when not the plain product of the first three."""
+        if self.exponents is None or np.array_equal(self.exponents, DEFAULT_EXPONENTS):
+            return ""
+        names = ("far", "patch", "directions", "ink", "pieces")
+        parts = [f"{n}^{self._exponent(j):g}" for n, j in zip(names, (0, 1, 3, 2, 4)) if self._exponent(j)]
+        return " (" + " x ".join(parts) + ")"
+
     def _reason(self, c, d, s, far, split, shape=None) -> str:
         label = self.classes[c].item()
         parts = []
         if far and shape is not None:
-            score, (fd, fp, fi) = shape
+            score, (fd, fp, fi, fo, fn) = shape
+            turns = (
+                f", its strokes run in directions {fo:.1f}x as unlike its neighbours' as usual"
+                if self._exponent(3) else ""
+            )
+            n_pieces = fn * self.scales[c, 4]
+            if self._exponent(4) and n_pieces > self.scales[c, 4]:
+                turns += (f", it is drawn in {n_pieces:.0f} separate pieces (a usual {label}: "
+                          f"{self.scales[c, 4]:.0f})")
             parts.append(
                 f"unlike every digit: its nearest {label} is {fd:.1f}x as far as real {label}s usually are from "
                 f"theirs (at {self.distance_name} {d:,.0f}), where it differs most (a 3x3 patch) it differs "
-                f"{fp:.1f}x as much as usual, and it has {fi:.1f}x the ink of a usual {label}: together "
-                f"{score:.1f}, beyond the {self.limits[c]:.1f} that real {label}s stay within"
+                f"{fp:.1f}x as much as usual{turns}, and it has {fi:.1f}x the ink of a usual {label}: together "
+                f"{score:.1f}{self._weighed()}, beyond the {self.limits[c]:.1f} that real {label}s stay within"
             )
         elif far:
             parts.append(
@@ -247,18 +301,25 @@ class Abstainer(BaseEstimator):
     >>> Abstainer(clf).fit(ds.val_images).predict(drawings)            # doctest: +SKIP
     """
 
-    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, pictures: bool = True):
+    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, pictures: bool = True, train_images=None):
         self.classifier = classifier
         self.coverage = coverage
         self.pictures = pictures  # the shape score, on the pictures as the classifier compared them
+        # the classifier's training digits (28x28): a downsampling method keeps only 10x10 ones, and its shape
+        # score compares 28x28 pictures; without them it keeps the distance alone
+        self.train_images = train_images
 
     def _search(self, X):
         """(distances, indices, queries and neighbours' pictures as compared, or None, None)."""
         clf = self.classifier
         nb = clf.kneighbors_detail(X)
-        if not (self.pictures and shape_applies(clf.method_)):
+        small = clf.method_.recipe is not None and clf.method_.recipe.downsample
+        if not (self.pictures and shape_applies(clf.method_)) or (small and self.train_images is None):
             return nb.distances, nb.indices, None, None
         k = clf.n_neighbors
+        if small:
+            pics = compared_pictures(clf.method_, X, self.train_images, nb.indices[:, :k], nb.shifts)
+            return nb.distances, nb.indices, pics["queries"], pics["neighbor_images"]
         shifts = np.zeros(nb.indices.shape + (2,), int) if nb.shifts is None else nb.shifts
         pictures = np.stack(
             [[clf.training_image(int(j), s) for j, s in zip(row[:k], sh[:k])] for row, sh in zip(nb.indices, shifts)]
@@ -279,6 +340,7 @@ class Abstainer(BaseEstimator):
             distance_name=clf.distance_name,
             queries=queries,
             neighbor_images=pictures,
+            exponents=None if queries is None else method_exponents(clf.method_),
         )
         return self
 
@@ -326,19 +388,21 @@ def abstain_rule(
         coverage=coverage,
         classes=np.unique(ds.train_labels),
         distance_name=method.distance_name,
+        exponents=method_exponents(method) if pictures else None,
         **(compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts) if pictures else {}),
     )
 
 
 def shape_applies(method) -> bool:
-    """Whether the shape score is used for a method: it compares pixels at full size, as classic kNN and
-    the recipes of 28x28 pixels do (deskew, blur, shifts, L3). Not for IDM (its pixels move, so their
-    differences in place say little) nor 10x10 downsampling (a 3x3 patch is a third of the digit), whose
-    refusal keeps the distance alone: measured, the shape score refused fewer non-digits there (README)."""
+    """Whether the shape score is used for a method: every method that compares pixels in place, at 28x28
+    (10x10 downsampling: on its 28x28 pictures before downsampling). Not IDM, whose pixels move: on its
+    deskewed pictures in place, or on its neighbours warped by its displacement field, the shape score
+    refused no more held-out non-digits than the distance alone and the warps cost ~10 ms a drawing
+    (README), so IDM keeps the distance alone."""
     from .methods import Method
 
     r = Method.parse(method).recipe
-    return r is None or (r.rerank is None and not r.downsample and r.pca is None)
+    return r is None or r.rerank is None
 
 
 def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
@@ -352,6 +416,10 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
     if method.is_classic:
         return dict(queries=np.asarray(queries), neighbor_images=np.asarray(train_images)[rows])
     recipe = method.recipe
+    if recipe.downsample:  # compared at 28x28 (`shape_applies`)
+        import dataclasses
+
+        recipe = dataclasses.replace(recipe, downsample=False)
     used, inverse = np.unique(rows, return_inverse=True)
     prepared = pad_frame(prepare_images(np.asarray(train_images)[used], recipe), recipe.shifts)
     pictures = prepared[inverse.reshape(rows.shape)]
@@ -361,6 +429,67 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
             at = (sh[..., 0] == dy) & (sh[..., 1] == dx)
             pictures[at] = translate(pictures[at], dy, dx)
     return dict(queries=pad_frame(prepare_images(queries, recipe), recipe.shifts), neighbor_images=pictures)
+
+
+def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", coverage: float = DEFAULT_COVERAGE,
+                  grid=EXPONENT_GRID, groups=None) -> np.ndarray:
+    """The exponents (1, a, b, ...) of the shape score's ratios (FACTORS) refusing the most DESIGN non-digits
+    while the validation digits keep `coverage` (limits recomputed for each candidate, as
+    `AbstainRule.calibrate` would); ties go to the one nearest (1, 1, ...). groups: the design drawings'
+    kinds (letters, shapes, faces, scribbles): first the exponents whose least-refused kind is refused most
+    (no kind given up for the others: counting drawings alone traded the 6 faces for letters), then the most
+    design non-digits.
+
+    rule: calibrated with pictures on the validation digits; val, design: its judgements of those validation
+    digits and of the design non-digits (never held-out ones). Only the ratios of the exponents matter
+    (a power of the score refuses the same drawings), so the distance's is 1.
+    """
+    if val.factors is None or design.factors is None:
+        raise ParameterError("fit_exponents needs judgements with the shape score's ratios (a rule with pictures)")
+    vw = np.searchsorted(rule.classes, val.winners)
+    dw = np.searchsorted(rule.classes, design.winners)
+    lv, ld = np.log(val.factors), np.log(design.factors)
+    groups = np.zeros(len(dw), int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    if len(groups) != len(dw):
+        raise ParameterError(f"groups must give one kind per design drawing: {len(groups)} for {len(dw)}")
+    sizes = np.bincount(groups)
+    best, best_key = None, None
+    for free in itertools.product(grid, repeat=val.factors.shape[1] - 1):
+        e = np.array((1.0,) + tuple(free))
+        min_share, limits = _limits(np.exp(lv @ e), vw, val.share, 1 - coverage, len(rule.classes))
+        refused = (np.exp(ld @ e) > limits[dw]) | (design.share < min_share)
+        rates = np.bincount(groups, refused, len(sizes)) / sizes
+        key = (-float(rates.min()), -float(refused.mean()), float(np.abs(e - 1).sum()))
+        if best_key is None or key < best_key:
+            best, best_key = e, key
+    return best
+
+
+def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_COVERAGE,
+                         train_size: Optional[int] = None) -> np.ndarray:
+    """`fit_exponents` of a method (at its preset k and votes) from a Dataset: its validation digits and the
+    DESIGN non-digits (`nondigit_drawings(part="design")`, one per distinct picture, digit-like ones left out),
+    both searched against the training digits before the validation split, each kind of non-digit weighed
+    (`fit_exponents` groups); nothing else is read (not the
+    held-out non-digits, not the test set). How `EXPONENTS` was made (benchmarks/abstain.py --fit)."""
+    from .lists import find_neighbors, neighbor_lists, split_data
+    from .methods import Method
+    from .nondigits import distinct, nondigit_drawings
+
+    method = Method.parse(method)
+    k, weights = method.k, method.weights
+    classes = np.unique(ds.train_labels)
+    val = neighbor_lists(ds, method, "val", train_size=train_size)
+    vpics = compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts)
+    vl = val.neighbor_labels(val.k_max)
+    ones = AbstainRule.calibrate(val.distances, vl, k=k, weights=weights, coverage=coverage, classes=classes, **vpics)
+    design = [x for x in distinct(nondigit_drawings(part="design")) if x.kind != "digit-like"]
+    X = np.stack([x.digit for x in design])
+    part = split_data(ds, "val", train_size)  # the training digits the validation digits were searched against
+    nd = find_neighbors(part.train_images, part.train_labels, X, np.zeros(len(X), int), method=method)
+    dpics = compared_pictures(method, X, part.train_images, nd.indices[:, :k], nd.shifts)
+    jd = ones.judge(nd.distances, nd.neighbor_labels(nd.k_max), **dpics)
+    return fit_exponents(ones, ones.judge(val.distances, vl, **vpics), jd, coverage, groups=[x.kind for x in design])
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:
@@ -385,9 +514,14 @@ def _vote(distances, labels, classes, k, weights, tie_break):
     return winners, nearest, share
 
 
+FACTORS = ("distance", "patch", "ink", "directions", "pieces")  # the shape score's ratios, in this order
+
+
 def _shape_factors(queries, neighbor_images, distances, labels, classes, winners, k) -> np.ndarray:
-    """(m, 3): distance to the nearest neighbour voting for the winner, the largest mean squared difference
-    over a 3x3 patch to the best-matching neighbour voting for it, and the drawing's ink (its L2 norm).
+    """(m, 5): distance to the nearest neighbour voting for the winner, the largest mean squared difference
+    over a 3x3 patch to the best-matching neighbour voting for it, the drawing's ink (its L2 norm), how
+    differently its strokes run: the L1 difference of the histograms of stroke directions (`_directions`) to
+    the neighbour voting for the winner whose histogram is the closest, and its number of pieces (`_pieces`).
 
     Pictures (0-255) as the method compared them (`compared_pictures`)."""
     Q = np.asarray(queries)
@@ -400,21 +534,106 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     H, W = Q.shape[1:]
     cls = np.searchsorted(classes, labels[:, :k])
     voters = cls == winners[:, None]
-    out = np.empty((m, 3))
+    out = np.empty((m, len(FACTORS)))
     out[:, 0] = np.where(voters, distances[:, :k], np.inf).min(axis=1)
     patch = np.empty((m, k))
+    turns = np.empty((m, k))
+    neighbour_turns = _directions_once(Y[:, :k])  # (m, k, 8)
     for a in range(0, m, 2048):  # chunks: (2048, k, 30, 30) float32 at most
         q = Q[a : a + 2048].astype(np.float32)
-        diff = np.pad((q[:, None] - Y[a : a + 2048, :k].astype(np.float32)) ** 2, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        y = Y[a : a + 2048, :k].astype(np.float32)
+        diff = np.pad((q[:, None] - y) ** 2, ((0, 0), (0, 0), (1, 1), (1, 1)))
         box = np.zeros(diff.shape[:2] + (H, W), np.float32)  # the mean over each 3x3 patch
         for i in range(3):
             for j in range(3):
                 box += diff[:, :, i : i + H, j : j + W]
         box /= 9
         patch[a : a + 2048] = box.reshape(len(q), k, -1).max(axis=2)
+        turns[a : a + 2048] = np.abs(_directions(q)[:, None] - neighbour_turns[a : a + 2048]).sum(axis=2)
     out[:, 1] = np.where(voters, patch, np.inf).min(axis=1)
     out[:, 2] = np.sqrt(np.square(Q.reshape(m, -1).astype(np.float64)).sum(axis=1))
+    out[:, 3] = np.where(voters, turns, np.inf).min(axis=1)
+    out[:, 4] = np.maximum(_pieces(Q), 1)  # an empty drawing: one piece (no ratio of 0)
     return np.maximum(out, 1e-9)  # a ratio of 0 (an exact copy) stays a ratio
+
+
+DIRECTION_BINS = 8
+
+
+def _directions(images) -> np.ndarray:
+    """(..., 8) the share of the edges' strength running in each of 8 directions (0-180 degrees, 22.5 each):
+    squares, letters and zigzags have a few straight directions, handwritten digits curve through many."""
+    a = np.asarray(images, np.float32)
+    lead, (H, W) = a.shape[:-2], a.shape[-2:]
+    a = a.reshape(-1, H, W)
+    gy = np.zeros_like(a)
+    gx = np.zeros_like(a)
+    gy[:, 1:-1, :] = a[:, 2:, :] - a[:, :-2, :]
+    gx[:, :, 1:-1] = a[:, :, 2:] - a[:, :, :-2]
+    strength = np.hypot(gx, gy)
+    edge = strength > 0  # most pixels are flat: directions only where an edge is (the cost of the calibration)
+    which = np.nonzero(edge)[0]
+    b = np.minimum((np.mod(np.arctan2(gy[edge], gx[edge]), np.pi) * (DIRECTION_BINS / np.pi)).astype(np.int64),
+                   DIRECTION_BINS - 1)
+    h = np.bincount(which * DIRECTION_BINS + b, weights=strength[edge], minlength=len(a) * DIRECTION_BINS)
+    h = h.reshape(lead + (DIRECTION_BINS,))
+    return h / np.maximum(h.sum(axis=-1, keepdims=True), 1e-9)
+
+
+def _directions_once(images) -> np.ndarray:
+    """`_directions` of (..., H, W) pictures, each distinct picture once: the validation digits' 50,000
+    neighbours are about 27,000 distinct training digits (most of the calibration's time)."""
+    a = np.ascontiguousarray(images)
+    lead, (H, W) = a.shape[:-2], a.shape[-2:]
+    flat = a.reshape(-1, H * W)
+    keys = flat.view(np.dtype((np.void, H * W * flat.itemsize))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    h = np.concatenate([_directions(flat[first[i : i + 8192]].reshape(-1, H, W)) for i in range(0, len(first), 8192)])
+    return h[inverse.ravel()].reshape(lead + (DIRECTION_BINS,))
+
+
+PIECE_INK = 128  # a pixel with at least half the ink belongs to a piece
+
+
+def _pieces(images) -> np.ndarray:
+    """(m,) the number of separate pieces of ink (8-connected pixels of at least PIECE_INK): a 0 is one ring, a
+    smiley a ring with two eyes and a mouth inside (3-4). One `ndimage.label` over the stack (no links
+    between pictures, so each picture's labels are a run of numbers in scan order)."""
+    from scipy import ndimage
+
+    ink = np.asarray(images) >= PIECE_INK
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = True  # 8-connected within a picture, never across pictures
+    labels, _ = ndimage.label(ink, structure=structure)
+    flat = labels.reshape(len(ink), -1)
+    first = np.where(flat > 0, flat, np.iinfo(flat.dtype).max).min(axis=1)
+    last = flat.max(axis=1)
+    return np.where(last > 0, last - first + 1, 0)
+
+
+DEFAULT_EXPONENTS = (1.0, 1.0, 1.0, 0.0, 0.0)  # a method without fitted exponents: distance x patch x ink, as before
+
+
+def _score(ratios, exponents) -> np.ndarray:
+    """The shape score: the product of the ratios, each to its exponent (DEFAULT_EXPONENTS when None)."""
+    e = np.asarray(DEFAULT_EXPONENTS if exponents is None else exponents, np.float64)
+    return np.exp(np.log(ratios) @ e)
+
+
+def _limits(score, winners, share, budget, n_classes) -> tuple[float, np.ndarray]:
+    """(min_share, per-class limits on score) refusing `budget` of the calibration digits in all."""
+    min_share = _min_share(share, budget * AGREEMENT_BUDGET)
+    keep = share >= min_share
+    # The distance test refuses the rest of the budget among the digits the agreement test kept.
+    level = 1 - (budget - (1 - keep.mean())) / max(keep.mean(), 1e-12)
+    level = float(np.clip(level, 0.5, 1.0))
+    overall = float(np.quantile(score[keep], level)) if keep.any() else float(np.inf)
+    limits = np.full(n_classes, overall)
+    for c in range(n_classes):
+        mine = keep & (winners == c)
+        if mine.sum() * (1 - level) >= TAIL_DIGITS:
+            limits[c] = np.quantile(score[mine], level)
+    return min_share, limits
 
 
 def _per_class(values, winners, n_classes, stat) -> np.ndarray:

@@ -14,6 +14,20 @@ b, G like 6; g, q like 9. They are kept apart (``kind="digit-like"``) and
 reported apart: refusing them is not a fair target for a classifier of
 digits.
 
+Two parts, fixed once and for all (``part``): "design", the only drawings a
+refusal rule may be designed or fitted on, and "held-out", the drawings it is
+judged on. Once through the drawing path (which evens out the pen) the 768
+letters are only 192 distinct pictures: the pen width makes no difference,
+italic simplex is simplex, and duplex, complex and triplex are one picture; so
+the six fonts are three renderings (simplex, duplex, script), and `distinct`
+keeps one drawing per picture for counting. Letters are split by rendering:
+design in simplex (and its italic alias), held-out in the renderings never
+seen in design (duplex and its aliases, and script, the hardest). Shapes,
+faces and rings of the design part are the fixed ones; the held-out part draws
+the same kinds turned, stretched and with another pen from `HELD_OUT_SEED`,
+and its scribbles come from that seed too. `check_split` verifies that no
+held-out picture is a (near) copy of a design one.
+
 >>> items = nondigit_drawings()                 # doctest: +SKIP
 >>> items[0].kind, items[0].name, items[0].digit.shape   # doctest: +SKIP
 ('letter', 'A hershey-simplex 0.70 t18', (28, 28))
@@ -29,7 +43,10 @@ import numpy as np
 
 from .normalize import MNIST_STROKE, canvas_to_mnist
 
-__all__ = ["NonDigit", "nondigit_drawings", "letter_canvas", "render_canvas", "LETTERS", "DIGIT_LIKE_LETTERS", "KINDS"]
+__all__ = [
+    "NonDigit", "nondigit_drawings", "letter_canvas", "render_canvas", "check_split", "distinct", "LETTERS", "DIGIT_LIKE_LETTERS",
+    "KINDS", "PARTS", "DESIGN_FONTS", "HELD_OUT_FONTS", "HELD_OUT_SEED",
+]
 
 CANVAS = 280
 # Letters no fair judge would take for a digit once normalised to 20x20, and those that may be.
@@ -44,6 +61,10 @@ FONTS = {
     "hershey-script": cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
     "hershey-italic": cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC,
 }
+PARTS = ("design", "held-out")
+DESIGN_FONTS = ("hershey-simplex", "hershey-italic")  # one rendering once normalised (module docstring)
+HELD_OUT_FONTS = ("hershey-duplex", "hershey-complex", "hershey-triplex", "hershey-script")  # never seen in design
+HELD_OUT_SEED = 1  # the held-out shapes', faces' and scribbles' random draws (design: the fixed ones, scribbles seed 0)
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,7 @@ class NonDigit:
     name: str  # e.g. "A hershey-duplex 0.8 t14", "star 5 filled"
     canvas: np.ndarray  # (280, 280, 4) uint8, white on black, like the Draw page's canvas
     digit: np.ndarray  # (28, 28) uint8, through the drawing path
+    part: str = "design"  # "design" (rules may be designed and fitted on it) or "held-out" (judged only)
 
 
 def render_canvas(ink: np.ndarray) -> np.ndarray:
@@ -181,6 +203,28 @@ def _scribbles(n: int, seed: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def _jittered(items: list[tuple[str, np.ndarray]], rng, prefix: str = "turned ") -> list[tuple[str, np.ndarray]]:
+    """The same drawings turned by a random angle, stretched and with the pen thinned or thickened (the held-out
+    shapes, faces and rings: other pictures of the same kinds, not copies of the design ones)."""
+    out = []
+    for name, img in items:
+        angle = float(rng.uniform(-40, 40))
+        sx, sy = rng.uniform(0.7, 1.0, size=2)
+        M = cv2.getRotationMatrix2D((CANVAS / 2, CANVAS / 2), angle, 1.0)
+        M[:, :2] = M[:, :2] * np.array([[sx], [sy]])
+        M[:, 2] += (1 - np.array([sx, sy])) * CANVAS / 2
+        moved = cv2.warpAffine(img, M, (CANVAS, CANVAS), flags=cv2.INTER_LINEAR)
+        pen = int(rng.integers(-1, 2))  # thinner, the same, thicker
+        kernel = np.ones((7, 7), np.uint8)
+        if pen > 0:
+            moved = cv2.dilate(moved, kernel)
+        elif pen < 0:
+            thin = cv2.erode(moved, kernel)
+            moved = thin if thin.any() else moved
+        out.append((f"{prefix}{name} a{angle:+.0f} s{sx:.2f}x{sy:.2f} p{pen:+d}", moved))
+    return out
+
+
 def _ring() -> list[tuple[str, np.ndarray]]:
     out = []
     for t in (12, 22):
@@ -191,28 +235,66 @@ def _ring() -> list[tuple[str, np.ndarray]]:
 
 
 @lru_cache(maxsize=2)
-def nondigit_drawings(n_scribbles: int = 60, seed: int = 0) -> tuple[NonDigit, ...]:
+def nondigit_drawings(n_scribbles: int = 60, seed: int = 0, part: str | None = None) -> tuple[NonDigit, ...]:
     """Every made-up non-digit, in a fixed order (the same on every machine with the same OpenCV).
 
-    About 800 drawings: 32 letters x 6 fonts x 2 sizes x 2 pen widths (MNIST-like and bold), 24 shapes, 6 faces,
-    ``n_scribbles`` scribbles; plus the digit-like letters and rings under kind "digit-like".
+    About 1,700 drawings: 32 letters x 6 fonts x 2 sizes x 2 pen widths (MNIST-like and bold), 21 shapes, 6 faces,
+    ``n_scribbles`` scribbles in the design part and as many turned/stretched ones from `HELD_OUT_SEED` in the
+    held-out part; plus the digit-like letters and rings under kind "digit-like". part: "design" or "held-out"
+    for one part only (module docstring), None: both.
     """
-    items: list[tuple[str, str, np.ndarray]] = []
+    if part is not None and part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS} or None; got {part!r}")
+    rng = np.random.default_rng(HELD_OUT_SEED)
+    items: list[tuple[str, str, str, np.ndarray]] = []
     for letters, kind in ((LETTERS, "letter"), (DIGIT_LIKE_LETTERS, "digit-like")):
         for ch in letters:
             for fname, font in FONTS.items():
+                where = "design" if fname in DESIGN_FONTS else "held-out"
                 for size in (0.55, 0.8):
                     for t in (20, 36):
-                        items.append((kind, f"{ch} {fname} {size:.2f} t{t}", _letter(ch, font, size, t)))
-    items += [("shape", name, img) for name, img in _shapes()]
-    items += [("face", name, img) for name, img in _faces()]
-    items += [("scribble", name, img) for name, img in _scribbles(n_scribbles, seed)]
-    items += [("digit-like", name, img) for name, img in _ring()]
+                        items.append((kind, where, f"{ch} {fname} {size:.2f} t{t}", _letter(ch, font, size, t)))
+    for kind, made in (("shape", _shapes), ("face", _faces), ("digit-like", _ring)):
+        items += [(kind, "design", name, img) for name, img in made()]
+    items += [("scribble", "design", name, img) for name, img in _scribbles(n_scribbles, seed)]
+    for kind, made in (("shape", _shapes), ("face", _faces), ("digit-like", _ring)):
+        items += [(kind, "held-out", name, img) for name, img in _jittered(made(), rng)]
+    items += [
+        ("scribble", "held-out", f"seed{HELD_OUT_SEED} {name}", img)
+        for name, img in _scribbles(n_scribbles, HELD_OUT_SEED + 1000 * seed)
+    ]
     out = []
-    for kind, name, ink in items:
+    for kind, where, name, ink in items:
+        if part is not None and where != part:
+            continue
         canvas = render_canvas(ink)
         canvas.setflags(write=False)
         digit = canvas_to_mnist(canvas, min_stroke=MNIST_STROKE)
         digit.setflags(write=False)
-        out.append(NonDigit(kind, name, canvas, digit))
+        out.append(NonDigit(kind, name, canvas, digit, where))
     return tuple(out)
+
+
+def distinct(items):
+    """One drawing per distinct 28x28 picture (the first), in order: counts that do not weigh a letter by how
+    many of its fonts and pens give the same picture."""
+    seen, out = set(), []
+    for x in items:
+        key = x.digit.tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return tuple(out)
+
+
+def check_split(items=None, min_distance: float = 255.0) -> float:
+    """The smallest euclidean distance between a held-out picture and a design one (28x28, 0-255); raises
+    ValueError when one is closer than min_distance (a near copy: one faint pixel in 784 is 255 apart)."""
+    items = nondigit_drawings() if items is None else items
+    design = np.stack([x.digit for x in items if x.part == "design"]).reshape(-1, 784).astype(np.float64)
+    held = np.stack([x.digit for x in items if x.part == "held-out"]).reshape(-1, 784).astype(np.float64)
+    d2 = (held**2).sum(1)[:, None] + (design**2).sum(1)[None] - 2 * held @ design.T
+    closest = float(np.sqrt(max(d2.min(), 0.0)))
+    if closest < min_distance:
+        raise ValueError(f"a held-out non-digit is a near copy of a design one (distance {closest:.0f})")
+    return closest

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from knn_core import KNNClassifier
-from knn_core.abstain import REFUSED, Abstainer, AbstainRule, abstain_rule, answered_accuracy
+from knn_core.abstain import EXPONENTS, REFUSED, Abstainer, AbstainRule, abstain_rule, answered_accuracy
 from knn_core.errors import ParameterError
 from knn_core.explain import difference, explain_neighbour, idm_match, pixel_contributions, why_not
 from knn_core.lists import find_neighbors, neighbor_lists, split_data
@@ -46,8 +46,10 @@ def test_the_rule_is_calibrated_on_validation_digits_only(mnist, rule):
     expected = AbstainRule.calibrate(
         by_hand.distances, by_hand.neighbor_labels(50), k=5, classes=np.arange(10), distance_name="euclidean distance",
         queries=mnist.val_images, neighbor_images=part.train_images[by_hand.indices[:, :5]],
+        exponents=EXPONENTS["euclidean"],  # fitted once on validation + design non-digits (below)
     )
     assert rule.uses_pictures
+    np.testing.assert_array_equal(rule.exponents, EXPONENTS["euclidean"])
     np.testing.assert_array_equal(rule.limits, expected.limits)
     np.testing.assert_array_equal(rule.scales, expected.scales)
     assert rule.min_share == expected.min_share and rule.n_calibration == 10_000
@@ -80,6 +82,20 @@ def test_abstainer_fitted_on_validation_equals_the_rule(mnist, rule):
     )
 
 
+def test_a_10x10_abstainer_compares_28x28_pictures_given_the_training_digits(mnist):
+    part = split_data(mnist, "val", SIZE)
+    fit = KNNClassifier(4, method="downsample", weights="distance").fit(part.train_images, part.train_labels)
+    val = mnist.val_images[:3000]
+    ab = Abstainer(fit, train_images=part.train_images).fit(val)
+    assert ab.rule_.uses_pictures
+    np.testing.assert_array_equal(ab.rule_.exponents, EXPONENTS["downsample"])
+    square = _named("square t22").digit
+    j = ab.judge(square[None])
+    ink = np.sqrt(np.square(square.astype(float)).sum())  # the 28x28 drawing's ink, not its 10x10 picture's
+    assert j.factors[0, 2] * ab.rule_.scales[np.searchsorted(ab.rule_.classes, j.winners[0]), 2] == pytest.approx(ink)
+    assert not Abstainer(fit).fit(val).rule_.uses_pictures  # without 28x28 training digits: the distance alone
+
+
 def _judge(rule, clf, mnist, queries):
     d, i = clf.kneighbors(queries)
     pictures = split_data(mnist, "test", SIZE).train_images[i]
@@ -93,12 +109,50 @@ def test_a_nondigit_is_refused_with_a_reason_and_a_test_digit_answered(mnist, ru
     assert j.predictions[0] == 7 and j.reasons[0] == ""
     assert "unlike every digit" in j.reasons[1] and f"beyond the {j.limit[1]:.1f}" in j.reasons[1]
     assert (j.score[1:] > j.limit[1:]).all() and j.score[0] < j.limit[0]
-    # the score is the product of its three ratios, each against the winner's usual value
-    np.testing.assert_allclose(j.score, j.factors.prod(axis=1))
+    # the score is the product of its ratios, each against the winner's usual value, to the method's exponent
+    assert j.factors.shape == (3, 5)
+    np.testing.assert_allclose(j.score, np.prod(j.factors ** rule.exponents, axis=1))
     np.testing.assert_allclose(j.factors[:, 0], j.nearest / rule.scales[j.winners, 0])
     ink = np.sqrt(np.square(queries.reshape(3, -1).astype(float)).sum(axis=1))
     np.testing.assert_allclose(j.factors[:, 2], ink / rule.scales[j.winners, 2])
     assert f"{j.factors[1, 0]:.1f}x as far" in j.reasons[1]
+
+
+def test_a_drawn_smiley_is_refused_for_its_pieces(mnist, rule, clf):
+    """A smiley is a ring like a 0 (the first non-digit a student draws): its eyes and mouth, separate pieces
+    inside the ring, are what a 0 lacks."""
+    smileys = [x for x in nondigit_drawings(part="design") if x.name.startswith("smiling face")]
+    assert len(smileys) == 3
+    j = _judge(rule, clf, mnist, np.stack([x.digit for x in smileys]))
+    assert j.refused.all() and (j.winners == 0).all()  # the nearest digits anyway: 0s
+    assert (j.factors[:, 4] * rule.scales[0, 4] >= 3).all() and rule.scales[0, 4] == 1  # a usual 0: one piece
+    assert all("separate pieces (a usual 0: 1)" in r for r in j.reasons)
+
+
+@pytest.mark.slow
+def test_every_design_face_is_refused_by_the_draw_pages_default_rule(mnist):
+    """The Draw page's rule (euclidean, all 60,000 training digits, calibrated on the whole validation split)."""
+    faces = [x for x in nondigit_drawings(part="design") if x.kind == "face"]
+    queries = np.stack([x.digit for x in faces])
+    full = KNNClassifier(5).fit(mnist.train_images, mnist.train_labels)
+    d, i = full.kneighbors(queries)
+    j = abstain_rule(mnist, "euclidean").judge(d, full.neighbor_labels(i), queries, mnist.train_images[i])
+    assert len(faces) == 6 and j.refused.all()
+
+
+def test_pieces_are_counted_8_connected_per_picture():
+    from knn_core.abstain import _pieces
+
+    face = np.zeros((28, 28), np.uint8)
+    yy, xx = np.mgrid[:28, :28]
+    face[np.abs(np.hypot(yy - 14, xx - 14) - 10) < 1.5] = 255  # a ring
+    face[10:12, 10:12] = face[10:12, 16:18] = 200  # two eyes inside
+    diagonal = np.zeros((28, 28), np.uint8)
+    diagonal[np.arange(5, 20), np.arange(5, 20)] = 255  # one stroke touching only at corners
+    faint = diagonal.copy()
+    faint[5:8, 20:23] = 127  # less than half the ink: not a piece
+    blank = np.zeros((28, 28), np.uint8)
+    assert _pieces(np.stack([face, diagonal, faint, blank, face])).tolist() == [3, 1, 1, 0, 3]
 
 
 def test_the_patch_difference_is_the_largest_3x3_mean_of_squared_differences(rule):
@@ -133,11 +187,14 @@ def test_a_recipe_is_judged_on_the_pictures_it_compared(mnist):
     np.testing.assert_array_equal(raw["neighbor_images"], X[nb.indices])
 
 
-def test_idm_and_10x10_keep_the_distance_alone():
-    from knn_core.abstain import shape_applies
+def test_10x10_has_the_shape_score_at_28x28_and_idm_keeps_the_distance(mnist):
+    from knn_core.abstain import compared_pictures, shape_applies
 
     assert shape_applies("euclidean") and shape_applies("deskew+blur") and shape_applies("deskew+blur+L3+shift1")
-    assert not shape_applies("idm") and not shape_applies("idm+blur") and not shape_applies("downsample")
+    assert shape_applies("downsample") and not shape_applies("idm")  # 10x10 compared at 28x28; IDM: distance
+    small = compared_pictures("downsample", mnist.test_images[:2], mnist.train_images, np.array([[0, 1], [2, 3]]))
+    assert small["queries"].shape == (2, 28, 28) and small["neighbor_images"].shape == (2, 2, 28, 28)
+    np.testing.assert_array_equal(small["neighbor_images"][1, 0], mnist.train_images[2])
 
 
 def test_most_test_digits_answered_and_most_nondigits_refused(mnist, rule, clf):
@@ -147,6 +204,88 @@ def test_most_test_digits_answered_and_most_nondigits_refused(mnist, rule, clf):
     assert answered_accuracy(j, test.query_labels) > np.mean(j.winners == test.query_labels)
     nd = [x for x in nondigit_drawings() if x.kind != "digit-like"]
     assert _judge(rule, clf, mnist, np.stack([x.digit for x in nd])).refused.mean() > 0.5
+
+
+def test_the_directions_ratio_compares_histograms_of_stroke_directions(rule):
+    """A square's strokes run in 2 directions, a ring's in all: their direction histograms differ by hand."""
+    from knn_core.abstain import _directions
+
+    square = np.zeros((28, 28), np.uint8)
+    square[6:22, 6:22] = 255
+    square[9:19, 9:19] = 0
+    h = _directions(square)
+    assert h.shape == (8,) and h.sum() == pytest.approx(1)
+    assert h[0] + h[4] > 0.9  # horizontal and vertical edges (bins 0 and 90 degrees) hold the strength
+    yy, xx = np.mgrid[:28, :28]
+    r = np.hypot(yy - 13.5, xx - 13.5)
+    ring = (255 * np.exp(-((r - 7.5) ** 2) / 2)).astype(np.uint8)  # soft-edged, as handwriting is
+    assert _directions(ring).max() < 0.2  # spread over the 8 directions
+    d = np.full((1, 5), 2000.0)
+    j = rule.judge(d, np.zeros((1, 5), int), square[None], np.repeat(ring[None, None], 5, axis=1))
+    turn = j.factors[0, 3] * rule.scales[0, 3]
+    assert turn == pytest.approx(np.abs(h - _directions(ring)).sum(), rel=1e-5)
+
+
+def test_fit_exponents_picks_the_grid_point_refusing_the_most_design_nondigits():
+    """On made-up ratios, checked against calibrating a rule for every grid point by hand."""
+    from knn_core.abstain import Judgement, fit_exponents
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    vf = np.exp(rng.normal(0, 0.3, size=(n, 4)))  # validation digits: usual ratios around 1
+    df = np.exp(rng.normal(0, 0.3, size=(200, 4)))
+    df[:, 2] *= 3  # the design non-digits stand out on the ink only
+    classes = np.arange(2)
+
+    def judgement(f, winners):
+        m = len(f)
+        return Judgement(winners, np.zeros(m, bool), f[:, 0], np.ones(m), np.ones(m), ("",) * m, None, f)
+
+    vw, dw = rng.integers(0, 2, n), rng.integers(0, 2, 200)
+    rule = AbstainRule.calibrate(np.ones((n, 1)), vw[:, None], k=1, classes=classes)
+    grid = (0.0, 1.0, 2.0)
+    e = fit_exponents(rule, judgement(vf, vw), judgement(df, dw), grid=grid)
+    assert e[0] == 1 and e[2] == 2  # the ink weighs most
+    refused = {}
+    for a in grid:
+        for b in grid:
+            for c in grid:
+                x = np.array([1, a, b, c])
+                by_hand = AbstainRule.calibrate(
+                    np.exp(np.log(vf) @ x)[:, None], vw[:, None], k=1, classes=classes
+                )  # the limits on the score, as a distance
+                refused[(a, b, c)] = (np.exp(np.log(df) @ x) > by_hand.limits[dw]).mean()
+    assert refused[tuple(e[1:])] == max(refused.values())
+
+
+def test_exponents_come_from_validation_digits_and_design_nondigits_only(mnist, monkeypatch):
+    """Replacing every held-out non-digit (and the test set) changes nothing in the fitted exponents."""
+    import knn_core.nondigits as nondigits
+    from knn_core.abstain import fit_method_exponents
+
+    before = fit_method_exponents(mnist, "euclidean", train_size=SIZE)
+    real = nondigits.nondigit_drawings
+    calls = []
+
+    def only_design(*args, part=None, **kw):
+        calls.append(part)
+        items = real(*args, part=part, **kw)
+        return tuple(x if x.part == "design" else dataclasses.replace(x, digit=np.full((28, 28), 255, np.uint8))
+                     for x in items)
+
+    monkeypatch.setattr(nondigits, "nondigit_drawings", only_design)
+    other_tests = dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[])
+    after = fit_method_exponents(other_tests, "euclidean", train_size=SIZE)
+    np.testing.assert_array_equal(before, after)
+    assert calls == ["design"]
+    assert before.shape == (5,) and before[0] == 1
+
+
+@pytest.mark.slow
+def test_the_exponents_in_the_code_are_refitted_from_validation_and_design(mnist):
+    from knn_core.abstain import fit_method_exponents
+
+    np.testing.assert_array_equal(fit_method_exponents(mnist, "euclidean"), EXPONENTS["euclidean"])
 
 
 def test_bad_rule_parameters_are_named(rule):
@@ -170,8 +309,35 @@ def test_nondigits_are_deterministic_and_go_through_the_drawing_path():
     assert all(np.array_equal(x.digit, y.digit) and x.name == y.name for x, y in zip(a[::37], b[::37]))
     x = a[5]
     assert x.canvas.shape == (280, 280, 4) and x.digit.shape == (28, 28)
+    assert [y.name for y in nondigit_drawings(part="design")] == [y.name for y in a if y.part == "design"]
     np.testing.assert_array_equal(canvas_to_mnist(x.canvas, min_stroke=MNIST_STROKE), x.digit)
     assert not any(x.name[0] in "OoIlSZBg" and x.kind == "letter" for x in a)  # digit-like letters apart
+
+
+def test_the_held_out_nondigits_are_disjoint_from_the_design_ones():
+    """Split by font rendering and by seed: no held-out picture repeats (or nearly repeats) a design one."""
+    from knn_core.nondigits import DESIGN_FONTS, HELD_OUT_FONTS, check_split, distinct
+
+    items = nondigit_drawings()
+    parts = {x.part for x in items}
+    assert parts == {"design", "held-out"}
+    design = [x for x in items if x.part == "design"]
+    held = [x for x in items if x.part == "held-out"]
+    assert not {x.name for x in design} & {x.name for x in held}
+    for x in items:
+        if x.kind in ("letter", "digit-like") and "hershey" in x.name:
+            assert (x.name.split()[1] in DESIGN_FONTS) == (x.part == "design")
+    assert not set(DESIGN_FONTS) & set(HELD_OUT_FONTS)
+    pictures = {x.digit.tobytes() for x in design}
+    assert not any(x.digit.tobytes() in pictures for x in held)
+    assert check_split(items) > 500  # the nearest held-out picture to a design one, euclidean on 0-255 pixels
+    # each part has every fair kind, and more than 150 distinct fair pictures
+    for part in (design, held):
+        fair = [x for x in distinct(part) if x.kind != "digit-like"]
+        assert {x.kind for x in fair} == {"letter", "shape", "face", "scribble"} and len(fair) > 150
+    # a copy is caught
+    with pytest.raises(ValueError, match="near copy"):
+        check_split((design[0], dataclasses.replace(design[0], part="held-out")))
 
 
 # ------------------------------------------------------------------------------------------ explain

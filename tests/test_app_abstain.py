@@ -8,7 +8,7 @@ from helpers import SMALL, digit_grids, run_draw, run_page, run_vote
 
 import ui
 from knn_core.abstain import abstain_rule
-from knn_core.nondigits import letter_canvas
+from knn_core.nondigits import letter_canvas, nondigit_drawings
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 SIZE = "2000"  # training digits: the validation search that calibrates the refusal takes a second or two
@@ -27,6 +27,15 @@ def test_the_draw_page_refuses_a_non_digit_with_the_nearest_digits_anyway_and_wh
     winner = int(message.split("say **")[1][0])
     assert f"beyond the {rule.limits[winner]:.1f} that real {winner}s stay within" in message
     assert any(len(g) == 5 for g in digit_grids(at))  # the 5 nearest digits are still shown
+
+
+def test_the_draw_page_refuses_a_smiley_for_its_pieces():
+    """The first non-digit a student draws: a ring like a 0, with eyes and a mouth a 0 does not have."""
+    (smiley,) = [x for x in nondigit_drawings(part="design") if x.name == "smiling face t16"]
+    at = run_draw(image=smiley.canvas, params={"size": SIZE})
+    assert at.metric[0].value == "not a digit"
+    (message,) = [w for w in _warnings(at) if "That doesn't look like a digit" in w]
+    assert "separate pieces (a usual 0: 1)" in message
 
 
 def test_a_clear_digit_is_answered_and_the_explanation_is_drawn_only_when_opened(mnist):

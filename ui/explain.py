@@ -19,7 +19,7 @@ import numpy as np
 import streamlit as st
 
 from knn_core import estimate_seconds, is_cached
-from knn_core.abstain import AbstainRule, Judgement, abstain_rule
+from knn_core.abstain import AbstainRule, Judgement, abstain_rule, compared_pictures
 from knn_core.explain import NeighbourExplanation, difference, explain_neighbour, why_not
 
 from .digits import digit_grid, enlarge, to_uint8
@@ -71,13 +71,19 @@ def rule(settings: Settings, *, spinner: bool = True) -> AbstainRule | None:
     return found
 
 
-def abstain_judgement(settings: Settings, nb: Neighbours) -> Judgement | None:
+def abstain_judgement(settings: Settings, nb: Neighbours, digit=None) -> Judgement | None:
     """Whether one drawing's neighbours (the first k, with the pictures as the method compared them) make
-    it a refusal; None: no rule for these settings."""
+    it a refusal; None: no rule for these settings. digit: the 28x28 drawing, for a method that compared
+    smaller pictures (10x10: its shape score compares them at 28x28, `compared_pictures`)."""
     r = rule(settings)
     if r is None or len(nb.distances) < r.k:
         return None
-    return r.judge(nb.distances[None, : r.k], nb.labels[None, : r.k], nb.query[None], nb.images[None, : r.k])
+    query, images = nb.query[None], nb.images[None, : r.k]
+    if r.uses_pictures and query.shape[1:] != (28, 28) and digit is not None:
+        moves = None if nb.shifts is None else nb.shifts[None, : r.k]
+        pics = compared_pictures(settings.search, digit[None], get_dataset().train_images, nb.rows[None, : r.k], moves)
+        query, images = pics["queries"], pics["neighbor_images"]
+    return r.judge(nb.distances[None, : r.k], nb.labels[None, : r.k], query, images)
 
 
 def abstain_message(judgement: Judgement | None, winner) -> bool:

@@ -92,7 +92,7 @@ def _result(digit: np.ndarray, settings: Settings):
     bars = vote_bars_html(
         vote.scores, clf.classes_, vote.winner, counts=counts, tied=vote.tied_classes, weights=settings.weights
     )
-    result = (vote, bars, neighbours_html(nb, digit, vote.winner, settings), nb, abstain_judgement(settings, nb))
+    result = (vote, bars, neighbours_html(nb, digit, vote.winner, settings), nb, abstain_judgement(settings, nb, digit))
     st.session_state[_MEMO] = (key, result)
     return result
 
