@@ -26,6 +26,8 @@ from knn_core.methods import (
     resolve_recipe,
     shift_offsets,
     sobel_gradients,
+    tangent_distances,
+    tangent_vectors,
     translate,
 )
 from knn_core.search import METRICS, ExactSearch
@@ -535,6 +537,58 @@ def test_idm_float_images_agree_with_uint8(small):
     a = idm_distances(Q[0], X[:5], 1)
     b = idm_distances(Q[0].astype(np.float32), X[:5].astype(np.float32), 1)
     np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ tangent distance
+
+
+def loop_tangents(img):
+    """Reference: the 7 tangents of Simard et al. pixel by pixel, each scaled to unit length."""
+    H, W = img.shape
+    f = img.astype(np.float64)
+    at = lambda y, x: f[y, x] if 0 <= y < H and 0 <= x < W else 0.0  # noqa: E731
+    t = np.zeros((7, H, W))
+    for y in range(H):
+        for x in range(W):
+            gx, gy = (at(y, x + 1) - at(y, x - 1)) / 2, (at(y + 1, x) - at(y - 1, x)) / 2
+            cy, cx = (y - (H - 1) / 2) / (H / 2), (x - (W - 1) / 2) / (W / 2)
+            t[:, y, x] = [gx, gy, cy * gx - cx * gy, cx * gx + cy * gy, cx * gx - cy * gy, cy * gx + cx * gy,
+                          gx * gx + gy * gy]
+    t = t.reshape(7, -1)
+    n = np.sqrt((t * t).sum(1, keepdims=True))
+    return t / np.where(n > 0, n, 1)
+
+
+def test_tangent_distance_matches_least_squares_reference(small):
+    X = small[0][20:24]
+    q = small[2][1]
+    tq = loop_tangents(q)
+    np.testing.assert_allclose(tangent_vectors(q[None])[0], tq, rtol=1e-12, atol=1e-15)
+    for penalty in (0.0, 0.05, 2.0):
+        want = []
+        for y in X:
+            M = np.concatenate([tq, -loop_tangents(y)]).T  # q + T_q a - y - T_y b = d + M (a, b)
+            d = q.astype(np.float64).ravel() - y.astype(np.float64).ravel()
+            A = np.vstack([M, np.sqrt(penalty) * np.eye(14)])
+            x = np.linalg.lstsq(A, np.concatenate([-d, np.zeros(14)]), rcond=None)[0]
+            want.append(np.sqrt(((d + M @ x) ** 2).sum() + penalty * (x * x).sum()))
+        np.testing.assert_allclose(tangent_distances(q, X, penalty), want, rtol=1e-9)
+
+
+def test_tangent_distance_forgives_small_rotations_never_above_euclidean(small):
+    from scipy.ndimage import gaussian_filter, rotate
+
+    X = small[0]
+    digit = X[5]
+    smooth = gaussian_filter(digit.astype(np.float64), 1)  # tangents are first-order: smooth strokes
+    turned = np.clip(rotate(smooth, 4, reshape=False, order=1), 0, 255)
+    l2 = np.sqrt(((turned - smooth) ** 2).sum())
+    assert tangent_distances(turned, smooth[None], 0.01)[0] < 0.3 * l2  # measured 0.23
+    assert tangent_distances(digit, digit[None], 0.01)[0] < 1e-6
+    assert np.all(tangent_distances(digit, X[:50], 0.01) <= np.sqrt(((X[:50].reshape(50, -1) - digit.reshape(-1).astype(np.float64)) ** 2).sum(1)) + 1e-9)
+    # a huge penalty leaves the euclidean distance
+    np.testing.assert_allclose(tangent_distances(digit, X[:5], 1e12),
+                               np.sqrt(((X[:5].reshape(5, -1) - digit.reshape(-1).astype(np.float64)) ** 2).sum(1)), rtol=1e-6)
 
 
 # ------------------------------------------------------------------ cached lists
