@@ -247,6 +247,10 @@ def test_k_larger_than_the_copies_raises(small):
         (dict(rerank="idm", shifts=1), "idm"),
         (dict(candidates=0), "candidates"),
         (dict(idm_window=-1), "idm_window"),
+        (dict(tangent_weight=1.0), "tangent_weight"),
+        (dict(rerank="idm", tangent_weight=-1.0), "tangent_weight"),
+        (dict(rerank="idm", tangent_penalty=float("nan")), "tangent_penalty"),
+        (dict(rerank="idm", tangent_candidates=0), "tangent_candidates"),
     ],
 )
 def test_bad_recipe_raises(kwargs, words):
@@ -589,6 +593,25 @@ def test_tangent_distance_forgives_small_rotations_never_above_euclidean(small):
     # a huge penalty leaves the euclidean distance
     np.testing.assert_allclose(tangent_distances(digit, X[:5], 1e12),
                                np.sqrt(((X[:5].reshape(5, -1) - digit.reshape(-1).astype(np.float64)) ** 2).sum(1)), rtol=1e-6)
+
+
+def test_idm_with_tangent_distance_ranks_the_idm_best_by_the_sum(small):
+    X, y, Q, qy = small
+    r = Recipe(rerank="idm", candidates=40, idm_window=1, tangent_weight=3.0, tangent_penalty=0.2,
+               tangent_candidates=15)
+    clf = KNNClassifier(3, method=r).fit(X, y)
+    nb = clf.kneighbors_detail(Q[:5], 8)
+    for j in range(5):
+        l2 = np.sqrt(((X.reshape(len(X), -1).astype(np.float64) - Q[j].reshape(-1)) ** 2).sum(1))
+        cand = np.lexsort((np.arange(len(X)), l2))[:40]
+        all_idm = idm_distances(Q[j], X[cand], 1)
+        top = cand[np.lexsort((cand, all_idm))[:15]]  # the 15 best by IDM get the tangent distance
+        both = np.sqrt(idm_distances(Q[j], X[top], 1) ** 2 + 3.0 * tangent_distances(Q[j], X[top], 0.2) ** 2)
+        want = np.lexsort((top, both))[:8]
+        assert np.array_equal(nb.indices[j], top[want])
+        np.testing.assert_allclose(nb.distances[j], both[want], rtol=1e-12)
+    assert clf.distance_name == "IDM + tangent distance"
+    assert "tangent distance (x3, penalty 0.2) on the top 15 by IDM" in r.describe()
 
 
 # ------------------------------------------------------------------ cached lists
