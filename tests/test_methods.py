@@ -301,6 +301,12 @@ def test_method_classic_power_and_cache_id():
     assert Method.classic("minkowski", 3).cache_id() != Method.classic("minkowski", 4).cache_id()
     assert Method.classic("euclidean", 3).cache_id() == Method.classic("euclidean", 7).cache_id()
     assert Method.classic("euclidean").cache_id() != Method.classic("cosine").cache_id()
+    # The tangent fields enter the cache id only when used: IDM lists cached before them stay valid.
+    idm = Method.parse("idm")
+    assert "tangent" not in idm.cache_id() and '"idm_window": 2' in idm.cache_id()
+    assert Method.parse(idm.recipe.replace(tangent_penalty=0.5)).cache_id() == idm.cache_id()
+    with_td = Method.parse(idm.recipe.replace(tangent_weight=1.0))
+    assert with_td.cache_id() != Method.parse(idm.recipe.replace(tangent_weight=2.0)).cache_id() != idm.cache_id()
     # frozen and hashable: it keys caches
     assert len({Method.parse("idm"), Method.parse("idm"), Method.classic()}) == 2
     with pytest.raises(AttributeError):
