@@ -135,6 +135,9 @@ def explain_neighbour(clf, digit, index: int, shift=(0, 0), distance: Optional[f
             "Each pixel's squared difference of gradient context at the place it was matched "
             f"(within {r.idm_window} px); they add up to the IDM distance squared."
         )
+        if r.tangent_weight:
+            how += (f" The ranking distance also holds {r.tangent_weight:g} x the tangent distance squared, "
+                    "which is not a sum over pixels.")
     else:
         contributions = pixel_contributions(query, nb, power)
         name = {1.0: "the distance itself", 2.0: "the distance squared", 3.0: "the distance cubed"}.get(

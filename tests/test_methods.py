@@ -26,6 +26,8 @@ from knn_core.methods import (
     resolve_recipe,
     shift_offsets,
     sobel_gradients,
+    tangent_distances,
+    tangent_vectors,
     translate,
 )
 from knn_core.search import METRICS, ExactSearch
@@ -245,6 +247,10 @@ def test_k_larger_than_the_copies_raises(small):
         (dict(rerank="idm", shifts=1), "idm"),
         (dict(candidates=0), "candidates"),
         (dict(idm_window=-1), "idm_window"),
+        (dict(tangent_weight=1.0), "tangent_weight"),
+        (dict(rerank="idm", tangent_weight=-1.0), "tangent_weight"),
+        (dict(rerank="idm", tangent_penalty=float("nan")), "tangent_penalty"),
+        (dict(rerank="idm", tangent_candidates=0), "tangent_candidates"),
     ],
 )
 def test_bad_recipe_raises(kwargs, words):
@@ -295,6 +301,12 @@ def test_method_classic_power_and_cache_id():
     assert Method.classic("minkowski", 3).cache_id() != Method.classic("minkowski", 4).cache_id()
     assert Method.classic("euclidean", 3).cache_id() == Method.classic("euclidean", 7).cache_id()
     assert Method.classic("euclidean").cache_id() != Method.classic("cosine").cache_id()
+    # The tangent fields enter the cache id only when used: IDM lists cached before them stay valid.
+    idm = Method.parse("idm")
+    assert "tangent" not in idm.cache_id() and '"idm_window": 2' in idm.cache_id()
+    assert Method.parse(idm.recipe.replace(tangent_penalty=0.5)).cache_id() == idm.cache_id()
+    with_td = Method.parse(idm.recipe.replace(tangent_weight=1.0))
+    assert with_td.cache_id() != Method.parse(idm.recipe.replace(tangent_weight=2.0)).cache_id() != idm.cache_id()
     # frozen and hashable: it keys caches
     assert len({Method.parse("idm"), Method.parse("idm"), Method.classic()}) == 2
     with pytest.raises(AttributeError):
@@ -535,6 +547,77 @@ def test_idm_float_images_agree_with_uint8(small):
     a = idm_distances(Q[0], X[:5], 1)
     b = idm_distances(Q[0].astype(np.float32), X[:5].astype(np.float32), 1)
     np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ tangent distance
+
+
+def loop_tangents(img):
+    """Reference: the 7 tangents of Simard et al. pixel by pixel, each scaled to unit length."""
+    H, W = img.shape
+    f = img.astype(np.float64)
+    at = lambda y, x: f[y, x] if 0 <= y < H and 0 <= x < W else 0.0  # noqa: E731
+    t = np.zeros((7, H, W))
+    for y in range(H):
+        for x in range(W):
+            gx, gy = (at(y, x + 1) - at(y, x - 1)) / 2, (at(y + 1, x) - at(y - 1, x)) / 2
+            cy, cx = (y - (H - 1) / 2) / (H / 2), (x - (W - 1) / 2) / (W / 2)
+            t[:, y, x] = [gx, gy, cy * gx - cx * gy, cx * gx + cy * gy, cx * gx - cy * gy, cy * gx + cx * gy,
+                          gx * gx + gy * gy]
+    t = t.reshape(7, -1)
+    n = np.sqrt((t * t).sum(1, keepdims=True))
+    return t / np.where(n > 0, n, 1)
+
+
+def test_tangent_distance_matches_least_squares_reference(small):
+    X = small[0][20:24]
+    q = small[2][1]
+    tq = loop_tangents(q)
+    np.testing.assert_allclose(tangent_vectors(q[None])[0], tq, rtol=1e-12, atol=1e-15)
+    for penalty in (0.0, 0.05, 2.0):
+        want = []
+        for y in X:
+            M = np.concatenate([tq, -loop_tangents(y)]).T  # q + T_q a - y - T_y b = d + M (a, b)
+            d = q.astype(np.float64).ravel() - y.astype(np.float64).ravel()
+            A = np.vstack([M, np.sqrt(penalty) * np.eye(14)])
+            x = np.linalg.lstsq(A, np.concatenate([-d, np.zeros(14)]), rcond=None)[0]
+            want.append(np.sqrt(((d + M @ x) ** 2).sum() + penalty * (x * x).sum()))
+        np.testing.assert_allclose(tangent_distances(q, X, penalty), want, rtol=1e-9)
+
+
+def test_tangent_distance_forgives_small_rotations_never_above_euclidean(small):
+    from scipy.ndimage import gaussian_filter, rotate
+
+    X = small[0]
+    digit = X[5]
+    smooth = gaussian_filter(digit.astype(np.float64), 1)  # tangents are first-order: smooth strokes
+    turned = np.clip(rotate(smooth, 4, reshape=False, order=1), 0, 255)
+    l2 = np.sqrt(((turned - smooth) ** 2).sum())
+    assert tangent_distances(turned, smooth[None], 0.01)[0] < 0.3 * l2  # measured 0.23
+    assert tangent_distances(digit, digit[None], 0.01)[0] < 1e-6
+    assert np.all(tangent_distances(digit, X[:50], 0.01) <= np.sqrt(((X[:50].reshape(50, -1) - digit.reshape(-1).astype(np.float64)) ** 2).sum(1)) + 1e-9)
+    # a huge penalty leaves the euclidean distance
+    np.testing.assert_allclose(tangent_distances(digit, X[:5], 1e12),
+                               np.sqrt(((X[:5].reshape(5, -1) - digit.reshape(-1).astype(np.float64)) ** 2).sum(1)), rtol=1e-6)
+
+
+def test_idm_with_tangent_distance_ranks_the_idm_best_by_the_sum(small):
+    X, y, Q, qy = small
+    r = Recipe(rerank="idm", candidates=40, idm_window=1, tangent_weight=3.0, tangent_penalty=0.2,
+               tangent_candidates=15)
+    clf = KNNClassifier(3, method=r).fit(X, y)
+    nb = clf.kneighbors_detail(Q[:5], 8)
+    for j in range(5):
+        l2 = np.sqrt(((X.reshape(len(X), -1).astype(np.float64) - Q[j].reshape(-1)) ** 2).sum(1))
+        cand = np.lexsort((np.arange(len(X)), l2))[:40]
+        all_idm = idm_distances(Q[j], X[cand], 1)
+        top = cand[np.lexsort((cand, all_idm))[:15]]  # the 15 best by IDM get the tangent distance
+        both = np.sqrt(idm_distances(Q[j], X[top], 1) ** 2 + 3.0 * tangent_distances(Q[j], X[top], 0.2) ** 2)
+        want = np.lexsort((top, both))[:8]
+        assert np.array_equal(nb.indices[j], top[want])
+        np.testing.assert_allclose(nb.distances[j], both[want], rtol=1e-12)
+    assert clf.distance_name == "IDM + tangent distance"
+    assert "tangent distance (x3, penalty 0.2) on the top 15 by IDM" in r.describe()
 
 
 # ------------------------------------------------------------------ cached lists

@@ -3,9 +3,9 @@
 - `Method` (method.py): the one value naming how neighbours are found.
 - `Recipe`, `Preset`, `PRESETS` (recipes.py): deskew, blur, L3, shifts, IDM.
 - `MethodSearch`, `MetricSearch` (search.py): the searches behind a Method.
-- `lp_distances`, `idm_distances` (kernels.py): the distance kernels.
+- `lp_distances`, `idm_distances`, `tangent_distances` (kernels.py): the distance kernels.
 """
-from .kernels import idm_distances, lp_distances, sobel_gradients
+from .kernels import idm_distances, lp_distances, sobel_gradients, tangent_distances, tangent_vectors
 from .method import CLASSIC_P, Method
 from .recipes import BEST_PRESET, MAX_SHIFT, METHOD_METRICS, PRESETS, RERANKS, Preset, Recipe, resolve_recipe
 from .search import (
@@ -23,5 +23,5 @@ __all__ = [
     "BEST_PRESET", "CLASSIC_P", "MAX_SHIFT", "METHOD_METRICS", "PRESETS", "RERANKS",
     "Method", "MethodSearch", "MetricSearch", "Neighbors", "Preset", "Recipe",
     "brute_force_neighbors", "idm_distances", "lp_distances", "pad_frame", "prepare_images", "resolve_recipe",
-    "shift_offsets", "sobel_gradients", "translate",
+    "shift_offsets", "sobel_gradients", "tangent_distances", "tangent_vectors", "translate",
 ]

@@ -115,7 +115,11 @@ class Method:
         """What a cached neighbour list of this method depends on (not the preset's name)."""
         if self.recipe is None:
             return json.dumps({"metric": self.metric, "p": self.p if self.metric == "minkowski" else None})
-        return json.dumps({"recipe": self.recipe.to_dict()}, sort_keys=True)
+        d = self.recipe.to_dict()
+        if not d["tangent_weight"]:  # IDM alone: the lists cached before the tangent distance existed stay valid
+            for name in ("tangent_weight", "tangent_penalty", "tangent_candidates"):
+                del d[name]
+        return json.dumps({"recipe": d}, sort_keys=True)
 
     # -- what it does
     def make_search(self, n_jobs: int = 2) -> Union[MetricSearch, MethodSearch]:

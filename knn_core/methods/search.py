@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..search import ExactSearch
 from ..threads import one_blas_thread
-from .kernels import idm_distances, lp_distances
+from .kernels import idm_distances, lp_distances, tangent_distances
 from .recipes import Recipe, resolve_recipe
 
 _CHUNK = 512  # queries per step: bounds memory, and the granularity of progress
@@ -330,8 +330,25 @@ class MethodSearch:
                     lambda c: idm_distances(Q[0], self.prepared_[c], r.idm_window, r.idm_context), parts)))[None]
         else:
             D = np.stack(self._parallel(one, m))
+        if r.tangent_weight:
+            D, cand = self._add_tangent(Q, cand, D, k)
+            C = cand.shape[1]
         rows = np.repeat(np.arange(m), C)
         return _sort_pairs(rows, D.ravel(), cand.ravel(), np.zeros(m * C, np.int64), m, k, False)
+
+    def _add_tangent(self, Q, cand, D, k):
+        """The IDM-best candidates re-measured by sqrt(IDM^2 + weight * TD^2): (m, T) distances and indices."""
+        r = self.recipe
+        T = min(max(r.tangent_candidates, k), cand.shape[1])
+        order = np.stack([np.lexsort((c, d))[:T] for c, d in zip(cand, D)])  # by IDM, then training index
+        top = np.take_along_axis(cand, order, 1)
+        idm = np.take_along_axis(D, order, 1)
+
+        def one(j):
+            return tangent_distances(Q[j], self.prepared_[top[j]], r.tangent_penalty)
+
+        td = np.stack(self._parallel(one, len(Q)))
+        return np.sqrt(idm**2 + r.tangent_weight * td**2), top
 
 
 # --------------------------------------------------------------------------- exactness of the two-stage Lp
