@@ -267,10 +267,12 @@ class AbstainRule:
                 f", its strokes run in directions {fo:.1f}x as unlike its neighbours' as usual"
                 if self._exponent(3) else ""
             )
-            n_pieces = fn * self.scales[c, 4]
-            if self._exponent(4) and n_pieces > self.scales[c, 4]:
+            assert self.scales is not None  # a shape score: calibrated with the pictures' scales
+            usual_pieces = self.scales[c, 4]
+            n_pieces = fn * usual_pieces
+            if self._exponent(4) and n_pieces > usual_pieces:
                 turns += (f", it is drawn in {n_pieces:.0f} separate pieces (a usual {label}: "
-                          f"{self.scales[c, 4]:.0f})")
+                          f"{usual_pieces:.0f})")
             parts.append(
                 f"unlike every digit: its nearest {label} is {fd:.1f}x as far as real {label}s usually are from "
                 f"theirs (at {self.distance_name} {d:,.0f}), where it differs most (a 3x3 patch) it differs "
@@ -453,7 +455,8 @@ def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", co
     if len(groups) != len(dw):
         raise ParameterError(f"groups must give one kind per design drawing: {len(groups)} for {len(dw)}")
     sizes = np.bincount(groups)
-    best, best_key = None, None
+    best: np.ndarray = np.ones(val.factors.shape[1])
+    best_key = None
     for free in itertools.product(grid, repeat=val.factors.shape[1] - 1):
         e = np.array((1.0,) + tuple(free))
         min_share, limits = _limits(np.exp(lv @ e), vw, val.share, 1 - coverage, len(rule.classes))

@@ -212,7 +212,7 @@ def _jittered(items: list[tuple[str, np.ndarray]], rng, prefix: str = "turned ")
         sx, sy = rng.uniform(0.7, 1.0, size=2)
         M = cv2.getRotationMatrix2D((CANVAS / 2, CANVAS / 2), angle, 1.0)
         M[:, :2] = M[:, :2] * np.array([[sx], [sy]])
-        M[:, 2] += (1 - np.array([sx, sy])) * CANVAS / 2
+        M[:, 2] = M[:, 2] + (1 - np.array([sx, sy])) * CANVAS / 2
         moved = cv2.warpAffine(img, M, (CANVAS, CANVAS), flags=cv2.INTER_LINEAR)
         pen = int(rng.integers(-1, 2))  # thinner, the same, thicker
         kernel = np.ones((7, 7), np.uint8)

@@ -303,6 +303,7 @@ def photo_with_preview(data, side: int = 96, max_pixels: int = DEFAULT_MAX_PIXEL
     with image_errors("image"):
         plane, kind = _photo_plane(data, max_pixels)
         preview = _shrunk_uint8(plane, side)
+        stages: Stages | Exception
         try:
             stages = _stages_of_plane(plane, kind, min_stroke)
         except (ImageError, EmptyDrawingError) as exc:
