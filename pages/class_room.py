@@ -189,6 +189,7 @@ def _class_controls(store, token: str, room) -> None:
 def _wall(store, code: str) -> None:
     """The projector's wall: the latest drawings with kNN's answers, the count and the tally; it rereads
     only what is new every WALL_REFRESH_S seconds."""
+    ui.fair.exempt_from_budget()  # what the class watches: not slowed down with the long runs (ui/fair.py)
     try:
         room = store.room(code)
         wall = ui.read_wall(store, code, st.session_state.get("room_wall"))

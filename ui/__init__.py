@@ -22,6 +22,7 @@ Pages and tests use only the names listed in ``__all__``; the code is one hop aw
 - ``ui/navigation.py``: the page menu (:func:`page_menu`) and how a page file runs inside
   app.py, even when Streamlit's legacy ``pages/`` mode runs it by itself (:func:`run_page`).
 """
+from . import fair
 from .cache_warnings import show_cache_warnings
 from .canvas import (
     DRAWING_MIN_STROKE,
@@ -143,7 +144,7 @@ __all__ = [
     # cache warnings
     "show_cache_warnings",
     # navigation
-    "page_menu", "run_page", "scroll_into_view",
+    "fair", "page_menu", "run_page", "scroll_into_view",
     # a drawing's prediction (Draw page, class room) and its neighbour vote (Neighbour vote page, class room)
     "CAPTION_STYLE", "Prediction", "explain_expander", "show_prediction",
     "EXTRA_SHOWN", "LABEL_COLOURS", "QUERY_COLOUR", "radial_figure", "show_neighbour_vote", "tally_figure",
