@@ -252,3 +252,48 @@ def test_long_runs_share_a_cpu_budget_while_the_class_draws(monkeypatch):
     assert exempt < 0.02
     # 0.2 s charged (a little more: the burn overshoots), minus 0.05 of burst, at 0.5 s of CPU per s
     assert 0.25 <= pause <= 1.0
+
+
+def test_background_work_shares_a_cpu_budget_while_the_class_draws(monkeypatch):
+    """While the class draws, a background thread that used more than the burst since its last pause
+    point sleeps until the background budget has drained at BACKGROUND_CORES; with nobody drawing, not."""
+    from knn_core import threads
+
+    fair.install()
+    monkeypatch.setattr(fair, "BACKGROUND_CORES", 0.5)
+    monkeypatch.setattr(fair, "LONG_RUNS_BURST_S", 0.05)
+    monkeypatch.setattr(fair, "BACKGROUND_WAIT_S", 0.0)
+    pauses = []
+
+    def background():
+        threads.mark_background_thread()
+        threads.pause_point()  # the first pause point starts the count
+        fair._background_bucket[:] = [0.0, time.monotonic()]
+        _burn(0.2)
+        t0 = time.perf_counter()
+        threads.pause_point()
+        pauses.append(time.perf_counter() - t0)
+
+    def run_background():
+        t = threading.Thread(target=background)
+        t.start()
+        t.join(10)
+
+    run_background()  # nobody drawing
+    drawing, release = threading.Event(), threading.Event()
+
+    def short_run():
+        fair.run_started()
+        drawing.set()
+        release.wait(10)
+        fair.run_ended()
+
+    s = threading.Thread(target=short_run)
+    s.start()
+    drawing.wait(5)
+    try:
+        run_background()
+    finally:
+        release.set()
+        s.join(5)
+    assert pauses[0] < 0.02 and 0.25 <= pauses[1] <= 1.0

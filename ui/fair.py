@@ -23,6 +23,9 @@ run: at each of its pause points (between chunks) it waits while any run is unde
 ``BACKGROUND_WAIT_S`` a time.  Its threads run at the lowest CPU priority already, but in one Python
 process a busy thread also makes every other wait for the interpreter each time it blocks on the
 network (the event loop that delivers every student's prediction), which no CPU priority changes.
+And while the class draws, background work together gets at most ``BACKGROUND_CORES`` of a core (a
+bucket like the long runs'): on two cores, a search at the lowest priority still takes a whole core
+that the class's requests, the event loop and the students' own traffic share otherwise.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from knn_core.threads import set_pause_hook
 LONG_RUN_CPU_S = 0.06  # a stroke on the Draw page: ~30 ms of its thread's CPU (loadtest/README.md)
 MAX_WAIT_S = 0.25  # per checkpoint: a long run waits at most this for the short ones at a time
 BACKGROUND_WAIT_S = 0.05  # per pause point of background work: it crawls, not stops, while the class draws
+BACKGROUND_CORES = 0.25  # while the class draws: what background work together may use of one core
 MAX_WAIT_PER_RUN_S = 3.0
 LONG_RUNS_CORES = 0.25  # while the class draws: what all long runs together may use of one core
 LONG_RUNS_BURST_S = 0.1  # CPU seconds long runs may use at once before the rate applies
@@ -60,6 +64,8 @@ _short_running = 0
 _running = 0  # script runs under way, short or long
 _bucket = [0.0, 0.0]  # long runs' CPU not yet drained (s), and when it was last drained (monotonic)
 _short_ended = [float("-inf")]  # when the last short run ended (monotonic)
+_background_bucket = [0.0, 0.0]  # background work's CPU not yet drained (s), and when last drained
+_background = threading.local()  # per background thread: charged (its thread CPU at the last pause point)
 _run = threading.local()  # per script thread: cpu0 (thread CPU at the start), short (still counted)
 counters = Counters()
 
@@ -141,22 +147,38 @@ def _throttle() -> None:
     while the budget is overdrawn and the class draws."""
     if getattr(_run, "exempt", False):
         return
-    now_cpu, now = time.thread_time(), time.monotonic()
+    now_cpu = time.thread_time()
     used, _run.charged = now_cpu - _run.charged, now_cpu
     with _cond:
-        level = max(0.0, _bucket[0] - (now - _bucket[1]) * LONG_RUNS_CORES) + used
-        _bucket[:] = [level, now]
-        class_draws = _short_running > 0 or now - _short_ended[0] < CLASS_ACTIVE_S
-    if class_draws and level > LONG_RUNS_BURST_S:
-        pause = min(MAX_THROTTLE_S, (level - LONG_RUNS_BURST_S) / LONG_RUNS_CORES)
+        pause = _overdrawn(_bucket, used, LONG_RUNS_CORES, LONG_RUNS_BURST_S)
+    if pause:
         time.sleep(pause)
         with _cond:
             counters.throttled_s += pause
 
 
+def _overdrawn(bucket: list, used: float, rate: float, burst: float) -> float:
+    """Charge `used` CPU seconds to a bucket draining at `rate`; the seconds to sleep for it to be back
+    within `burst` (0: within), if the class draws.  Call with _cond held."""
+    now = time.monotonic()
+    level = max(0.0, bucket[0] - (now - bucket[1]) * rate) + used
+    bucket[:] = [level, now]
+    class_draws = _short_running > 0 or now - _short_ended[0] < CLASS_ACTIVE_S
+    return min(MAX_THROTTLE_S, (level - burst) / rate) if class_draws and level > burst else 0.0
+
+
 def background_pause() -> None:
     """Background work's pause point (knn_core.threads.pause_point): wait while script runs are under
-    way, at most BACKGROUND_WAIT_S."""
+    way, at most BACKGROUND_WAIT_S; and while the class draws, sleep when background work has used more
+    than its BACKGROUND_CORES."""
+    now_cpu = time.thread_time()
+    used, _background.charged = now_cpu - getattr(_background, "charged", now_cpu), now_cpu
+    with _cond:
+        pause = _overdrawn(_background_bucket, used, BACKGROUND_CORES, LONG_RUNS_BURST_S)
+    if pause:
+        time.sleep(pause)
+        with _cond:
+            counters.throttled_s += pause
     with _cond:
         if _running:
             _cond.wait_for(lambda: _running == 0, timeout=BACKGROUND_WAIT_S)
