@@ -36,10 +36,12 @@ from knn_core.abstain import (  # noqa: E402
     AbstainRule,
     answered_accuracy,
     compared_pictures,
+    distance_per_class,
     fit_exponents,
     fit_method_exponents,
     method_exponents,
     shape_applies,
+    shape_ratios,
 )
 from knn_core.nondigits import FONTS, distinct, nondigit_drawings  # noqa: E402
 from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
@@ -67,7 +69,7 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
             fit: bool = False) -> dict:
     method = Method.parse(name)
     k, weights = method.k, method.weights
-    shape = shape and shape_applies(method)
+    shape = shape and (shape_applies(method) or fit)  # IDM: its ratios (shape_ratios) fitted with --fit
     t0 = time.perf_counter()
     full = KNNClassifier(k, method=method, weights=weights).fit(ds.train_images, ds.train_labels)
     fitsplit = KNNClassifier(k, method=method, weights=weights).fit(ds.fit_images, ds.fit_labels)
@@ -91,7 +93,8 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
 
     def calibrate(exponents):
         return AbstainRule.calibrate(vd, vl, k=k, weights=weights, coverage=coverage, classes=np.unique(ds.train_labels),
-                                     distance_name=method.distance_name, exponents=exponents, **vpics)
+                                     distance_name=method.distance_name, exponents=exponents,
+                                     distance_per_class=distance_per_class(method), **vpics)
 
     exponents = method_exponents(method) if shape else None
     if fit and shape and subset is None:  # on the validation digits and the design non-digits only
@@ -100,7 +103,8 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
         ones = calibrate(None)
         design = (parts == "design") & (kinds != "digit-like")
         jd = judge(ones, Xn[design], "design vs fit", fitsplit, ds.fit_images)
-        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage, groups=kinds[design])
+        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage, groups=kinds[design],
+                                  ratios=shape_ratios(method))
     rule = calibrate(exponents)
     if subset is None:
         test = neighbor_lists(ds, method, "test")
@@ -174,8 +178,6 @@ def main(argv=None) -> None:
     rows = []
     shapes = {"shape": (True,), "distance": (False,), "both": (True, False)}[args.rule]
     for (name, subset), shape in ((job, shape) for job in jobs for shape in shapes):  # each row once measured
-        if shape and not shape_applies(name) and False in shapes:
-            continue  # its rule is the distance alone: one row
         r = measure(ds, name, args.coverage, subset, redrawn, nondigits, shape, args.fit)
         rows.append(r)
         ex = "-" if not shape else ("1, 1, 1" if r["exponents"] is None else ", ".join(f"{x:g}" for x in r["exponents"]))
