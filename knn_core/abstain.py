@@ -19,7 +19,8 @@ the test set:
 With the pictures as the method compared them (``queries`` and the
 neighbours' ``neighbor_images``: raw pixels for classic kNN, deskewed and
 blurred for those recipes, and the 28x28 pictures of 10x10 downsampling;
-not IDM, which keeps the distance alone, `shape_applies`; the default of `abstain_rule`,
+IDM, whose pixels move, only with its distance and the drawing's ink and pieces (`shape_ratios`), its
+distance against all validation digits' usual one (`distance_per_class`); the default of `abstain_rule`,
 `Abstainer`, the Draw page and the command line) the distance test looks at
 the drawing's shape, not only at one distance: a score multiplies four
 ratios, each against what is usual for the winning class on the validation
