@@ -27,10 +27,16 @@ from knn_core.nondigits import distinct, nondigit_drawings  # noqa: E402
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--subset", type=int, default=1000)
-    ap.add_argument("--overall-distance", action="store_true",
-                    help="the distance ratio against the overall median (as the distance alone is), not per class")
-    ap.add_argument("--held-out", action="store_true",
-                    help="then measure the chosen powers (chosen above on design) on the held-out part and a test subset")
+    ap.add_argument(
+        "--overall-distance",
+        action="store_true",
+        help="the distance ratio against the overall median (as the distance alone is), not per class",
+    )
+    ap.add_argument(
+        "--held-out",
+        action="store_true",
+        help="then measure the chosen powers (chosen above on design) on the held-out part and a test subset",
+    )
     ap.add_argument("--coverage", type=float, default=DEFAULT_COVERAGE)
     args = ap.parse_args(argv)
     ds = load_mnist()
@@ -44,11 +50,17 @@ def main(argv=None) -> None:
     judged = []
     for Q in (vq, X):
         nb = clf.kneighbors_detail(Q)
-        judged.append((nb.distances, clf.neighbor_labels(nb.indices),
-                       compared_pictures(method, Q, ds.fit_images, nb.indices[:, :k], nb.shifts)))
+        judged.append(
+            (
+                nb.distances,
+                clf.neighbor_labels(nb.indices),
+                compared_pictures(method, Q, ds.fit_images, nb.indices[:, :k], nb.shifts),
+            )
+        )
     (vd, vl, vp), (dd, dl, dp) = judged
-    ones = AbstainRule.calibrate(vd, vl, k=k, weights=method.weights, coverage=args.coverage,
-                                 classes=np.arange(10), **vp)
+    ones = AbstainRule.calibrate(
+        vd, vl, k=k, weights=method.weights, coverage=args.coverage, classes=np.arange(10), **vp
+    )
     jv, jd = ones.judge(vd, vl, **vp), ones.judge(dd, dl, **dp)
     vw, dw = np.searchsorted(ones.classes, jv.winners), np.searchsorted(ones.classes, jd.winners)
     vf, df = jv.factors.copy(), jd.factors.copy()
@@ -56,7 +68,9 @@ def main(argv=None) -> None:
         scale = np.median(jv.nearest)
         vf[:, 0], df[:, 0] = jv.nearest / scale, jd.nearest / scale
     names = sorted(set(kinds))
-    print(f"distance ratio: {'overall' if args.overall_distance else 'per class'} median; validation subset {args.subset}, design non-digits {len(X)} ({', '.join(names)}); coverage {args.coverage}")
+    print(
+        f"distance ratio: {'overall' if args.overall_distance else 'per class'} median; validation subset {args.subset}, design non-digits {len(X)} ({', '.join(names)}); coverage {args.coverage}"
+    )
     print("ink pieces | design refused | least kind | " + " | ".join(names))
     best, best_key = None, None
     for ink in EXPONENT_GRID:
@@ -68,11 +82,16 @@ def main(argv=None) -> None:
             key = (-min(rates), -refused.mean(), abs(ink - 1) + abs(pieces - 1))  # as fit_exponents chooses
             if best_key is None or key < best_key:
                 best, best_key = e, key
-            print(f"{ink:g} {pieces:g} | {refused.mean():.1%} | {min(rates):.0%} | "
-                  + " | ".join(f"{r:.0%}" for r in rates), flush=True)
+            print(
+                f"{ink:g} {pieces:g} | {refused.mean():.1%} | {min(rates):.0%} | "
+                + " | ".join(f"{r:.0%}" for r in rates),
+                flush=True,
+            )
     min_share, limits = _limits(jv.nearest, vw, jv.share, 1 - args.coverage, 10)
-    print(f"distance alone (no pictures): design refused "
-          f"{((jd.nearest > limits[dw]) | (jd.share < min_share)).mean():.1%}")
+    print(
+        f"distance alone (no pictures): design refused "
+        f"{((jd.nearest > limits[dw]) | (jd.share < min_share)).mean():.1%}"
+    )
     if not args.held_out:
         return
     # Only now the held-out part and the test subset, for the chosen powers and the distance alone
@@ -83,13 +102,20 @@ def main(argv=None) -> None:
     allnd = [x for x in distinct(nondigit_drawings()) if x.kind != "digit-like"]
     ti = stratified_subset(ds.test_labels, args.subset, random_state=1)
     for what, Q, parts, kk in (
-        ("non-digits", np.stack([x.digit for x in allnd]), np.array([x.part for x in allnd]),
-         np.array([x.kind for x in allnd])),
+        (
+            "non-digits",
+            np.stack([x.digit for x in allnd]),
+            np.array([x.part for x in allnd]),
+            np.array([x.kind for x in allnd]),
+        ),
         (f"test subset {args.subset}", ds.test_images[ti], None, None),
     ):
         nb = full.kneighbors_detail(Q)
-        j = ones.judge(nb.distances, full.neighbor_labels(nb.indices),
-                       **compared_pictures(method, Q, ds.train_images, nb.indices[:, :k], nb.shifts))
+        j = ones.judge(
+            nb.distances,
+            full.neighbor_labels(nb.indices),
+            **compared_pictures(method, Q, ds.train_images, nb.indices[:, :k], nb.shifts),
+        )
         f = j.factors.copy()
         w = np.searchsorted(ones.classes, j.winners)
         if args.overall_distance:
@@ -98,12 +124,16 @@ def main(argv=None) -> None:
         ref_d = (j.nearest > limits_d[w]) | (j.share < min_d)
         for label, r in ((f"powers {best.tolist()}", ref), ("distance alone", ref_d)):
             if parts is None:
-                print(f"{what}, {label}: coverage {1 - r.mean():.2%}, accuracy answered "
-                      f"{np.mean(j.winners[~r] == ds.test_labels[ti][~r]):.2%}")
+                print(
+                    f"{what}, {label}: coverage {1 - r.mean():.2%}, accuracy answered "
+                    f"{np.mean(j.winners[~r] == ds.test_labels[ti][~r]):.2%}"
+                )
             else:
-                print(f"{what}, {label}: held-out {r[parts == 'held-out'].mean():.1%}, design "
-                      f"{r[parts == 'design'].mean():.1%}; held-out by kind " + ", ".join(
-                          f"{n} {r[(parts == 'held-out') & (kk == n)].mean():.0%}" for n in names))
+                print(
+                    f"{what}, {label}: held-out {r[parts == 'held-out'].mean():.1%}, design "
+                    f"{r[parts == 'design'].mean():.1%}; held-out by kind "
+                    + ", ".join(f"{n} {r[(parts == 'held-out') & (kk == n)].mean():.0%}" for n in names)
+                )
 
 
 if __name__ == "__main__":

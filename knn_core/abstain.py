@@ -421,7 +421,6 @@ def shape_ratios(method) -> np.ndarray:
     move: compared in place, its neighbours' patch and stroke directions refused fewer held-out non-digits
     than the distance alone, and warping them costs ~10 ms a drawing (README); its ink and pieces are the
     drawing's own, against the class's usual, and need no warping."""
-    from .methods import Method
 
     if distance_per_class(method):
         return np.ones(len(FACTORS), bool)

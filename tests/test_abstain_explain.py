@@ -9,7 +9,14 @@ import pytest
 
 from knn_core import KNNClassifier
 from knn_core.abstain import (
-    EXPONENTS, REFUSED, Abstainer, AbstainRule, abstain_rule, answered_accuracy, fit_exponents, shape_applies,
+    EXPONENTS,
+    REFUSED,
+    Abstainer,
+    AbstainRule,
+    abstain_rule,
+    answered_accuracy,
+    fit_exponents,
+    shape_applies,
     shape_ratios,
 )
 from knn_core.errors import ParameterError
