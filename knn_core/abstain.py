@@ -503,7 +503,7 @@ def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", co
 
 
 def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_COVERAGE,
-                         train_size: Optional[int] = None) -> np.ndarray:
+                         train_size: Optional[int] = None, grid=EXPONENT_GRID) -> np.ndarray:
     """`fit_exponents` of a method (at its preset k and votes) from a Dataset: its validation digits and the
     DESIGN non-digits (`nondigit_drawings(part="design")`, one per distinct picture, digit-like ones left out),
     both searched against the training digits before the validation split, each kind of non-digit weighed
@@ -528,7 +528,7 @@ def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_CO
     dpics = compared_pictures(method, X, part.train_images, nd.indices[:, :k], nd.shifts)
     jd = ones.judge(nd.distances, nd.neighbor_labels(nd.k_max), **dpics)
     return fit_exponents(ones, ones.judge(val.distances, vl, **vpics), jd, coverage, groups=[x.kind for x in design],
-                         ratios=shape_ratios(method))
+                         ratios=shape_ratios(method), grid=grid)
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:

@@ -229,11 +229,12 @@ def test_a_recipe_is_judged_on_the_pictures_it_compared(mnist):
     np.testing.assert_array_equal(raw["neighbor_images"], X[nb.indices])
 
 
-def test_10x10_has_the_shape_score_at_28x28_and_idm_keeps_the_distance(mnist):
+def test_10x10_has_the_shape_score_at_28x28_and_idm_its_fitted_ratios(mnist):
     from knn_core.abstain import compared_pictures, shape_applies
 
     assert shape_applies("euclidean") and shape_applies("deskew+blur") and shape_applies("deskew+blur+L3+shift1")
-    assert shape_applies("downsample") and not shape_applies("idm")  # 10x10 compared at 28x28; IDM: distance
+    assert shape_applies("downsample") and shape_applies("idm")  # 10x10 compared at 28x28; IDM: its fitted ratios
+    assert not shape_applies("idm+blur")  # an IDM recipe without fitted powers keeps the distance alone
     small = compared_pictures("downsample", mnist.test_images[:2], mnist.train_images, np.array([[0, 1], [2, 3]]))
     assert small["queries"].shape == (2, 28, 28) and small["neighbor_images"].shape == (2, 2, 28, 28)
     np.testing.assert_array_equal(small["neighbor_images"][1, 0], mnist.train_images[2])
