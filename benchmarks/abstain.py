@@ -1,7 +1,7 @@
 """Abstaining: how many real digits are still answered, and how many non-digits refused, per method.
 
     nice -n 19 python benchmarks/abstain.py [--methods euclidean,deskew+blur] [--subset-methods idm]
-        [--subset 1000] [--redrawn 1000] [--coverage 0.993] [--rule shape|distance|both] [--fit]
+        [--subset 1000] [--redrawn 1000] [--coverage 0.993] [--rule shape|distance|both] [--fit [--grid-step 0.25]]
 
 For each method the refusal (knn_core.abstain) is calibrated on the validation
 split (10,000 digits against the 50,000 before them); then measured on the
@@ -33,13 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from knn_core import KNNClassifier, Method, load_mnist, neighbor_lists, stratified_subset  # noqa: E402
 from knn_core.abstain import (  # noqa: E402
+    EXPONENT_GRID,
     AbstainRule,
     answered_accuracy,
     compared_pictures,
+    distance_per_class,
     fit_exponents,
     fit_method_exponents,
     method_exponents,
     shape_applies,
+    shape_ratios,
 )
 from knn_core.nondigits import FONTS, distinct, nondigit_drawings  # noqa: E402
 from knn_core.normalize import MNIST_STROKE, canvas_to_mnist  # noqa: E402
@@ -64,10 +67,10 @@ def _search(clf, X, key):
 
 
 def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigits, shape: bool = True,
-            fit: bool = False) -> dict:
+            fit: bool = False, grid=EXPONENT_GRID) -> dict:
     method = Method.parse(name)
     k, weights = method.k, method.weights
-    shape = shape and shape_applies(method)
+    shape = shape and (shape_applies(method) or fit)  # IDM: its ratios (shape_ratios) fitted with --fit
     t0 = time.perf_counter()
     full = KNNClassifier(k, method=method, weights=weights).fit(ds.train_images, ds.train_labels)
     fitsplit = KNNClassifier(k, method=method, weights=weights).fit(ds.fit_images, ds.fit_labels)
@@ -91,16 +94,18 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
 
     def calibrate(exponents):
         return AbstainRule.calibrate(vd, vl, k=k, weights=weights, coverage=coverage, classes=np.unique(ds.train_labels),
-                                     distance_name=method.distance_name, exponents=exponents, **vpics)
+                                     distance_name=method.distance_name, exponents=exponents,
+                                     distance_per_class=distance_per_class(method), **vpics)
 
     exponents = method_exponents(method) if shape else None
     if fit and shape and subset is None:  # on the validation digits and the design non-digits only
-        exponents = fit_method_exponents(ds, method, coverage=coverage)
+        exponents = fit_method_exponents(ds, method, coverage=coverage, grid=grid)
     elif fit and shape:  # the same on the validation subset, the design non-digits searched as validation is
         ones = calibrate(None)
         design = (parts == "design") & (kinds != "digit-like")
         jd = judge(ones, Xn[design], "design vs fit", fitsplit, ds.fit_images)
-        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage, groups=kinds[design])
+        exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage, groups=kinds[design],
+                                  ratios=shape_ratios(method), grid=grid)
     rule = calibrate(exponents)
     if subset is None:
         test = neighbor_lists(ds, method, "test")
@@ -147,6 +152,8 @@ def main(argv=None) -> None:
     ap.add_argument("--redrawn", type=int, default=1000)
     ap.add_argument("--coverage", type=float, default=0.993)
     ap.add_argument("--fit", action="store_true", help="refit the exponents on validation + design non-digits")
+    ap.add_argument("--grid-step", type=float, default=None,
+                    help="with --fit: powers 0, step, ..., 3 instead of the coarse EXPONENT_GRID (e.g. 0.25)")
     ap.add_argument("--rule", choices=("shape", "distance", "both"), default="shape",
                     help="shape: the shape score (distance, patch, ink, directions, pieces; the default); distance: the distance alone "
                          "(the rule before it); both: a row of each from one search")
@@ -174,9 +181,8 @@ def main(argv=None) -> None:
     rows = []
     shapes = {"shape": (True,), "distance": (False,), "both": (True, False)}[args.rule]
     for (name, subset), shape in ((job, shape) for job in jobs for shape in shapes):  # each row once measured
-        if shape and not shape_applies(name) and False in shapes:
-            continue  # its rule is the distance alone: one row
-        r = measure(ds, name, args.coverage, subset, redrawn, nondigits, shape, args.fit)
+        grid = EXPONENT_GRID if args.grid_step is None else tuple(np.round(np.arange(0, 3 + 1e-9, args.grid_step), 4))
+        r = measure(ds, name, args.coverage, subset, redrawn, nondigits, shape, args.fit, grid)
         rows.append(r)
         ex = "-" if not shape else ("1, 1, 1" if r["exponents"] is None else ", ".join(f"{x:g}" for x in r["exponents"]))
         print(

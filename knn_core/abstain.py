@@ -19,7 +19,8 @@ the test set:
 With the pictures as the method compared them (``queries`` and the
 neighbours' ``neighbor_images``: raw pixels for classic kNN, deskewed and
 blurred for those recipes, and the 28x28 pictures of 10x10 downsampling;
-not IDM, which keeps the distance alone, `shape_applies`; the default of `abstain_rule`,
+IDM, whose pixels move, only with its distance and the drawing's ink and pieces (`shape_ratios`), its
+distance against all validation digits' usual one (`distance_per_class`); the default of `abstain_rule`,
 `Abstainer`, the Draw page and the command line) the distance test looks at
 the drawing's shape, not only at one distance: a score multiplies four
 ratios, each against what is usual for the winning class on the validation
@@ -67,6 +68,7 @@ from .vote import TIE_BREAKS, WEIGHTS, decide, tally
 __all__ = [
     "EXPONENTS", "REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy",
     "compared_pictures", "fit_exponents", "fit_method_exponents", "method_exponents", "shape_applies",
+    "shape_ratios", "distance_per_class",
 ]
 
 REFUSED = -1  # the label `predict` gives a refused input
@@ -86,6 +88,7 @@ EXPONENTS: dict = {
     "downsample": (1.0, 0.5, 3.0, 1.0, 1.0),
     "deskew": (1.0, 0.5, 1.0, 0.5, 0.5),
     "deskew+blur": (1.0, 2.0, 3.0, 1.5, 1.0),
+    "idm": (1.0, 0.0, 1.0, 0.0, 0.0),  # on subsets of 1,000 validation digits; patch, directions never (shape_ratios)
 }
 EXPONENT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # for each ratio but the distance's (1): coarse, not to overfit
 
@@ -162,6 +165,7 @@ class AbstainRule:
         queries=None,
         neighbor_images=None,
         exponents=None,
+        distance_per_class: bool = True,
     ) -> "AbstainRule":
         """Thresholds from the neighbour lists of validation digits (never test digits).
 
@@ -169,6 +173,8 @@ class AbstainRule:
         queries (m, 28, 28) and neighbor_images (m, >=k, 28, 28), the validation digits and the
         pictures of their neighbours: calibrate the shape score (module docstring); None: the distance.
         exponents: of the shape score's five ratios (`fit_exponents`; four: the pieces' is 0); None: DEFAULT_EXPONENTS.
+        distance_per_class: the distance ratio against the winner's usual distance; False: against all the
+        validation digits' (IDM, `distance_per_class`).
         """
         if not 0.5 <= coverage < 1:
             raise ParameterError(
@@ -194,6 +200,8 @@ class AbstainRule:
             raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
             scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(len(FACTORS))],
                               axis=1)
+            if not distance_per_class:
+                scales[:, 0] = np.median(raw[:, 0])
             exponents = np.asarray(DEFAULT_EXPONENTS if exponents is None else exponents, np.float64)
             nearest = _score(raw / scales[winners], exponents)  # the score held against the limits
         min_share, limits = _limits(nearest, winners, share, 1 - coverage, len(classes))
@@ -343,6 +351,7 @@ class Abstainer(BaseEstimator):
             queries=queries,
             neighbor_images=pictures,
             exponents=None if queries is None else method_exponents(clf.method_),
+            distance_per_class=distance_per_class(clf.method_),
         )
         return self
 
@@ -391,16 +400,38 @@ def abstain_rule(
         classes=np.unique(ds.train_labels),
         distance_name=method.distance_name,
         exponents=method_exponents(method) if pictures else None,
+        distance_per_class=distance_per_class(method),
         **(compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts) if pictures else {}),
     )
 
 
 def shape_applies(method) -> bool:
     """Whether the shape score is used for a method: every method that compares pixels in place, at 28x28
-    (10x10 downsampling: on its 28x28 pictures before downsampling). Not IDM, whose pixels move: on its
-    deskewed pictures in place, or on its neighbours warped by its displacement field, the shape score
-    refused no more held-out non-digits than the distance alone and the warps cost ~10 ms a drawing
-    (README), so IDM keeps the distance alone."""
+    (10x10 downsampling: on its 28x28 pictures before downsampling); IDM (pixels move) only once its powers of
+    the ratios of `shape_ratios` are fitted (`EXPONENTS`), else the distance alone."""
+    from .methods import Method
+
+    method = Method.parse(method)
+    r = method.recipe
+    return r is None or r.rerank is None or method.name in EXPONENTS
+
+
+def shape_ratios(method) -> np.ndarray:
+    """(5,) bool: which of the shape score's ratios (FACTORS) a method's fit may give a power. IDM's pixels
+    move: compared in place, its neighbours' patch and stroke directions refused fewer held-out non-digits
+    than the distance alone, and warping them costs ~10 ms a drawing (README); its ink and pieces are the
+    drawing's own, against the class's usual, and need no warping."""
+
+    if distance_per_class(method):
+        return np.ones(len(FACTORS), bool)
+    return np.array([True, False, True, False, True])
+
+
+def distance_per_class(method) -> bool:
+    """Whether a method's distance ratio is against the winner's usual distance (`AbstainRule.calibrate`). Not
+    IDM's: non-digits, matched by moving pixels, win the classes whose digits are far from each other (8s, 2s),
+    and against those classes' usual distance looked nearer (design non-digits refused 36% against 66% with
+    the overall usual distance, on 1,000 validation digits: benchmarks/abstain_idm_grid.py)."""
     from .methods import Method
 
     r = Method.parse(method).recipe
@@ -434,13 +465,13 @@ def compared_pictures(method, queries, train_images, rows, shifts=None) -> dict:
 
 
 def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", coverage: float = DEFAULT_COVERAGE,
-                  grid=EXPONENT_GRID, groups=None) -> np.ndarray:
+                  grid=EXPONENT_GRID, groups=None, ratios=None) -> np.ndarray:
     """The exponents (1, a, b, ...) of the shape score's ratios (FACTORS) refusing the most DESIGN non-digits
     while the validation digits keep `coverage` (limits recomputed for each candidate, as
     `AbstainRule.calibrate` would); ties go to the one nearest (1, 1, ...). groups: the design drawings'
     kinds (letters, shapes, faces, scribbles): first the exponents whose least-refused kind is refused most
     (no kind given up for the others: counting drawings alone traded the 6 faces for letters), then the most
-    design non-digits.
+    design non-digits. ratios: (5,) bool, the ratios given a power (`shape_ratios`); the others' is 0.
 
     rule: calibrated with pictures on the validation digits; val, design: its judgements of those validation
     digits and of the design non-digits (never held-out ones). Only the ratios of the exponents matter
@@ -455,21 +486,24 @@ def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", co
     if len(groups) != len(dw):
         raise ParameterError(f"groups must give one kind per design drawing: {len(groups)} for {len(dw)}")
     sizes = np.bincount(groups)
-    best: np.ndarray = np.ones(val.factors.shape[1])
+    best: np.ndarray = np.ones(val.factors.shape[1]) if ratios is None else np.asarray(ratios, np.float64)
     best_key = None
-    for free in itertools.product(grid, repeat=val.factors.shape[1] - 1):
-        e = np.array((1.0,) + tuple(free))
+    fitted = np.ones(val.factors.shape[1], bool) if ratios is None else np.asarray(ratios, bool)
+    for free in itertools.product(grid, repeat=int(fitted[1:].sum())):
+        e = np.zeros(len(fitted))
+        e[0] = 1.0
+        e[1:][fitted[1:]] = free
         min_share, limits = _limits(np.exp(lv @ e), vw, val.share, 1 - coverage, len(rule.classes))
         refused = (np.exp(ld @ e) > limits[dw]) | (design.share < min_share)
         rates = np.bincount(groups, refused, len(sizes)) / sizes
-        key = (-float(rates.min()), -float(refused.mean()), float(np.abs(e - 1).sum()))
+        key = (-float(rates.min()), -float(refused.mean()), float(np.abs(e - fitted).sum()))
         if best_key is None or key < best_key:
             best, best_key = e, key
     return best
 
 
 def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_COVERAGE,
-                         train_size: Optional[int] = None) -> np.ndarray:
+                         train_size: Optional[int] = None, grid=EXPONENT_GRID) -> np.ndarray:
     """`fit_exponents` of a method (at its preset k and votes) from a Dataset: its validation digits and the
     DESIGN non-digits (`nondigit_drawings(part="design")`, one per distinct picture, digit-like ones left out),
     both searched against the training digits before the validation split, each kind of non-digit weighed
@@ -485,14 +519,16 @@ def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_CO
     val = neighbor_lists(ds, method, "val", train_size=train_size)
     vpics = compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts)
     vl = val.neighbor_labels(val.k_max)
-    ones = AbstainRule.calibrate(val.distances, vl, k=k, weights=weights, coverage=coverage, classes=classes, **vpics)
+    ones = AbstainRule.calibrate(val.distances, vl, k=k, weights=weights, coverage=coverage, classes=classes,
+                                 distance_per_class=distance_per_class(method), **vpics)
     design = [x for x in distinct(nondigit_drawings(part="design")) if x.kind != "digit-like"]
     X = np.stack([x.digit for x in design])
     part = split_data(ds, "val", train_size)  # the training digits the validation digits were searched against
     nd = find_neighbors(part.train_images, part.train_labels, X, np.zeros(len(X), int), method=method)
     dpics = compared_pictures(method, X, part.train_images, nd.indices[:, :k], nd.shifts)
     jd = ones.judge(nd.distances, nd.neighbor_labels(nd.k_max), **dpics)
-    return fit_exponents(ones, ones.judge(val.distances, vl, **vpics), jd, coverage, groups=[x.kind for x in design])
+    return fit_exponents(ones, ones.judge(val.distances, vl, **vpics), jd, coverage, groups=[x.kind for x in design],
+                         ratios=shape_ratios(method), grid=grid)
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from knn_core import KNNClassifier
-from knn_core.abstain import EXPONENTS, REFUSED, Abstainer, AbstainRule, abstain_rule, answered_accuracy
+from knn_core.abstain import (
+    EXPONENTS,
+    REFUSED,
+    Abstainer,
+    AbstainRule,
+    abstain_rule,
+    answered_accuracy,
+    fit_exponents,
+    shape_applies,
+    shape_ratios,
+)
 from knn_core.errors import ParameterError
 from knn_core.explain import difference, explain_neighbour, idm_match, pixel_contributions, why_not
 from knn_core.lists import find_neighbors, neighbor_lists, split_data
@@ -129,6 +139,38 @@ def test_a_drawn_smiley_is_refused_for_its_pieces(mnist, rule, clf):
     assert all("separate pieces (a usual 0: 1)" in r for r in j.reasons)
 
 
+def test_idms_shape_score_powers_only_its_distance_ink_and_pieces(mnist, rule, clf):
+    """IDM's pixels move: its neighbours' patch and stroke directions are never given a power."""
+    assert shape_applies("idm") and shape_ratios("idm").tolist() == [True, False, True, False, True]
+    assert shape_ratios("euclidean").all()
+    assert EXPONENTS["idm"][1] == 0 and EXPONENTS["idm"][3] == 0
+    val = neighbor_lists(mnist, "euclidean", "val", train_size=SIZE)
+    jv = rule.judge(val.distances, val.neighbor_labels(val.k_max), mnist.val_images,
+                    mnist.train_images[val.neighbor_rows(5)])
+    nd = [x for x in nondigit_drawings(part="design") if x.kind != "digit-like"][:60]
+    jd = _judge(rule, clf, mnist, np.stack([x.digit for x in nd]))
+    groups = [x.kind for x in nd]
+    assert fit_exponents(rule, jv, jd, groups=groups, ratios=shape_ratios("idm"), grid=(1.0,)).tolist() == [1, 0, 1, 0, 1]
+    assert fit_exponents(rule, jv, jd, groups=groups, grid=(1.0,)).tolist() == [1, 1, 1, 1, 1]
+    e = fit_exponents(rule, jv, jd, groups=groups, ratios=shape_ratios("idm"), grid=(0.0, 0.5, 1.0))
+    assert e[1] == 0 and e[3] == 0
+
+
+@pytest.mark.slow
+def test_a_drawn_smiley_is_refused_by_the_idm_rule(mnist):
+    """IDM with its shape score (distance against all validation digits' usual one, ink): on a small
+    training set, 300 validation digits (one overall limit), the smileys are refused, a test digit answered."""
+    part = split_data(mnist, "val", SIZE)
+    fit = KNNClassifier(4, method="idm", weights="distance").fit(part.train_images, part.train_labels)
+    ab = Abstainer(fit).fit(mnist.val_images[:300])
+    assert ab.rule_.uses_pictures
+    np.testing.assert_array_equal(ab.rule_.exponents, EXPONENTS["idm"])
+    assert (ab.rule_.scales[:, 0] == ab.rule_.scales[0, 0]).all()  # one usual distance for every class
+    smileys = [x for x in nondigit_drawings(part="design") if x.name.startswith("smiling face")]
+    j = ab.judge(np.stack([mnist.test_images[0]] + [x.digit for x in smileys]))
+    assert j.refused.tolist() == [False, True, True, True] and j.predictions[0] == 7
+
+
 @pytest.mark.slow
 def test_every_design_face_is_refused_by_the_draw_pages_default_rule(mnist):
     """The Draw page's rule (euclidean, all 60,000 training digits, calibrated on the whole validation split)."""
@@ -187,11 +229,12 @@ def test_a_recipe_is_judged_on_the_pictures_it_compared(mnist):
     np.testing.assert_array_equal(raw["neighbor_images"], X[nb.indices])
 
 
-def test_10x10_has_the_shape_score_at_28x28_and_idm_keeps_the_distance(mnist):
+def test_10x10_has_the_shape_score_at_28x28_and_idm_its_fitted_ratios(mnist):
     from knn_core.abstain import compared_pictures, shape_applies
 
     assert shape_applies("euclidean") and shape_applies("deskew+blur") and shape_applies("deskew+blur+L3+shift1")
-    assert shape_applies("downsample") and not shape_applies("idm")  # 10x10 compared at 28x28; IDM: distance
+    assert shape_applies("downsample") and shape_applies("idm")  # 10x10 compared at 28x28; IDM: its fitted ratios
+    assert not shape_applies("idm+blur")  # an IDM recipe without fitted powers keeps the distance alone
     small = compared_pictures("downsample", mnist.test_images[:2], mnist.train_images, np.array([[0, 1], [2, 3]]))
     assert small["queries"].shape == (2, 28, 28) and small["neighbor_images"].shape == (2, 2, 28, 28)
     np.testing.assert_array_equal(small["neighbor_images"][1, 0], mnist.train_images[2])
