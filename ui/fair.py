@@ -7,16 +7,16 @@ twice as long, or longer with several.  Students draw, one curious student click
 long runs are the ones that can wait.
 
 So every script run starts as *short*.  Once it has used ``LONG_RUN_CPU_S`` of CPU it is *long*, and
-at each checkpoint (every element it sends, and :func:`checkpoint` in heavy loops) it waits, without
+at each checkpoint (every element it sends) it waits, without
 holding the GIL, while short runs are under way: at most ``MAX_WAIT_S`` per checkpoint, so a long
 run always moves on (a page is slower while the class draws, never stuck).  And while the class
 draws (a short run under way or ended within ``CLASS_ACTIVE_S``), all long runs together get at most
 ``LONG_RUNS_CORES`` of one core: each checkpoint charges the CPU the run used since its last one to a
 shared bucket that drains at that rate, and a run whose charge overflows the bucket sleeps until it
 has drained (at most ``MAX_THROTTLE_S`` a time).  However many tabs one student opens, their
-long runs share that one budget.  Nothing here knows
-who the user is: a class behind one school address looks like one user, and a new browser tab is a
-new session.
+long runs share that one budget; the teacher's wall, which the class watches, is exempt from it
+(:func:`exempt_from_budget`).  Nothing here knows who the user is: a class behind one school address
+looks like one user, and a new browser tab is a new session.
 
 Background work (the job queues' searches and fits, knn_core/jobs.py) steps aside for every script
 run: at each of its pause points (between chunks) it waits while any run is under way, at most
@@ -41,7 +41,7 @@ LONG_RUN_CPU_S = 0.06  # a stroke on the Draw page: ~30 ms of its thread's CPU (
 MAX_WAIT_S = 0.25  # per checkpoint: a long run waits at most this for the short ones at a time
 BACKGROUND_WAIT_S = 0.05  # per pause point of background work: it crawls, not stops, while the class draws
 BACKGROUND_CORES = 0.25  # while the class draws: what background work together may use of one core
-MAX_WAIT_PER_RUN_S = 3.0
+MAX_WAIT_PER_RUN_S = 3.0  # what a long run waits for short ones in all
 LONG_RUNS_CORES = 0.25  # while the class draws: what all long runs together may use of one core
 LONG_RUNS_BURST_S = 0.1  # CPU seconds long runs may use at once before the rate applies
 CLASS_ACTIVE_S = 2.0  # "the class draws": a short run under way, or one ended this recently
