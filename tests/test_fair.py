@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -15,6 +16,27 @@ def _burn(seconds: float) -> None:
     t0 = time.thread_time()
     while time.thread_time() - t0 < seconds:
         sum(range(1000))
+
+
+@contextlib.contextmanager
+def class_drawing():
+    """A short run (a stroke) under way in another thread while inside."""
+    drawing, release = threading.Event(), threading.Event()
+
+    def short_run():
+        fair.run_started()
+        drawing.set()
+        release.wait(10)
+        fair.run_ended()
+
+    t = threading.Thread(target=short_run)
+    t.start()
+    drawing.wait(5)
+    try:
+        yield
+    finally:
+        release.set()
+        t.join(5)
 
 
 @pytest.fixture(autouse=True)
@@ -232,23 +254,9 @@ def test_long_runs_share_a_cpu_budget_while_the_class_draws(monkeypatch):
 
     assert long_run_pause() < 0.02  # nobody drawing
 
-    drawing, release = threading.Event(), threading.Event()
-
-    def short_run():
-        fair.run_started()
-        drawing.set()
-        release.wait(10)
-        fair.run_ended()
-
-    t = threading.Thread(target=short_run)
-    t.start()
-    drawing.wait(5)
-    try:
+    with class_drawing():
         pause = long_run_pause()
         exempt = long_run_pause(exempt=True)  # the teacher's wall: what the class watches
-    finally:
-        release.set()
-        t.join(5)
     assert exempt < 0.02
     # 0.2 s charged (a little more: the burn overshoots), minus 0.05 of burst, at 0.5 s of CPU per s
     assert 0.25 <= pause <= 1.0
@@ -280,20 +288,6 @@ def test_background_work_shares_a_cpu_budget_while_the_class_draws(monkeypatch):
         t.join(10)
 
     run_background()  # nobody drawing
-    drawing, release = threading.Event(), threading.Event()
-
-    def short_run():
-        fair.run_started()
-        drawing.set()
-        release.wait(10)
-        fair.run_ended()
-
-    s = threading.Thread(target=short_run)
-    s.start()
-    drawing.wait(5)
-    try:
+    with class_drawing():
         run_background()
-    finally:
-        release.set()
-        s.join(5)
     assert pauses[0] < 0.02 and 0.25 <= pauses[1] <= 1.0

@@ -50,7 +50,7 @@ MAX_THROTTLE_S = 1.0  # the longest a long run sleeps at one checkpoint for the 
 
 @dataclass
 class Counters:
-    """What the scheduler did since the process started (the load tests print them)."""
+    """What the scheduler did since the process started (for tests and a look from a debugger)."""
 
     runs: int = 0
     long_runs: int = 0
@@ -149,22 +149,22 @@ def _throttle() -> None:
         return
     now_cpu = time.thread_time()
     used, _run.charged = now_cpu - _run.charged, now_cpu
+    _charge(_bucket, used, LONG_RUNS_CORES)
+
+
+def _charge(bucket: list, used: float, rate: float) -> None:
+    """Charge `used` CPU seconds to a bucket draining at `rate`, and, if the class draws, sleep until it
+    is back within LONG_RUNS_BURST_S (at most MAX_THROTTLE_S)."""
     with _cond:
-        pause = _overdrawn(_bucket, used, LONG_RUNS_CORES, LONG_RUNS_BURST_S)
-    if pause:
+        now = time.monotonic()
+        level = max(0.0, bucket[0] - (now - bucket[1]) * rate) + used
+        bucket[:] = [level, now]
+        class_draws = _short_running > 0 or now - _short_ended[0] < CLASS_ACTIVE_S
+    if class_draws and level > LONG_RUNS_BURST_S:
+        pause = min(MAX_THROTTLE_S, (level - LONG_RUNS_BURST_S) / rate)
         time.sleep(pause)
         with _cond:
             counters.throttled_s += pause
-
-
-def _overdrawn(bucket: list, used: float, rate: float, burst: float) -> float:
-    """Charge `used` CPU seconds to a bucket draining at `rate`; the seconds to sleep for it to be back
-    within `burst` (0: within), if the class draws.  Call with _cond held."""
-    now = time.monotonic()
-    level = max(0.0, bucket[0] - (now - bucket[1]) * rate) + used
-    bucket[:] = [level, now]
-    class_draws = _short_running > 0 or now - _short_ended[0] < CLASS_ACTIVE_S
-    return min(MAX_THROTTLE_S, (level - burst) / rate) if class_draws and level > burst else 0.0
 
 
 def background_pause() -> None:
@@ -173,12 +173,7 @@ def background_pause() -> None:
     than its BACKGROUND_CORES."""
     now_cpu = time.thread_time()
     used, _background.charged = now_cpu - getattr(_background, "charged", now_cpu), now_cpu
-    with _cond:
-        pause = _overdrawn(_background_bucket, used, BACKGROUND_CORES, LONG_RUNS_BURST_S)
-    if pause:
-        time.sleep(pause)
-        with _cond:
-            counters.throttled_s += pause
+    _charge(_background_bucket, used, BACKGROUND_CORES)
     with _cond:
         if _running:
             _cond.wait_for(lambda: _running == 0, timeout=BACKGROUND_WAIT_S)
