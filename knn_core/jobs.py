@@ -12,7 +12,9 @@ not be startable thirty times, nor outlive everyone who wanted it. So:
   from its next progress call, between two chunks);
 - the workers run in the background: each worker thread at the lowest CPU
   priority (nice 19, Linux) and with one OpenMP thread, so the heavy work
-  takes what the interactive requests leave (`background=False` for neither).
+  takes what the interactive requests leave (`background=False` for neither);
+  work given as a `knn_core.worker.Task` runs in the worker's own child
+  process at idle priority (stopped with the queue).
 
 Plain Python, no Streamlit: the pages keep one `JobQueue` per process in a
 module global (not in a Streamlit cache, which any browser can clear).
@@ -28,6 +30,7 @@ from typing import Any, Callable, Hashable, Optional
 
 from .errors import KnnLabError
 from .threads import lower_thread_priority, mark_background_thread, openmp_threads, pause_point
+from .worker import stop_thread_child
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 WORKERS_ENV = "KNN_LAB_SEARCH_WORKERS"
@@ -203,6 +206,7 @@ class JobQueue:
                     self._wake.wait(timeout=1.0)
                     self._reap_locked()
                 if self._stopping:
+                    stop_thread_child()  # this worker's child process (knn_core.worker), if any
                     return
                 job = self._queue.popleft()
                 job.state, job.started = RUNNING, time.monotonic()

@@ -37,7 +37,8 @@ Latency is stroke -> prediction as the server delivers it: from sending the
 with the Prediction metric (and, separately, to ``script_finished``: the whole
 page rendered).  Errors: an exception on the page, a missing prediction, a
 timeout or a closed connection in any session.  The server's memory is polled
-from /proc/<pid>/status (VmRSS; VmHWM is the peak).  Every loop is bounded in
+from /proc/<pid>/status (VmRSS of the server and its worker processes together,
+knn_core.worker; VmHWM is the server's own peak), and its CPU is theirs too.  Every loop is bounded in
 time; the run stops by itself.
 """
 from __future__ import annotations
@@ -58,7 +59,7 @@ from knn_core.cache import CACHE_ENV  # where the server keeps neighbour lists
 from . import attacker as attack
 from . import payloads
 from .protocol import ProtocolError, Session, canvas_value
-from .server import MemoryWatch, Server, cpu_seconds, read_memory
+from .server import MemoryWatch, Server, read_memory, tree_cpu_seconds, tree_rss_mb
 
 BAD_QUERY = "k=1000000000&metric=bogus"
 TARGET_P95_S = 1.0
@@ -275,7 +276,7 @@ def print_report(r: dict) -> None:
         print_attacker(r["attacker"])
     cpu = r["server_cpu_ms_per_stroke"]
     print(f"  server CPU per stroke {cpu['solo']:.0f} ms alone, {cpu['load']:.0f} ms under load "
-          f"(all of the server's threads); under load the server used {cpu['cores_used_under_load']} "
+          f"(all of the server's threads and worker processes); under load the server used {cpu['cores_used_under_load']} "
           f"of the {os.cpu_count()} cores")
     print(f"  load average before  {r['load_average_before']} (other processes on the machine slow everything)")
 
@@ -314,7 +315,7 @@ def _phase(url: str, pid: int | None, args, digits, solo: Stats, solo_cpu: float
             log.url_start = after.url_start + after.links_opened
             log.target_start = after.target_start + after.targets_opened
     load_avg = [round(v, 2) for v in os.getloadavg()]
-    c1 = cpu_seconds(pid) if pid else float("nan")
+    c1 = tree_cpu_seconds(pid) if pid else float("nan")
     watch = MemoryWatch(pid) if pid else None
     if watch:
         watch.__enter__()
@@ -323,7 +324,7 @@ def _phase(url: str, pid: int | None, args, digits, solo: Stats, solo_cpu: float
     finally:
         if watch:
             watch.__exit__(None, None, None)
-    c2 = cpu_seconds(pid) if pid else float("nan")
+    c2 = tree_cpu_seconds(pid) if pid else float("nan")
     cpu = {"solo": solo_cpu,
            "load": round((c2 - c1) * 1000 / max(1, stats.strokes), 1),
            "cores_used_under_load": round((c2 - c1) / max(elapsed, 1e-9), 2)}
@@ -369,8 +370,8 @@ def watch_idle(pid: int, t_left: float, window: float, longest: float) -> dict:
     Samples for `window` seconds, and on for up to `longest` seconds until it is idle (average
     below IDLE_CORES over IDLE_TAIL_S seconds), to say when it was.
     """
-    points = [(time.monotonic() - t_left, cpu_seconds(pid))]
-    rss = read_memory(pid)["VmRSS"]
+    points = [(time.monotonic() - t_left, tree_cpu_seconds(pid))]
+    rss = tree_rss_mb(pid)
 
     def cores(a: float, b: float) -> float:
         """Average cores used between a and b seconds after leaving (the nearest samples)."""
@@ -382,8 +383,8 @@ def watch_idle(pid: int, t_left: float, window: float, longest: float) -> dict:
     while True:
         time.sleep(1.0)
         t = time.monotonic() - t_left
-        points.append((t, cpu_seconds(pid)))
-        rss = max(rss, read_memory(pid)["VmRSS"])
+        points.append((t, tree_cpu_seconds(pid)))
+        rss = max(rss, tree_rss_mb(pid))
         if idle_at is None and t - points[0][0] >= IDLE_TAIL_S and cores(t - IDLE_TAIL_S, t) < IDLE_CORES:
             idle_at = t
         if t >= longest or (t >= window and idle_at is not None):
@@ -401,12 +402,12 @@ def run(args) -> dict:
     def go(url: str, pid: int | None) -> dict:
         solo = Stats()
         asyncio.run(warm_up(url, digits))
-        c0 = cpu_seconds(pid) if pid else float("nan")
+        c0 = tree_cpu_seconds(pid) if pid else float("nan")
         asyncio.run(solo_phase(url, digits, args.solo, solo))
-        c1 = cpu_seconds(pid) if pid else float("nan")
+        c1 = tree_cpu_seconds(pid) if pid else float("nan")
         if solo.errors:
             raise SystemExit(f"the app fails with one session: {solo.errors[:3]}")
-        solo_rss = read_memory(pid)["VmRSS"] if pid else float("nan")
+        solo_rss = tree_rss_mb(pid) if pid else float("nan")
         solo_cpu = round((c1 - c0) * 1000 / max(1, solo.strokes), 1)
         if not args.compare_attacker:
             result, log, _ = _phase(url, pid, args, digits, solo, solo_cpu, solo_rss, args.attacker)

@@ -125,6 +125,43 @@ def cpu_seconds(pid: int) -> float:
     return _cpu_of(_stat_fields(pid))
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process with its children, living or ended: the server with the worker
+    processes it runs its searches in (knn_core.worker).  Ended children count once waited for."""
+    fields = _stat_fields(pid)
+    ended_children = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return _cpu_of(fields) + ended_children + descendants_cpu_seconds(pid)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and its living descendants together, in MB (the server and its workers)."""
+    total = read_memory(pid)["VmRSS"]
+    for child in _descendants(pid):
+        try:
+            total += read_memory(child).get("VmRSS", 0.0)
+        except OSError:
+            pass
+    return total
+
+
+def _descendants(root: int) -> list[int]:
+    parent = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent[int(entry)] = int(_stat_fields(entry)[1])
+            except OSError:
+                continue
+    out = []
+    for pid in parent:
+        p = pid
+        while p in parent and p != root and p > 1:
+            p = parent[p]
+        if p == root and pid != root:
+            out.append(pid)
+    return out
+
+
 def descendants_cpu_seconds(root: int, exclude: tuple[int, ...] = ()) -> float:
     """CPU seconds used so far by all living descendants of process `root` (e.g. the browsers we
     started), leaving out the processes in `exclude` and their descendants (e.g. our servers)."""
@@ -150,7 +187,7 @@ def descendants_cpu_seconds(root: int, exclude: tuple[int, ...] = ()) -> float:
 
 
 class MemoryWatch:
-    """Polls a process' RSS every `interval` s in a thread; .peak_mb, .samples."""
+    """Polls the RSS of a process and its descendants every `interval` s in a thread; .peak_mb, .samples."""
 
     def __init__(self, pid: int, interval: float = 0.5):
         self.pid, self.interval = pid, interval
@@ -162,7 +199,7 @@ class MemoryWatch:
         t0 = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.samples.append((time.monotonic() - t0, read_memory(self.pid)["VmRSS"]))
+                self.samples.append((time.monotonic() - t0, tree_rss_mb(self.pid)))
             except (OSError, KeyError):
                 return
             self._stop.wait(self.interval)

@@ -24,6 +24,7 @@ import streamlit as st
 import ui
 from knn_core import baselines as bl
 from knn_core.jobs import CANCELLED, DONE, FAILED, QueueFull
+from knn_core.worker import task
 
 CV = 3
 CONFIRM_SECONDS = 60.0  # a computation estimated to take longer waits for a button press
@@ -106,10 +107,7 @@ def _rows(ds, n_train: int, confirm_seconds: float) -> list:
                 if cached:
                     st.caption(f"Below: the {len(cached)} results computed so far.")
                 return cached
-
-        def work(progress):
-            return bl.run_baselines(ds, cv=CV, train_size=n_train, progress=progress)
-
+        work = task(bl.run_baselines, ds, cv=CV, train_size=n_train)  # in a child process (knn_core.worker)
         try:
             job = ui.QUEUE.submit(request, work, owner=ui.session_owner(), estimate=estimate)
         except QueueFull as exc:

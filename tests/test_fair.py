@@ -291,3 +291,36 @@ def test_background_work_shares_a_cpu_budget_while_the_class_draws(monkeypatch):
     with class_drawing():
         run_background()
     assert pauses[0] < 0.02 and 0.25 <= pauses[1] <= 1.0
+
+
+def test_a_session_that_keeps_the_server_busy_starts_its_runs_long_and_a_drawing_student_never_does(monkeypatch):
+    """Many runs, each under a long run's CPU, one after the other from one tab: once the tab has used
+    more than SESSION_BURST_S beyond its own SESSION_CORES, its runs start long (they let strokes go
+    first); a student drawing a stroke a second never gets there, nor does another session."""
+    monkeypatch.setattr(fair, "_sessions", {})
+    burst = fair.SESSION_BURST_S
+    started_long = []
+    for _ in range(int(burst / (fair.LONG_RUN_CPU_S * 0.7)) + 3):  # each run short by its own CPU
+        fair.run_started("busy tab")
+        started_long.append(not fair._run.short)
+        _burn(fair.LONG_RUN_CPU_S * 0.7)
+        fair.run_ended()
+    assert not started_long[0] and started_long[-1]
+    fair.run_started("student")
+    assert fair._run.short  # another session: its own bucket
+    fair.run_ended()
+    with class_drawing():  # a long-from-the-start run waits for the strokes at its checkpoints
+        fair.run_started("busy tab")
+        t0 = time.perf_counter()
+        fair.checkpoint()
+        assert time.perf_counter() - t0 >= fair.MAX_WAIT_S * 0.9
+        fair.run_ended()
+
+    monkeypatch.setattr(fair, "_sessions", {})
+    for _ in range(20):  # a stroke a second, ~30 ms each: drained faster than it fills
+        fair.run_started("student")
+        assert fair._run.short
+        _burn(0.03)
+        fair.run_ended()
+        fair._sessions["student"][1] -= 1.0  # as if a second had passed
+    assert fair._sessions["student"][0] < burst / 2

@@ -18,6 +18,12 @@ long runs share that one budget; the teacher's wall, which the class watches, is
 (:func:`exempt_from_budget`).  Nothing here knows who the user is: a class behind one school address
 looks like one user, and a new browser tab is a new session.
 
+A tab that keeps the server busy with many runs each shorter than a long one (uploads, forged canvas
+values, links one after the other, no pause between them) would pass as a drawing student every
+time.  So each session's script CPU goes into a bucket of its own that drains at ``SESSION_CORES``
+(a student drawing a stroke every second uses a third of it); a session whose bucket holds more
+than ``SESSION_BURST_S`` starts its runs as long.  A page's first load fits in the burst.
+
 Background work (the job queues' searches and fits, knn_core/jobs.py) steps aside for every script
 run: at each of its pause points (between chunks) it waits while any run is under way, at most
 ``BACKGROUND_WAIT_S`` a time.  Its threads run at the lowest CPU priority already, but in one Python
@@ -45,6 +51,9 @@ MAX_WAIT_PER_RUN_S = 3.0  # what a long run waits for short ones in all
 LONG_RUNS_CORES = 0.25  # while the class draws: what all long runs together may use of one core
 LONG_RUNS_BURST_S = 0.1  # CPU seconds long runs may use at once before the rate applies
 CLASS_ACTIVE_S = 2.0  # "the class draws": a short run under way, or one ended this recently
+SESSION_CORES = 0.1  # a session's own budget: what its runs may use on average and still start short
+SESSION_BURST_S = 0.6  # CPU seconds a session may use at once (a page's first load) before that applies
+SESSION_FORGET_S = 60.0  # sessions whose bucket drained this long ago are forgotten
 MAX_THROTTLE_S = 1.0  # the longest a long run sleeps at one checkpoint for the budget  # and at most this in all: a teacher's analysis page during a class is slower, not stuck
 
 
@@ -67,29 +76,63 @@ _short_ended = [float("-inf")]  # when the last short run ended (monotonic)
 _background_bucket = [0.0, 0.0]  # background work's CPU not yet drained (s), and when last drained
 _background = threading.local()  # per background thread: charged (its thread CPU at the last pause point)
 _run = threading.local()  # per script thread: cpu0 (thread CPU at the start), short (still counted)
+_sessions: dict = {}  # session id -> [its script CPU not yet drained (s), when last drained (monotonic)]
 counters = Counters()
 
 
-def run_started() -> None:
-    """A script run begins on this thread: it counts as short.  (A rerun asked for during a run starts
-    inside the run's own call: that one stops counting first.)"""
+def run_started(session: str | None = None) -> None:
+    """A script run of `session` begins on this thread: it counts as short, unless the session has used
+    more than its own budget lately.  (A rerun asked for during a run starts inside the run's own call:
+    that one stops counting first.)"""
     global _short_running, _running
     nested = getattr(_run, "cpu0", None) is not None
     _stop_counting_as_short()
+    _charge_session()
     _run.cpu0 = time.thread_time()
+    _run.session = session
     _run.waited = 0.0
     _run.exempt = False
-    _run.short = True
     with _cond:
-        _short_running += 1
+        _run.short = not _session_is_busy(session)
+        _run.long_by_session = not _run.short
+        if _run.short:
+            _short_running += 1
+        else:
+            _run.charged = _run.cpu0
+            counters.long_runs += 1
         _running += 0 if nested else 1
         counters.runs += 1
+
+
+def _session_is_busy(session: str | None) -> bool:
+    """Whether this session's own bucket is past its burst (under _cond)."""
+    if session is None or session not in _sessions:
+        return False
+    level, when = _sessions[session]
+    return level - (time.monotonic() - when) * SESSION_CORES > SESSION_BURST_S
+
+
+def _charge_session() -> None:
+    """Charge the CPU of the run on this thread so far to its session's bucket."""
+    session, cpu0 = getattr(_run, "session", None), getattr(_run, "cpu0", None)
+    if session is None or cpu0 is None:
+        return
+    now_cpu, now = time.thread_time(), time.monotonic()
+    with _cond:
+        level, when = _sessions.get(session, (0.0, now))
+        _sessions[session] = [max(0.0, level - (now - when) * SESSION_CORES) + now_cpu - cpu0, now]
+        if len(_sessions) > 64:  # forget the sessions that have been quiet for a while
+            for sid, (lv, t) in list(_sessions.items()):
+                if lv - (now - t) * SESSION_CORES <= 0 and now - t > SESSION_FORGET_S:
+                    del _sessions[sid]
+    _run.cpu0 = now_cpu
 
 
 def run_ended() -> None:
     """The run on this thread is over (finished, stopped or failed)."""
     global _running
     _stop_counting_as_short(finished=True)
+    _charge_session()
     if getattr(_run, "cpu0", None) is not None:
         _run.cpu0 = None
         with _cond:
@@ -137,9 +180,16 @@ def checkpoint() -> None:
 
 
 def exempt_from_budget() -> None:
-    """This run is what the class watches (the teacher's wall): it still lets strokes go first, but
-    the long runs' CPU budget does not slow it down."""
+    """This run is what the class watches (the teacher's wall): it still lets strokes go first once it
+    is long, but neither the long runs' CPU budget nor its session's own slows it down."""
+    global _short_running
     _run.exempt = True
+    if getattr(_run, "long_by_session", False) and getattr(_run, "cpu0", None) is not None:
+        _run.long_by_session = False  # started long for its session's CPU alone: short again
+        _run.short = True
+        with _cond:
+            _short_running += 1
+            counters.long_runs -= 1
 
 
 def _throttle() -> None:
@@ -202,7 +252,7 @@ def install() -> None:
     run_script, enqueue = runner._run_script, context.enqueue
 
     def _run_script(self, rerun_data):
-        run_started()
+        run_started(getattr(self, "_session_id", None))
         try:
             return run_script(self, rerun_data)
         finally:

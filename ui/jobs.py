@@ -5,7 +5,10 @@ size) requests. Lists already searched come from memory or the disk cache.
 A search that is missing goes through knn_core's `JobQueue`, one per server
 process (a module global, not a Streamlit cache a browser could clear): a
 fixed number of workers, at most a few searches per session, the same search
-asked twice runs once, and a search nobody waits for any more is cancelled.
+asked twice runs once, and a search nobody waits for any more is cancelled;
+each worker runs its searches in a child process at idle priority
+(knn_core.worker), so a search holds neither this process's interpreter nor
+its CPU.
 A search estimated beyond CONFIRM_SECONDS waits for a button press; one
 beyond the operator's limit ($KNN_LAB_MAX_SEARCH_SECONDS, default a minute)
 is not started from the browser at all: the page shows the command that
@@ -23,6 +26,7 @@ import streamlit as st
 from knn_core import K_MAX, Method, estimate_seconds, is_cached
 from knn_core import neighbor_lists as search_neighbor_lists
 from knn_core.jobs import CANCELLED, DONE, FAILED, Job, QueueFull, queue_from_environment
+from knn_core.worker import Task, task
 
 from .resources import get_dataset, session_owner
 from .safe import error_message
@@ -153,14 +157,10 @@ def _search(ds, missing: list, key: str) -> bool:
     return ok
 
 
-def _work(ds, request: tuple):
+def _work(ds, request: tuple) -> Task:
+    """The search, to run in the queue worker's child process (knn_core.worker): not in the server's."""
     split, search, size = request
-
-    def work(progress):
-        return search_neighbor_lists(ds, search, split, train_size=size, k_max=K_MAX, progress=progress,
-                                     n_jobs=SEARCH_THREADS)
-
-    return work
+    return task(search_neighbor_lists, ds, search, split, train_size=size, k_max=K_MAX, n_jobs=SEARCH_THREADS)
 
 
 def _wait(ds, jobs: list[Job]) -> None:
