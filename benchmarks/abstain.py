@@ -18,6 +18,11 @@ on the validation digits and the DESIGN non-digits only (searched against the
 training digits before the validation split, as the validation digits are),
 measure with them, and print the `EXPONENTS` table to paste into
 knn_core/abstain.py. Without it the exponents in the code are used.
+
+``--gate-methods deskew,idm``: a row with the digit gate (the euclidean rule on
+raw pixels, asked too; knn_core.abstain.GATES) below each of these methods'
+shape-score row; with ``--fit`` its share of the refusals is refitted
+(`fit_gate_share`, validation + design only) and the `GATES` table printed.
 """
 
 from __future__ import annotations
@@ -34,12 +39,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from knn_core import KNNClassifier, Method, load_mnist, neighbor_lists, stratified_subset  # noqa: E402
 from knn_core.abstain import (  # noqa: E402
     EXPONENT_GRID,
+    GATE_METHOD,
     AbstainRule,
     answered_accuracy,
     compared_pictures,
     distance_per_class,
     fit_exponents,
+    fit_gate_share,
     fit_method_exponents,
+    fit_method_gate_share,
+    gate_inputs,
+    gate_share,
     method_exponents,
     shape_applies,
     shape_ratios,
@@ -67,35 +77,50 @@ def _search(clf, X, key):
 
 
 def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigits, shape: bool = True,
-            fit: bool = False, grid=EXPONENT_GRID) -> dict:
+            fit: bool = False, grid=EXPONENT_GRID, gate: bool = False) -> dict:
     method = Method.parse(name)
     k, weights = method.k, method.weights
     shape = shape and (shape_applies(method) or fit)  # IDM: its ratios (shape_ratios) fitted with --fit
+    gate = gate and shape
     t0 = time.perf_counter()
     full = KNNClassifier(k, method=method, weights=weights).fit(ds.train_images, ds.train_labels)
     fitsplit = KNNClassifier(k, method=method, weights=weights).fit(ds.fit_images, ds.fit_labels)
+    gm = Method.parse(GATE_METHOD)  # the digit gate's plain search, on the same training digits
+    gate_full = KNNClassifier(gm.k, method=gm, weights=gm.weights).fit(ds.train_images, ds.train_labels)
+    gate_fit = KNNClassifier(gm.k, method=gm, weights=gm.weights).fit(ds.fit_images, ds.fit_labels)
     Xn, kinds, names, parts = nondigits
+
+    def raw(X, what, clf=gate_full, train=ds.train_images):  # the digit gate's judge inputs
+        d, i, _ = _search(clf, X, (GATE_METHOD, subset, what))
+        return gate_inputs(d, clf.neighbor_labels(i), X, train, i[:, : gm.k])
 
     def judge(rule, X, what, clf=full, train=ds.train_images):  # with the pictures (as compared) when needed
         d, i, sh = _search(clf, X, (name, subset, what))
         pics = compared_pictures(method, X, train, i[:, :k], sh) if shape else {}
-        return rule.judge(d, clf.neighbor_labels(i), **pics)
+        g = None if rule.gate is None else raw(X, what, gate_fit if clf is fitsplit else gate_full, train)
+        return rule.judge(d, clf.neighbor_labels(i), **pics, gate=g)
 
     if subset is None:
         val = neighbor_lists(ds, method, "val")
         vd, vl, vq = val.distances, val.neighbor_labels(val.k_max), ds.val_images
         vpics = compared_pictures(method, vq, ds.train_images, val.neighbor_rows(k), val.shifts) if shape else {}
+        if gate:
+            gv = neighbor_lists(ds, GATE_METHOD, "val")
+            vgate = gate_inputs(gv.distances, gv.neighbor_labels(gv.k_max), vq, ds.train_images, gv.neighbor_rows(gm.k))
     else:
         vi = stratified_subset(ds.val_labels, subset, random_state=1)
         vq = ds.val_images[vi]
         d, i, sh = _search(fitsplit, vq, (name, subset, "val"))  # as Abstainer(fit).fit(val) does
         vd, vl = d, fitsplit.neighbor_labels(i)
         vpics = compared_pictures(method, vq, ds.fit_images, i[:, :k], sh) if shape else {}
+        if gate:
+            vgate = raw(vq, "val", gate_fit, ds.fit_images)
 
-    def calibrate(exponents):
+    def calibrate(exponents, share=None):
         return AbstainRule.calibrate(vd, vl, k=k, weights=weights, coverage=coverage, classes=np.unique(ds.train_labels),
                                      distance_name=method.distance_name, exponents=exponents,
-                                     distance_per_class=distance_per_class(method), **vpics)
+                                     distance_per_class=distance_per_class(method), **vpics,
+                                     gate=vgate if share is not None else None, gate_share=share)
 
     exponents = method_exponents(method) if shape else None
     if fit and shape and subset is None:  # on the validation digits and the design non-digits only
@@ -106,10 +131,27 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
         jd = judge(ones, Xn[design], "design vs fit", fitsplit, ds.fit_images)
         exponents = fit_exponents(ones, ones.judge(vd, vl, **vpics), jd, coverage, groups=kinds[design],
                                   ratios=shape_ratios(method), grid=grid)
-    rule = calibrate(exponents)
+    share = gate_share(method) if gate else None
+    if gate and fit and subset is None:  # on the validation digits and the design non-digits only
+        share = fit_method_gate_share(ds, method, coverage=coverage)
+    elif gate and fit:  # the same on the validation subset, the design non-digits searched as validation is
+        design = (parts == "design") & (kinds != "digit-like")
+        own = calibrate(exponents)
+        gate_rule = AbstainRule.calibrate(**vgate, k=gm.k, weights=gm.weights, coverage=coverage,
+                                          classes=np.unique(ds.train_labels), exponents=method_exponents(gm))
+        gd, gi, _ = _search(gate_fit, Xn[design], (GATE_METHOD, subset, "design vs fit"))
+        gjd = gate_rule.judge(gd, gate_fit.neighbor_labels(gi), **compared_pictures(gm, Xn[design], ds.fit_images, gi))
+        share = fit_gate_share(own, own.judge(vd, vl, **vpics), judge(own, Xn[design], "design vs fit", fitsplit,
+                                                                       ds.fit_images),
+                               gate_rule, gate_rule.judge(**vgate), gjd, coverage, groups=kinds[design])
+    if gate and share is None:
+        raise SystemExit(f"{name} has no digit gate in GATES: --fit fits its share")
+    rule = calibrate(exponents, share)
     if subset is None:
         test = neighbor_lists(ds, method, "test")
-        jt, ty = rule.judge_lists(test, *((ds.test_images, ds.train_images) if shape else ())), test.query_labels
+        gate_lists = neighbor_lists(ds, GATE_METHOD, "test") if gate else None
+        jt = rule.judge_lists(test, *((ds.test_images, ds.train_images) if shape else ()), gate_lists=gate_lists)
+        ty = test.query_labels
     else:
         ti = stratified_subset(ds.test_labels, subset, random_state=1)
         jt, ty = judge(rule, ds.test_images[ti], "test"), ds.test_labels[ti]
@@ -118,9 +160,14 @@ def measure(ds, name: str, coverage: float, subset: int | None, redrawn, nondigi
     jn = judge(rule, Xn, "nondigits")
     fair = kinds != "digit-like"
     held = parts == "held-out"
+    own_refused = (jn.score > jn.limit) | (jn.share < rule.min_share)  # by the method's own tests
     return dict(
         name=method.name,
-        method=name + (f" (subsets of {subset})" if subset else "") + ("" if shape else ", distance alone"),
+        method=name + (f" (subsets of {subset})" if subset else "") + ("" if shape else ", distance alone")
+        + (f" + digit gate ({share:g} of the refusals)" if gate else ""),
+        gate_share=share,
+        # of the fair non-digits refused: by the gate alone (the method's own tests answer them)
+        by_gate_only=float((fair & jn.refused & ~own_refused).sum() / max(int((fair & jn.refused).sum()), 1)) if gate else None,
         k=k,
         weights=weights,
         exponents=None if rule.exponents is None else tuple(float(x) for x in rule.exponents),
@@ -154,6 +201,8 @@ def main(argv=None) -> None:
     ap.add_argument("--fit", action="store_true", help="refit the exponents on validation + design non-digits")
     ap.add_argument("--grid-step", type=float, default=None,
                     help="with --fit: powers 0, step, ..., 3 instead of the coarse EXPONENT_GRID (e.g. 0.25)")
+    ap.add_argument("--gate-methods", default="deskew,idm",
+                    help="also a row with the digit gate (knn_core.abstain.GATES) for these methods")
     ap.add_argument("--rule", choices=("shape", "distance", "both"), default="shape",
                     help="shape: the shape score (distance, patch, ink, directions, pieces; the default); distance: the distance alone "
                          "(the rule before it); both: a row of each from one search")
@@ -180,9 +229,12 @@ def main(argv=None) -> None:
     jobs += [(m, args.subset) for m in args.subset_methods.split(",") if m]
     rows = []
     shapes = {"shape": (True,), "distance": (False,), "both": (True, False)}[args.rule]
-    for (name, subset), shape in ((job, shape) for job in jobs for shape in shapes):  # each row once measured
+    gated = set(args.gate_methods.split(",")) - {""}
+    rows_of = [(job, shape, gate) for job in jobs for shape in shapes
+               for gate in ((False, True) if shape and job[0] in gated else (False,))]
+    for (name, subset), shape, gate in rows_of:  # each row once measured
         grid = EXPONENT_GRID if args.grid_step is None else tuple(np.round(np.arange(0, 3 + 1e-9, args.grid_step), 4))
-        r = measure(ds, name, args.coverage, subset, redrawn, nondigits, shape, args.fit, grid)
+        r = measure(ds, name, args.coverage, subset, redrawn, nondigits, shape, args.fit, grid, gate)
         rows.append(r)
         ex = "-" if not shape else ("1, 1, 1" if r["exponents"] is None else ", ".join(f"{x:g}" for x in r["exponents"]))
         print(
@@ -197,13 +249,19 @@ def main(argv=None) -> None:
             f"  {r['method']}: "
             + ", ".join(f"{kd} {v:.0%}" for kd, v in r["per_kind"].items())
             + f"  ({r['seconds']:.0f} s)"
+            + ("" if r["by_gate_only"] is None else f"; refused by the gate alone: {r['by_gate_only']:.0%} of the refused")
         )
         print("    letters by font: " + ", ".join(f"{f} {v:.0%}" for f, v in r["per_font"].items()))
     if args.fit:
         print("\nEXPONENTS = {  # fitted on validation + design non-digits by benchmarks/abstain.py --fit")
         for r in rows:
-            if r["exponents"] is not None:
+            if r["exponents"] is not None and r["gate_share"] is None:
                 print(f"    {r['name']!r}: {r['exponents']},")
+        print("}")
+        print("GATES = {  # fitted on validation + design non-digits by benchmarks/abstain.py --fit")
+        for r in rows:
+            if r["gate_share"] is not None:
+                print(f"    {r['name']!r}: {r['gate_share']},")
         print("}")
 
 

@@ -50,10 +50,18 @@ scribbles) so that none is given up: first the powers whose least-refused
 kind is refused most, then the most design non-digits. The limits come from the validation digits only.
 Measured in benchmarks/abstain.py (README).
 
+The digit gate (`GATES`): deskewing, and IDM's moving pixels, make a non-digit look more like a digit, so
+those methods' own neighbours tell non-digits apart less well. For them the euclidean rule on the raw
+pixels (its shape score, `EXPONENTS["euclidean"]`, its own per-class limits, on a plain euclidean search) is
+asked too, and either refuses. Both are calibrated together on the validation digits: the gate refuses its
+share of the refusal budget (`fit_gate_share`, chosen on validation + design non-digits), the method's own
+tests the rest among the digits the gate answers, so that together they still answer `coverage`.
+
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import Optional
@@ -68,7 +76,8 @@ from .vote import TIE_BREAKS, WEIGHTS, decide, tally
 __all__ = [
     "EXPONENTS", "REFUSED", "AbstainRule", "Abstainer", "Judgement", "abstain_rule", "answered_accuracy",
     "compared_pictures", "fit_exponents", "fit_method_exponents", "method_exponents", "shape_applies",
-    "shape_ratios", "distance_per_class",
+    "shape_ratios", "distance_per_class", "GATES", "GATE_METHOD", "fit_gate_share", "fit_method_gate_share",
+    "gate_inputs", "gate_share",
 ]
 
 REFUSED = -1  # the label `predict` gives a refused input
@@ -92,6 +101,13 @@ EXPONENTS: dict = {
 }
 EXPONENT_GRID = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # for each ratio but the distance's (1): coarse, not to overfit
 
+GATE_METHOD = "euclidean"  # the digit gate: this method's rule on raw pixels (its preset k and votes, its EXPONENTS)
+# The digit gate's share of the refusal budget per method (`fit_method_gate_share`, on all the validation digits
+# and the DESIGN non-digits only: `python benchmarks/abstain.py --fit --gate-methods ...` prints this table). For
+# each, the whole budget: the method's own tests then refuse only beyond every validation digit. Not listed: no gate.
+GATES: dict = {"deskew": 1.0, "deskew+blur": 1.0, "downsample": 1.0, "idm": 1.0}
+GATE_GRID = tuple(np.round(np.arange(0.1, 1.0 + 1e-9, 0.1), 1))  # one number: tenths of the budget
+
 
 def method_exponents(method) -> Optional[np.ndarray]:
     """The fitted exponents of a method's shape score (`EXPONENTS`), None for DEFAULT_EXPONENTS."""
@@ -113,6 +129,7 @@ class Judgement:
     reasons: tuple  # (m,) str: why refused, "" when answered
     score: Optional[np.ndarray] = None  # (m,) what is held against `limit`: `nearest`, or the shape score
     factors: Optional[np.ndarray] = None  # (m, 5) the shape score's ratios (FACTORS); None: no pictures
+    gate: Optional["Judgement"] = None  # the digit gate's judgement on the raw pixels; None: no gate
 
     @property
     def predictions(self) -> np.ndarray:
@@ -144,6 +161,8 @@ class AbstainRule:
     scales: Optional[np.ndarray] = None
     # the shape score's exponents of its ratios (FACTORS): score = prod(ratio ** exponent); None: DEFAULT_EXPONENTS
     exponents: Optional[np.ndarray] = None
+    gate: Optional["AbstainRule"] = None  # the digit gate (GATES), asked too; None: no gate
+    pixels: str = ""  # what its pictures are, in its reasons ("its raw pixels": the gate's)
 
     @property
     def uses_pictures(self) -> bool:
@@ -166,6 +185,8 @@ class AbstainRule:
         neighbor_images=None,
         exponents=None,
         distance_per_class: bool = True,
+        gate: Optional[dict] = None,
+        gate_share: Optional[float] = None,
     ) -> "AbstainRule":
         """Thresholds from the neighbour lists of validation digits (never test digits).
 
@@ -175,6 +196,8 @@ class AbstainRule:
         exponents: of the shape score's five ratios (`fit_exponents`; four: the pieces' is 0); None: DEFAULT_EXPONENTS.
         distance_per_class: the distance ratio against the winner's usual distance; False: against all the
         validation digits' (IDM, `distance_per_class`).
+        gate: the same validation digits' `gate_inputs` (their plain euclidean search): a digit gate refusing
+        `gate_share` (0-1] of the refused, the other tests the rest among the digits it answers (`GATES`).
         """
         if not 0.5 <= coverage < 1:
             raise ParameterError(
@@ -184,38 +207,54 @@ class AbstainRule:
         labels = np.asarray(neighbor_labels)
         classes = np.unique(labels) if classes is None else np.asarray(classes)
         d = np.asarray(distances, np.float64)
-        winners, nearest, share = _vote(d, labels, classes, k, weights, tie_break)
-        scales = None
-        if exponents is not None:
-            exponents = np.asarray(exponents, np.float64)
-            if exponents.shape == (len(FACTORS) - 1,):  # four powers, from before the pieces: the pieces' is 0
-                exponents = np.append(exponents, 0.0)
-            if exponents.shape != (len(FACTORS),) or not np.isfinite(exponents).all() or (exponents < 0).any():
-                raise ParameterError(
-                    f"exponents must be {len(FACTORS)} non-negative numbers ({', '.join(FACTORS)}); got {exponents!r}"
-                )
-        if queries is None and neighbor_images is None:
-            exponents = None  # no pictures: the distance alone
-        else:
-            raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
-            scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(len(FACTORS))],
-                              axis=1)
-            if not distance_per_class:
-                scales[:, 0] = np.median(raw[:, 0])
-            exponents = np.asarray(DEFAULT_EXPONENTS if exponents is None else exponents, np.float64)
-            nearest = _score(raw / scales[winners], exponents)  # the score held against the limits
-        min_share, limits = _limits(nearest, winners, share, 1 - coverage, len(classes))
-        parts = (classes, limits, float(min_share), int(k), weights, tie_break)
-        rule = cls(*parts, float("nan"), len(labels), distance_name, scales, exponents)
-        answered = 1 - rule._judge_indices(winners, nearest, share)[0].mean()
-        return cls(*parts, float(answered), len(labels), distance_name, scales, exponents)
+        winners, score, share, scales, exponents = _calibration_scores(
+            d, labels, classes, k, weights, tie_break, queries, neighbor_images, exponents, distance_per_class
+        )
+        gate_rule, gated = (None, None) if gate is None else cls._gate(gate, gate_share, 1 - coverage, classes, tie_break)
+        min_share, limits = _limits(score, winners, share, 1 - coverage, len(classes), gated)
+        rule = cls(classes, limits, float(min_share), int(k), weights, tie_break, float("nan"), len(labels),
+                   distance_name, scales, exponents, gate_rule)
+        return rule._answering(winners, score, share, gated)[0]
 
-    def judge(self, distances, neighbor_labels, queries=None, neighbor_images=None) -> Judgement:
+    @classmethod
+    def _gate(cls, gate: dict, gate_share, budget: float, classes, tie_break) -> tuple["AbstainRule", np.ndarray]:
+        """(the digit gate: GATE_METHOD's rule on raw pixels refusing gate_share of the budget of the validation
+        digits, which of them it refuses)."""
+        if gate_share is None or not 0 < gate_share <= 1:
+            raise ParameterError(f"gate_share must be in (0, 1] (the gate's share of the refusals); got {gate_share!r}")
+        from .methods import Method
+
+        m = Method.parse(GATE_METHOD)
+        d = np.asarray(gate["distances"], np.float64)
+        _check_vote(m.k, m.weights, tie_break, d.shape)
+        labels = np.asarray(gate["neighbor_labels"])
+        winners, score, share, scales, exponents = _calibration_scores(
+            d, labels, classes, m.k, m.weights, tie_break, gate["queries"], gate["neighbor_images"],
+            method_exponents(m), True,
+        )
+        min_share, limits = _limits(score, winners, share, gate_share * budget, len(classes))
+        rule = cls(classes, limits, float(min_share), m.k, m.weights, tie_break, float("nan"), len(labels),
+                   m.distance_name, scales, exponents, pixels="its raw pixels")
+        return rule._answering(winners, score, share)
+
+    def _answering(self, winners, score, share, gated=None) -> tuple["AbstainRule", np.ndarray]:
+        """(this rule with its coverage: the share of its calibration digits answered, by the gate too; which it
+        refuses)."""
+        refused = self._judge_indices(winners, score, share)[0]
+        if gated is not None:
+            refused = refused | gated
+        return dataclasses.replace(self, coverage=float(1 - refused.mean())), refused
+
+    def judge(self, distances, neighbor_labels, queries=None, neighbor_images=None, gate=None) -> Judgement:
         """Refuse or answer each query from its neighbour lists (m, >=k), nearest first.
 
         queries (m, 28, 28) and neighbor_images (m, >=k, 28, 28): the drawings as they were drawn and
         their neighbours' training pictures, needed when the rule was calibrated with pictures.
+        gate: the drawings' `gate_inputs` (a plain euclidean search), needed by a rule with a digit gate.
         """
+        if self.gate is not None and gate is None:
+            raise ParameterError("this refusal rule has a digit gate: pass the drawings' raw euclidean neighbours "
+                                 "(gate=gate_inputs(...))")
         _check_vote(self.k, self.weights, self.tie_break, np.shape(distances))
         labels = np.asarray(neighbor_labels)
         d = np.asarray(distances, np.float64)
@@ -237,23 +276,34 @@ class AbstainRule:
             self._reason(c, dist, s, f, sp, None if factors is None else (sc, factors[n])) if r else ""
             for n, (c, dist, sc, s, r, f, sp) in enumerate(zip(winners, nearest, score, share, refused, far, split))
         )
+        gated = None if self.gate is None else self.gate.judge(**gate)
+        if gated is not None:  # its own reason first; else the gate's (on the raw pixels)
+            reasons = tuple(r or g for r, g in zip(reasons, gated.reasons))
+            refused = refused | gated.refused
         return Judgement(
-            self.classes[winners], refused, nearest, self.limits[winners], share, reasons, score, factors
+            self.classes[winners], refused, nearest, self.limits[winners], share, reasons, score, factors, gated
         )
 
-    def judge_lists(self, lists, queries=None, train_images=None) -> Judgement:
+    def judge_lists(self, lists, queries=None, train_images=None, gate_lists=None) -> Judgement:
         """`judge` of a `NeighborLists` (e.g. the test set's); queries: its query digits, train_images: the
         dataset's training digits (read at the lists' training rows), for a rule with pictures (compared
-        as the lists' method compares them)."""
+        as the lists' method compares them); gate_lists: the same queries' GATE_METHOD lists, for a digit gate."""
+        gate = None
+        if self.gate is not None and gate_lists is not None:
+            gate = gate_inputs(gate_lists.distances, gate_lists.neighbor_labels(gate_lists.k_max), queries,
+                               train_images, gate_lists.neighbor_rows(self.gate.k))
         if queries is None or train_images is None or not self.uses_pictures:
-            return self.judge(lists.distances, lists.neighbor_labels(lists.k_max))
+            return self.judge(lists.distances, lists.neighbor_labels(lists.k_max), gate=gate)
         pics = compared_pictures(lists.method, queries, train_images, lists.neighbor_rows(self.k), lists.shifts)
-        return self.judge(lists.distances, lists.neighbor_labels(lists.k_max), **pics)
+        return self.judge(lists.distances, lists.neighbor_labels(lists.k_max), **pics, gate=gate)
 
     def _judge_indices(self, winners, score, share):
         far = score > self.limits[winners]
         split = share < self.min_share
         return far | split, far, split
+
+    def _in_pixels(self, word: str = " in") -> str:
+        return f"{word} {self.pixels}" if self.pixels else ""
 
     def _exponent(self, j: int) -> float:
         return float((DEFAULT_EXPONENTS if self.exponents is None else self.exponents)[j])
@@ -282,19 +332,19 @@ class AbstainRule:
                 turns += (f", it is drawn in {n_pieces:.0f} separate pieces (a usual {label}: "
                           f"{usual_pieces:.0f})")
             parts.append(
-                f"unlike every digit: its nearest {label} is {fd:.1f}x as far as real {label}s usually are from "
+                f"unlike every digit{self._in_pixels()}: its nearest {label} is {fd:.1f}x as far as real {label}s usually are from "
                 f"theirs (at {self.distance_name} {d:,.0f}), where it differs most (a 3x3 patch) it differs "
                 f"{fp:.1f}x as much as usual{turns}, and it has {fi:.1f}x the ink of a usual {label}: together "
                 f"{score:.1f}{self._weighed()}, beyond the {self.limits[c]:.1f} that real {label}s stay within"
             )
         elif far:
             parts.append(
-                f"too far from every digit: its nearest {label} is at {self.distance_name} {d:,.0f}, "
+                f"too far from every digit{self._in_pixels()}: its nearest {label} is at {self.distance_name} {d:,.0f}, "
                 f"beyond the {self.limits[c]:,.0f} that real {label}s stay within"
             )
         if split:
             parts.append(
-                f"the neighbours disagree: {label} has only {s:.0%} of the vote "
+                f"the neighbours{self._in_pixels(' of')} disagree: {label} has only {s:.0%} of the vote "
                 f"(real digits: at least {self.min_share:.0%})"
             )
         return "; ".join(parts)
@@ -311,13 +361,15 @@ class Abstainer(BaseEstimator):
     >>> Abstainer(clf).fit(ds.val_images).predict(drawings)            # doctest: +SKIP
     """
 
-    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, pictures: bool = True, train_images=None):
+    def __init__(self, classifier, coverage: float = DEFAULT_COVERAGE, pictures: bool = True, train_images=None,
+                 gate: bool = True):
         self.classifier = classifier
         self.coverage = coverage
         self.pictures = pictures  # the shape score, on the pictures as the classifier compared them
         # the classifier's training digits (28x28): a downsampling method keeps only 10x10 ones, and its shape
-        # score compares 28x28 pictures; without them it keeps the distance alone
+        # score compares 28x28 pictures; without them it keeps the distance alone. The digit gate searches them.
         self.train_images = train_images
+        self.gate = gate  # the digit gate (`GATES`) for a method that has one, given train_images
 
     def _search(self, X):
         """(distances, indices, queries and neighbours' pictures as compared, or None, None)."""
@@ -336,8 +388,24 @@ class Abstainer(BaseEstimator):
         )
         return nb.distances, nb.indices, clf.transform(X), pictures
 
+    def _gate_search(self, X) -> Optional[dict]:
+        """The digit gate's `judge` inputs of X (a plain euclidean search of the same training digits), or None."""
+        if self.gate_ is None:
+            return None
+        d, i = self.gate_.kneighbors(X)
+        return gate_inputs(d, self.gate_.neighbor_labels(i), X, self.train_images, i)
+
     def fit(self, X, y=None):
+        from .classifier import KNNClassifier
+        from .methods import Method
+
         clf = self.classifier
+        share = gate_share(clf.method_) if self.gate and self.pictures and self.train_images is not None else None
+        self.gate_ = None
+        if share is not None:
+            m = Method.parse(GATE_METHOD)
+            labels = clf.neighbor_labels(np.arange(clf.n_samples_fit_))
+            self.gate_ = KNNClassifier(m.k, method=m, weights=m.weights).fit(self.train_images, labels)
         d, i, queries, pictures = self._search(X)
         self.rule_ = AbstainRule.calibrate(
             d,
@@ -352,13 +420,15 @@ class Abstainer(BaseEstimator):
             neighbor_images=pictures,
             exponents=None if queries is None else method_exponents(clf.method_),
             distance_per_class=distance_per_class(clf.method_),
+            gate=self._gate_search(X),
+            gate_share=share,
         )
         return self
 
     def judge(self, X) -> Judgement:
         check_is_fitted(self, "rule_")
         d, i, queries, pictures = self._search(X)
-        return self.rule_.judge(d, self.classifier.neighbor_labels(i), queries, pictures)
+        return self.rule_.judge(d, self.classifier.neighbor_labels(i), queries, pictures, self._gate_search(X))
 
     def predict(self, X) -> np.ndarray:
         return self.judge(X).predictions
@@ -374,6 +444,7 @@ def abstain_rule(
     coverage: float = DEFAULT_COVERAGE,
     train_size: Optional[int] = None,
     pictures: bool = True,
+    gate: bool = True,
 ) -> AbstainRule:
     """The rule of a method calibrated on a Dataset's validation split (neighbour lists cached on disk).
 
@@ -381,6 +452,7 @@ def abstain_rule(
     train_size: calibrate against a class-balanced subset of the fit split of that size, for a
     classifier fitted on that many digits. pictures: the shape score where it applies (`shape_applies`;
     judge then needs the drawings and their neighbours' pictures as compared); False: the distance alone.
+    gate: with pictures, the digit gate of a method that has one (`GATES`; judge then needs `gate_inputs`).
     """
     from .lists import neighbor_lists
     from .methods import Method
@@ -390,6 +462,12 @@ def abstain_rule(
     weights = method.weights if weights is None else weights
     val = neighbor_lists(ds, method, "val", train_size=train_size)
     pictures = pictures and shape_applies(method)
+    share = gate_share(method) if gate and pictures else None
+    raw = None
+    if share is not None:
+        g = neighbor_lists(ds, GATE_METHOD, "val", train_size=train_size)
+        raw = gate_inputs(g.distances, g.neighbor_labels(g.k_max), ds.val_images, ds.train_images,
+                           g.neighbor_rows(Method.parse(GATE_METHOD).k))
     return AbstainRule.calibrate(
         val.distances,
         val.neighbor_labels(val.k_max),
@@ -401,8 +479,24 @@ def abstain_rule(
         distance_name=method.distance_name,
         exponents=method_exponents(method) if pictures else None,
         distance_per_class=distance_per_class(method),
+        gate=raw,
+        gate_share=share,
         **(compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts) if pictures else {}),
     )
+
+
+def gate_share(method) -> Optional[float]:
+    """A method's digit gate's share of the refusal budget (`GATES`), None: no gate."""
+    from .methods import Method
+
+    return GATES.get(Method.parse(method).name)
+
+
+def gate_inputs(distances, neighbor_labels, queries, train_images, rows) -> dict:
+    """The digit gate's `judge` arguments: the drawings' plain GATE_METHOD search (distances, their neighbours'
+    labels and `rows` into train_images, nearest first) and the raw pictures it compared."""
+    return dict(distances=distances, neighbor_labels=neighbor_labels,
+                **compared_pictures(GATE_METHOD, queries, train_images, np.asarray(rows)))
 
 
 def shape_applies(method) -> bool:
@@ -482,10 +576,7 @@ def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", co
     vw = np.searchsorted(rule.classes, val.winners)
     dw = np.searchsorted(rule.classes, design.winners)
     lv, ld = np.log(val.factors), np.log(design.factors)
-    groups = np.zeros(len(dw), int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
-    if len(groups) != len(dw):
-        raise ParameterError(f"groups must give one kind per design drawing: {len(groups)} for {len(dw)}")
-    sizes = np.bincount(groups)
+    groups, sizes = _kinds(groups, len(dw))
     best: np.ndarray = np.ones(val.factors.shape[1]) if ratios is None else np.asarray(ratios, np.float64)
     best_key = None
     fitted = np.ones(val.factors.shape[1], bool) if ratios is None else np.asarray(ratios, bool)
@@ -495,8 +586,7 @@ def fit_exponents(rule: "AbstainRule", val: "Judgement", design: "Judgement", co
         e[1:][fitted[1:]] = free
         min_share, limits = _limits(np.exp(lv @ e), vw, val.share, 1 - coverage, len(rule.classes))
         refused = (np.exp(ld @ e) > limits[dw]) | (design.share < min_share)
-        rates = np.bincount(groups, refused, len(sizes)) / sizes
-        key = (-float(rates.min()), -float(refused.mean()), float(np.abs(e - fitted).sum()))
+        key = _design_key(refused, groups, sizes) + (float(np.abs(e - fitted).sum()),)
         if best_key is None or key < best_key:
             best, best_key = e, key
     return best
@@ -509,26 +599,92 @@ def fit_method_exponents(ds, method="euclidean", *, coverage: float = DEFAULT_CO
     both searched against the training digits before the validation split, each kind of non-digit weighed
     (`fit_exponents` groups); nothing else is read (not the
     held-out non-digits, not the test set). How `EXPONENTS` was made (benchmarks/abstain.py --fit)."""
+    ones, val, design, kinds = _validation_and_design(ds, method, coverage, train_size, exponents=None)
+    return fit_exponents(ones, val, design, coverage, groups=kinds, ratios=shape_ratios(method), grid=grid)
+
+
+def fit_gate_share(rule: "AbstainRule", val: "Judgement", design: "Judgement", gate: "AbstainRule",
+                   gate_val: "Judgement", gate_design: "Judgement", coverage: float = DEFAULT_COVERAGE,
+                   grid=GATE_GRID, groups=None) -> float:
+    """The digit gate's share of the refusal budget (`GATES`) refusing the most DESIGN non-digits, the method's
+    own tests and the gate together answering `coverage` of the validation digits (limits set as
+    `AbstainRule.calibrate` sets them for each share); each kind weighed as in `fit_exponents`; ties go to the
+    smaller share (more left to the method's own tests).
+
+    rule, gate: the method's and GATE_METHOD's rules, calibrated with pictures on the validation digits (no
+    gate); val, design / gate_val, gate_design: their judgements of those validation digits and of the design
+    non-digits (never held-out ones).
+    """
+    n = len(rule.classes)
+
+    def at(j):  # (winner indices, score, share) of a judgement
+        return np.searchsorted(rule.classes, j.winners), j.score, j.share
+
+    def refuses(j, min_share, limits):
+        w, score, share = at(j)
+        return (score > limits[w]) | (share < min_share)
+
+    groups, sizes = _kinds(groups, len(design.winners))
+    gw, gscore, gshare = at(gate_val)
+    w, score, share = at(val)
+
+    def key(s):
+        gate_limits = _limits(gscore, gw, gshare, s * (1 - coverage), n)
+        own = _limits(score, w, share, 1 - coverage, n, refuses(gate_val, *gate_limits))
+        return _design_key(refuses(gate_design, *gate_limits) | refuses(design, *own), groups, sizes) + (float(s),)
+
+    return float(min(grid, key=key))
+
+
+def fit_method_gate_share(ds, method, *, coverage: float = DEFAULT_COVERAGE, train_size: Optional[int] = None,
+                          grid=GATE_GRID) -> float:
+    """`fit_gate_share` of a method (its preset k and votes, its `EXPONENTS`) from a Dataset, as
+    `fit_method_exponents` reads it: the validation digits and the DESIGN non-digits only, searched by the
+    method and by GATE_METHOD against the training digits before the validation split. How `GATES` was made
+    (benchmarks/abstain.py --fit --gate)."""
+    rule, val, design, kinds = _validation_and_design(ds, method, coverage, train_size, method_exponents(method))
+    gate, gate_val, gate_design, _ = _validation_and_design(ds, GATE_METHOD, coverage, train_size,
+                                                            method_exponents(GATE_METHOD))
+    return fit_gate_share(rule, val, design, gate, gate_val, gate_design, coverage, grid, groups=kinds)
+
+
+def _validation_and_design(ds, method, coverage, train_size, exponents):
+    """(a method's rule calibrated with pictures on the validation digits, its judgements of them and of the
+    DESIGN non-digits (one per distinct picture, digit-like ones left out) searched against the training digits
+    before the validation split, those non-digits' kinds). Nothing else is read."""
     from .lists import find_neighbors, neighbor_lists, split_data
     from .methods import Method
     from .nondigits import distinct, nondigit_drawings
 
     method = Method.parse(method)
     k, weights = method.k, method.weights
-    classes = np.unique(ds.train_labels)
     val = neighbor_lists(ds, method, "val", train_size=train_size)
     vpics = compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts)
     vl = val.neighbor_labels(val.k_max)
-    ones = AbstainRule.calibrate(val.distances, vl, k=k, weights=weights, coverage=coverage, classes=classes,
+    rule = AbstainRule.calibrate(val.distances, vl, k=k, weights=weights, coverage=coverage,
+                                 classes=np.unique(ds.train_labels), exponents=exponents,
                                  distance_per_class=distance_per_class(method), **vpics)
     design = [x for x in distinct(nondigit_drawings(part="design")) if x.kind != "digit-like"]
     X = np.stack([x.digit for x in design])
     part = split_data(ds, "val", train_size)  # the training digits the validation digits were searched against
     nd = find_neighbors(part.train_images, part.train_labels, X, np.zeros(len(X), int), method=method)
     dpics = compared_pictures(method, X, part.train_images, nd.indices[:, :k], nd.shifts)
-    jd = ones.judge(nd.distances, nd.neighbor_labels(nd.k_max), **dpics)
-    return fit_exponents(ones, ones.judge(val.distances, vl, **vpics), jd, coverage, groups=[x.kind for x in design],
-                         ratios=shape_ratios(method), grid=grid)
+    jd = rule.judge(nd.distances, nd.neighbor_labels(nd.k_max), **dpics)
+    return rule, rule.judge(val.distances, vl, **vpics), jd, [x.kind for x in design]
+
+
+def _kinds(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each design drawing's kind as an index, the number of drawings of each kind); None: one kind."""
+    groups = np.zeros(n, int) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    if len(groups) != n:
+        raise ParameterError(f"groups must give one kind per design drawing: {len(groups)} for {n}")
+    return groups, np.bincount(groups)
+
+
+def _design_key(refused, groups, sizes) -> tuple:
+    """Smaller is better: first the least-refused kind of design non-digit refused most, then the most refused."""
+    rates = np.bincount(groups, refused, len(sizes)) / sizes
+    return -float(rates.min()), -float(refused.mean())
 
 
 def answered_accuracy(judgement: Judgement, true_labels) -> float:
@@ -537,6 +693,33 @@ def answered_accuracy(judgement: Judgement, true_labels) -> float:
     if not ok.any():
         return float("nan")
     return float(np.mean(judgement.winners[ok] == np.asarray(true_labels)[ok]))
+
+
+def _calibration_scores(d, labels, classes, k, weights, tie_break, queries, neighbor_images, exponents,
+                        distance_per_class):
+    """(winners, what is held against the limits, the winner's share of the vote, the scales, the exponents) of
+    calibration digits: the shape score when there are pictures (`AbstainRule.calibrate`), else the distance."""
+    winners, nearest, share = _vote(d, labels, classes, k, weights, tie_break)
+    scales = None
+    if exponents is not None:
+        exponents = np.asarray(exponents, np.float64)
+        if exponents.shape == (len(FACTORS) - 1,):  # four powers, from before the pieces: the pieces' is 0
+            exponents = np.append(exponents, 0.0)
+        if exponents.shape != (len(FACTORS),) or not np.isfinite(exponents).all() or (exponents < 0).any():
+            raise ParameterError(
+                f"exponents must be {len(FACTORS)} non-negative numbers ({', '.join(FACTORS)}); got {exponents!r}"
+            )
+    if queries is None and neighbor_images is None:
+        exponents = None  # no pictures: the distance alone
+    else:
+        raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
+        scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(len(FACTORS))],
+                          axis=1)
+        if not distance_per_class:
+            scales[:, 0] = np.median(raw[:, 0])
+        exponents = np.asarray(DEFAULT_EXPONENTS if exponents is None else exponents, np.float64)
+        nearest = _score(raw / scales[winners], exponents)  # the score held against the limits
+    return winners, nearest, share, scales, exponents
 
 
 def _vote(distances, labels, classes, k, weights, tie_break):
@@ -659,8 +842,13 @@ def _score(ratios, exponents) -> np.ndarray:
     return np.exp(np.log(ratios) @ e)
 
 
-def _limits(score, winners, share, budget, n_classes) -> tuple[float, np.ndarray]:
-    """(min_share, per-class limits on score) refusing `budget` of the calibration digits in all."""
+def _limits(score, winners, share, budget, n_classes, gated=None) -> tuple[float, np.ndarray]:
+    """(min_share, per-class limits on score) refusing `budget` of the calibration digits in all. gated: the
+    calibration digits the digit gate refuses: they count in the budget, the limits are set on the others."""
+    if gated is not None:
+        keep = ~np.asarray(gated, bool)
+        budget = max(budget - (1 - keep.mean()), 0.0) / max(keep.mean(), 1e-12)
+        score, winners, share = score[keep], winners[keep], share[keep]
     min_share = _min_share(share, budget * AGREEMENT_BUDGET)
     keep = share >= min_share
     # The distance test refuses the rest of the budget among the digits the agreement test kept.

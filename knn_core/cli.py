@@ -14,7 +14,15 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .abstain import DEFAULT_COVERAGE, abstain_rule, answered_accuracy, compared_pictures
+from .abstain import (
+    DEFAULT_COVERAGE,
+    GATE_METHOD,
+    abstain_rule,
+    answered_accuracy,
+    compared_pictures,
+    gate_inputs,
+    gate_share,
+)
 from .errors import DataError, KnnLabError, ParameterError
 from .evaluate import DEFAULT_KS, choose_k, report, size_curve
 from .lists import K_MAX, SPLITS, is_cached, neighbor_lists, split_data
@@ -185,10 +193,24 @@ def _resolve_method(args) -> None:
         args.weights = args.method.weights
 
 
-def _lists(args, ds, split: str, progress=None, train_size="args"):
-    """The neighbour lists of a split under the command's method (cached on disk: the app shares them)."""
+def _lists(args, ds, split: str, progress=None, train_size="args", method=None):
+    """The neighbour lists of a split under the command's method (or `method`; cached on disk: the app shares
+    them)."""
     train_size = args.train_size if train_size == "args" else train_size
-    return neighbor_lists(ds, args.method, split, train_size=train_size, k_max=K_MAX, progress=progress)
+    method = args.method if method is None else method
+    return neighbor_lists(ds, method, split, train_size=train_size, k_max=K_MAX, progress=progress)
+
+
+def _abstain_rule(args, ds):
+    """The command's refusal rule, calibrated on validation (its searches first, with a progress bar; a
+    method with a digit gate also searches the validation digits by GATE_METHOD)."""
+    with progress_bar("calibrating on validation") as bar:
+        _lists(args, ds, "val", bar)  # the rule reads them from the cache
+    if gate_share(args.method) is not None:
+        with progress_bar("calibrating the digit gate (raw pixels) on validation") as bar:
+            _lists(args, ds, "val", bar, method=GATE_METHOD)
+    return abstain_rule(ds, args.method, k=args.k, weights=args.weights, tie_break=args.tie_break,
+                        coverage=args.coverage, train_size=args.train_size)
 
 
 def _searched_by(args) -> str:
@@ -218,12 +240,14 @@ def cmd_evaluate(args) -> None:
           f"train={len(lists.train_labels)} test={len(lists.query_labels)}")
     print(f"accuracy: {rep.accuracy:.4f}  (test error {100 * (1 - rep.accuracy):.2f}%{lit})")
     if args.abstain:
-        with progress_bar("calibrating on validation") as bar:
-            _lists(args, ds, "val", bar)  # the rule reads them from the cache
-        rule = abstain_rule(ds, args.method, k=args.k, weights=args.weights, tie_break=args.tie_break,
-                            coverage=args.coverage, train_size=args.train_size)
-        judged = rule.judge_lists(lists, ds.test_images, ds.train_images)
-        print(f"abstaining (calibrated on validation to answer {rule.coverage:.2%} of its digits): "
+        rule = _abstain_rule(args, ds)
+        gate_lists = None
+        if rule.gate is not None:
+            with progress_bar("the digit gate's search (raw pixels)") as bar:
+                gate_lists = _lists(args, ds, "test", bar, method=GATE_METHOD)
+        judged = rule.judge_lists(lists, ds.test_images, ds.train_images, gate_lists)
+        gated = "" if rule.gate is None else f", with the digit gate ({GATE_METHOD} on raw pixels) asked too"
+        print(f"abstaining (calibrated on validation to answer {rule.coverage:.2%} of its digits{gated}): "
               f"coverage {judged.coverage:.4f} ({int(judged.refused.sum())} test digits refused), "
               f"accuracy on the answered {answered_accuracy(judged, lists.query_labels):.4f}")
     print("\nconfusion matrix (rows: true label, columns: predicted)")
@@ -293,12 +317,11 @@ def cmd_predict(args) -> None:
     ds = _dataset(args)
     X, y, _, _, _ = split_data(ds, "test", args.train_size)
     clf = KNNClassifier(args.k, method=args.method, weights=args.weights, tie_break=args.tie_break).fit(X, y)
-    rule = None
+    rule = gate = None
     if args.abstain:
-        with progress_bar("calibrating on validation") as bar:
-            _lists(args, ds, "val", bar)  # the rule reads them from the cache
-        rule = abstain_rule(ds, args.method, k=args.k, weights=args.weights, tie_break=args.tie_break,
-                            coverage=args.coverage, train_size=args.train_size)
+        rule = _abstain_rule(args, ds)
+        if rule.gate is not None:  # the digit gate: a plain search of the same training digits
+            gate = KNNClassifier(rule.gate.k, method=GATE_METHOD, weights=rule.gate.weights).fit(X, y)
     failed = 0
     for path in args.images:
         try:
@@ -314,7 +337,11 @@ def cmd_predict(args) -> None:
         judged = None
         if rule is not None:
             pics = compared_pictures(clf.method_, digit[None], X, i[:, : args.k], nb.shifts) if rule.uses_pictures else {}
-            judged = rule.judge(d, clf.neighbor_labels(i), **pics)
+            raw = None
+            if gate is not None:
+                gd, gi = gate.kneighbors(digit[None])
+                raw = gate_inputs(gd, gate.neighbor_labels(gi), digit[None], X, gi)
+            judged = rule.judge(d, clf.neighbor_labels(i), **pics, gate=raw)
         if judged is not None and judged.refused[0]:
             print(f"{path}: not a digit ({judged.reasons[0]}); the nearest digits anyway: {vote.winner}   "
                   f"neighbours: {neighbours}")

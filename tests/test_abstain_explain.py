@@ -10,12 +10,18 @@ import pytest
 from knn_core import KNNClassifier
 from knn_core.abstain import (
     EXPONENTS,
+    GATE_GRID,
+    GATES,
     REFUSED,
     Abstainer,
     AbstainRule,
     abstain_rule,
     answered_accuracy,
+    compared_pictures,
     fit_exponents,
+    fit_gate_share,
+    fit_method_gate_share,
+    gate_inputs,
     shape_applies,
     shape_ratios,
 )
@@ -331,6 +337,128 @@ def test_the_exponents_in_the_code_are_refitted_from_validation_and_design(mnist
     np.testing.assert_array_equal(fit_method_exponents(mnist, "euclidean"), EXPONENTS["euclidean"])
 
 
+# ------------------------------------------------------------------------------------------ the digit gate
+
+GATED_NONDIGIT = "triangle t22"  # deskew alone answers it (at SIZE training digits); the gate refuses it
+
+
+@pytest.fixture(scope="module")
+def deskew_rule(mnist):
+    return abstain_rule(mnist, "deskew", train_size=SIZE)
+
+
+def _raw(mnist, split, queries):
+    """The digit gate's inputs from the euclidean lists of a split (at SIZE training digits)."""
+    lists = neighbor_lists(mnist, "euclidean", split, train_size=SIZE)
+    return gate_inputs(lists.distances, lists.neighbor_labels(lists.k_max), queries, mnist.train_images,
+                       lists.neighbor_rows(5))
+
+
+def _deskew_val(mnist):
+    lists = neighbor_lists(mnist, "deskew", "val", train_size=SIZE)
+    pics = compared_pictures("deskew", mnist.val_images, mnist.train_images, lists.neighbor_rows(3), lists.shifts)
+    return dict(distances=lists.distances, neighbor_labels=lists.neighbor_labels(lists.k_max), **pics)
+
+
+def test_the_digit_gate_and_the_method_are_calibrated_together_on_validation_digits_only(mnist, deskew_rule):
+    """The gate is the euclidean rule on raw pixels refusing its share of the validation digits' refusals;
+    the method's own limits are set on the digits the gate answers, so that together they answer the coverage
+    asked for; its usual values are every validation digit's; another test set changes no number."""
+    r, share = deskew_rule, GATES["deskew"]
+    assert r.gate is not None and r.gate.pixels == "its raw pixels" and r.gate.k == 5
+    np.testing.assert_array_equal(r.gate.exponents, EXPONENTS["euclidean"])
+    raw = _raw(mnist, "val", mnist.val_images)
+    by_hand = AbstainRule.calibrate(**raw, k=5, classes=np.arange(10), coverage=1 - share * (1 - 0.993),
+                                    exponents=EXPONENTS["euclidean"])
+    np.testing.assert_array_equal(r.gate.limits, by_hand.limits)
+    np.testing.assert_array_equal(r.gate.scales, by_hand.scales)
+    alone = abstain_rule(mnist, "deskew", train_size=SIZE, gate=False)
+    assert alone.gate is None
+    np.testing.assert_array_equal(r.scales, alone.scales)
+    j = r.judge(**_deskew_val(mnist), gate=raw)
+    assert j.coverage == pytest.approx(r.coverage) and 0.992 <= r.coverage <= 0.994  # together
+    assert j.gate.refused.mean() == pytest.approx(1 - by_hand.coverage)
+    own = (j.score > j.limit) | (j.share < r.min_share)
+    gated = j.gate.refused.mean()  # the rest of the budget among what the gate answers (none when it used it all)
+    assert own[~j.gate.refused].mean() == pytest.approx(max(1 - 0.993 - gated, 0) / (1 - gated), abs=0.002)
+    other_tests = dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[])
+    other = abstain_rule(other_tests, "deskew", train_size=SIZE)
+    np.testing.assert_array_equal(other.limits, r.limits)
+    np.testing.assert_array_equal(other.gate.limits, r.gate.limits)
+    with pytest.raises(ParameterError, match="digit gate"):
+        r.judge(j.nearest[:, None].repeat(3, axis=1), np.zeros((len(j.nearest), 3), int))
+
+
+def test_fit_gate_share_picks_the_share_whose_calibrated_rules_refuse_the_most_design_nondigits(mnist):
+    """For each share, calibrating the gated rule by hand (AbstainRule.calibrate) and judging the design
+    non-digits refuses what the fit counted; the fit picks the best of them."""
+    part = split_data(mnist, "val", SIZE)
+    nd = [x for x in nondigit_drawings(part="design") if x.kind != "digit-like"]
+    X, kinds = np.stack([x.digit for x in nd]), [x.kind for x in nd]
+    val = _deskew_val(mnist)
+    raw = _raw(mnist, "val", mnist.val_images)
+    own = AbstainRule.calibrate(**val, k=3, weights="distance", classes=np.arange(10), exponents=EXPONENTS["deskew"])
+    gate = AbstainRule.calibrate(**raw, k=5, classes=np.arange(10), exponents=EXPONENTS["euclidean"])
+    dn = find_neighbors(part.train_images, part.train_labels, X, np.zeros(len(X), int), method="deskew")
+    dpics = dict(distances=dn.distances, neighbor_labels=dn.neighbor_labels(dn.k_max),
+                 **compared_pictures("deskew", X, part.train_images, dn.indices[:, :3], dn.shifts))
+    gn = find_neighbors(part.train_images, part.train_labels, X, np.zeros(len(X), int))
+    graw = gate_inputs(gn.distances, gn.neighbor_labels(gn.k_max), X, part.train_images, gn.indices[:, :5])
+    grid = (0.2, 0.6, 1.0)
+    share = fit_gate_share(own, own.judge(**val), own.judge(**dpics), gate, gate.judge(**raw), gate.judge(**graw),
+                           grid=grid, groups=kinds)
+    refused = {}
+    for s in grid:
+        r = AbstainRule.calibrate(**val, k=3, weights="distance", classes=np.arange(10),
+                                  exponents=EXPONENTS["deskew"], gate=raw, gate_share=s)
+        jd = r.judge(**dpics, gate=graw)
+        by_kind = [jd.refused[np.array(kinds) == kd].mean() for kd in dict.fromkeys(kinds)]
+        refused[s] = (min(by_kind), jd.refused.mean())
+    assert refused[share] == max(refused.values())
+
+
+def test_the_gate_share_comes_from_validation_digits_and_design_nondigits_only(mnist, monkeypatch):
+    """Replacing every held-out non-digit (and the test set) changes no fitted share."""
+    import knn_core.nondigits as nondigits
+
+    before = fit_method_gate_share(mnist, "deskew", train_size=SIZE)
+    real = nondigits.nondigit_drawings
+    calls = []
+
+    def only_design(*args, part=None, **kw):
+        calls.append(part)
+        items = real(*args, part=part, **kw)
+        return tuple(x if x.part == "design" else dataclasses.replace(x, digit=np.full((28, 28), 255, np.uint8))
+                     for x in items)
+
+    monkeypatch.setattr(nondigits, "nondigit_drawings", only_design)
+    other_tests = dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[])
+    assert fit_method_gate_share(other_tests, "deskew", train_size=SIZE) == before
+    assert calls == ["design", "design"] and before in GATE_GRID
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["deskew", "deskew+blur", "downsample"])
+def test_the_gate_shares_in_the_code_are_refitted_from_validation_and_design(mnist, method):
+    assert fit_method_gate_share(mnist, method) == GATES[method]
+
+
+def test_a_nondigit_deskew_alone_answers_is_refused_by_the_gate_and_a_test_digit_answered(mnist, deskew_rule):
+    part = split_data(mnist, "val", SIZE)
+    fit = KNNClassifier(3, method="deskew", weights="distance").fit(part.train_images, part.train_labels)
+    gated = Abstainer(fit, train_images=part.train_images).fit(mnist.val_images)
+    alone = Abstainer(fit, train_images=part.train_images, gate=False).fit(mnist.val_images)
+    np.testing.assert_allclose(gated.rule_.limits, deskew_rule.limits)
+    np.testing.assert_allclose(gated.rule_.gate.limits, deskew_rule.gate.limits)
+    assert alone.rule_.gate is None and Abstainer(fit).fit(mnist.val_images[:2000]).rule_.gate is None  # no pictures
+    X = np.stack([mnist.test_images[0], _named(GATED_NONDIGIT).digit])
+    assert alone.predict(X)[0] == 7 and alone.predict(X)[1] != REFUSED
+    j = gated.judge(X)
+    assert j.refused.tolist() == [False, True] and j.predictions[0] == 7 and j.reasons[0] == ""
+    assert j.gate.refused[1] and j.reasons[1] == j.gate.reasons[1]
+    assert j.reasons[1].startswith("unlike every digit in its raw pixels: its nearest ")
+
+
 def test_bad_rule_parameters_are_named(rule):
     with pytest.raises(ParameterError, match="coverage"):
         AbstainRule.calibrate(np.ones((3, 5)), np.zeros((3, 5), int), k=5, coverage=1.5)
@@ -470,6 +598,28 @@ def test_cli_predict_says_not_a_digit_with_the_reason(mnist, rule, clf, capsys, 
     assert answered.startswith(f"{seven}: 7   neighbours: ")
     status, out, _ = _cli(capsys, "predict", str(square), "--train-size", str(SIZE), "--no-abstain")
     assert status == 0 and "not a digit" not in out
+
+
+def test_cli_predict_asks_the_digit_gate_for_deskew(mnist, capsys, tmp_path):
+    from knn_core.testing import encode_png
+
+    x = tmp_path / "x.png"
+    x.write_bytes(encode_png(_named(GATED_NONDIGIT).canvas))
+    status, out, err = _cli(capsys, "predict", str(x), "--method", "deskew", "--train-size", str(SIZE))
+    assert status == 0, err
+    assert out.startswith(f"{x}: not a digit (unlike every digit in its raw pixels: its nearest ")
+
+
+def test_cli_evaluate_abstain_with_the_digit_gate(mnist, deskew_rule, capsys):
+    status, out, err = _cli(capsys, "evaluate", "--abstain", "--method", "deskew", "--train-size", str(SIZE))
+    assert status == 0, err
+    test = neighbor_lists(mnist, "deskew", "test", train_size=SIZE)
+    j = deskew_rule.judge_lists(test, mnist.test_images, mnist.train_images,
+                                neighbor_lists(mnist, "euclidean", "test", train_size=SIZE))
+    assert j.gate is not None and j.coverage >= 0.99
+    line = next(x for x in out.splitlines() if x.startswith("abstaining"))
+    assert "with the digit gate (euclidean on raw pixels) asked too" in line
+    assert f"coverage {j.coverage:.4f} ({int(j.refused.sum())} test digits refused)" in line
 
 
 def test_cli_evaluate_abstain_prints_coverage_and_accuracy_on_the_answered(mnist, rule, capsys):

@@ -38,6 +38,18 @@ def test_the_draw_page_refuses_a_smiley_for_its_pieces():
     assert "separate pieces (a usual 0: 1)" in message
 
 
+def test_the_draw_page_asks_the_digit_gate_for_deskew(mnist):
+    """Deskewed, this non-digit looks enough like a digit for deskew's own tests; its raw pixels do not."""
+    from test_abstain_explain import GATED_NONDIGIT
+
+    (x,) = [x for x in nondigit_drawings() if x.name == GATED_NONDIGIT]
+    assert abstain_rule(mnist, "deskew", train_size=int(SIZE)).gate is not None  # its validation searches cached
+    at = run_draw(image=x.canvas, params={"size": SIZE, "method": "deskew"})
+    assert at.metric[0].value == "not a digit"
+    (message,) = [w for w in _warnings(at) if "That doesn't look like a digit" in w]
+    assert "It is unlike every digit in its raw pixels: its nearest " in message
+
+
 def test_a_clear_digit_is_answered_and_the_explanation_is_drawn_only_when_opened(mnist):
     from helpers import on_canvas
 

@@ -18,13 +18,21 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from knn_core import estimate_seconds, is_cached
-from knn_core.abstain import AbstainRule, Judgement, abstain_rule, compared_pictures
+from knn_core import Method, estimate_seconds, is_cached
+from knn_core.abstain import (
+    GATE_METHOD,
+    AbstainRule,
+    Judgement,
+    abstain_rule,
+    compared_pictures,
+    gate_inputs,
+    gate_share,
+)
 from knn_core.explain import NeighbourExplanation, difference, explain_neighbour, why_not
 
 from .digits import digit_grid, enlarge, to_uint8
-from .resources import Neighbours, get_dataset
-from .settings import Settings
+from .resources import Neighbours, classifier, get_dataset, get_subset
+from .settings import Settings, with_search
 
 DRAWING_ONLY = (255, 140, 0)  # orange: ink the drawing has and the neighbour lacks
 NEIGHBOUR_ONLY = (30, 144, 255)  # blue: ink the neighbour has and the drawing lacks
@@ -50,10 +58,11 @@ def rule(settings: Settings, *, spinner: bool = True) -> AbstainRule | None:
     if found is not None:
         return found
     ds = get_dataset()
-    if (
-        not is_cached(ds, settings.search, "val", train_size=settings.size)
-        and estimate_seconds(ds, settings.search, "val", train_size=settings.size) > CALIBRATE_NOW_SECONDS
-    ):
+    searches = [settings.search] + ([Method.parse(GATE_METHOD)] if gate_share(settings.search) is not None else [])
+    if sum(
+        0 if is_cached(ds, s, "val", train_size=settings.size) else estimate_seconds(ds, s, "val", train_size=settings.size)
+        for s in searches
+    ) > CALIBRATE_NOW_SECONDS:
         return None
     with st.spinner("Calibrating the non-digit refusal on the validation digits (once)…") if spinner else nullcontext():
         found = abstain_rule(
@@ -76,14 +85,24 @@ def abstain_judgement(settings: Settings, nb: Neighbours, digit=None) -> Judgeme
     it a refusal; None: no rule for these settings. digit: the 28x28 drawing, for a method that compared
     smaller pictures (10x10: its shape score compares them at 28x28, `compared_pictures`)."""
     r = rule(settings)
-    if r is None or len(nb.distances) < r.k:
+    if r is None or len(nb.distances) < r.k or (r.gate is not None and digit is None):
         return None
     query, images = nb.query[None], nb.images[None, : r.k]
     if r.uses_pictures and query.shape[1:] != (28, 28) and digit is not None:
         moves = None if nb.shifts is None else nb.shifts[None, : r.k]
         pics = compared_pictures(settings.search, digit[None], get_dataset().train_images, nb.rows[None, : r.k], moves)
         query, images = pics["queries"], pics["neighbor_images"]
-    return r.judge(nb.distances[None, : r.k], nb.labels[None, : r.k], query, images)
+    raw = None if r.gate is None else _gate_search(settings, digit, r.gate.k)
+    return r.judge(nb.distances[None, : r.k], nb.labels[None, : r.k], query, images, raw)
+
+
+def _gate_search(settings: Settings, digit, k: int) -> dict:
+    """The digit gate's inputs for one drawing: one plain euclidean query of the same training digits (the
+    default method's shared classifier at the default size)."""
+    d, i = classifier(with_search(settings, Method.parse(GATE_METHOD))).kneighbors(digit[None], k)
+    ds = get_dataset()
+    rows = get_subset(settings.size)[i]
+    return gate_inputs(d, ds.train_labels[rows], digit[None], ds.train_images, rows)
 
 
 def abstain_message(judgement: Judgement | None, winner) -> bool:
