@@ -166,12 +166,6 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         )
 
 
-def fit_classifier(method, X, y, *, n_jobs: int = 1, random_state=0, progress=None) -> KNNClassifier:
-    """``KNNClassifier(method=method).fit(X, y)`` as a module-level function: what a server's fit queue
-    runs in its child process (knn_core.worker). `progress` is the task's (fits report none)."""
-    return KNNClassifier(method=method, random_state=random_state, n_jobs=n_jobs).fit(X, y)
-
-
 def _check_k(k, n_available) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ParameterError(f"n_neighbors must be a positive whole number; got {k!r}")

@@ -163,21 +163,3 @@ def test_the_warm_up_fit_runs_at_normal_priority_and_others_asking_meanwhile_wai
     assert fitted.keys() == [(EUCLIDEAN, 500)]
     fitted.queue.shutdown()
     fitted.startup.shutdown()
-
-
-def test_a_methods_fit_runs_in_a_child_process_and_a_classic_one_here(fits):
-    """A method's fit (deskewing: seconds of CPU at 60,000) runs in the fit queue's child process
-    (knn_core.worker): it never reaches this process's KNNClassifier.fit; a classic one does."""
-    fitted = _FittedClassifiers(2)
-    try:
-        clf = fitted.get(Method.parse("deskew"), 500)
-        assert clf.n_samples_fit_ == 500 and clf.method_ == Method.parse("deskew")
-        assert fits == []  # fitted elsewhere: this process's (recording) fit never ran
-        digit = resources.get_dataset().test_images[:3]
-        reference = KNNClassifier(method="deskew").fit(*resources._training_digits(500))
-        assert np.array_equal(clf.predict(digit), reference.predict(digit))
-        fits.clear()
-        fitted.get(EUCLIDEAN, 500)
-        assert len(fits) == 1
-    finally:
-        fitted.queue.shutdown()

@@ -11,9 +11,8 @@ before the first student draws.
 
 One student cycling through links must not make the server fit classifier
 after classifier at the students' expense, nor pin gigabytes: fits go through
-their own job queue (one at a time, in a background thread at low priority, a
-method's fit in that thread's child process at idle priority (knn_core.worker),
-at most one waiting per session), and at most FITTED_MAX classifiers holding at
+their own job queue (one at a time, in a background thread at low priority, at
+most one waiting per session), and at most FITTED_MAX classifiers holding at
 most FITTED_MAX_BYTES are kept, the least recently used dropped first, before
 a new fit starts.
 
@@ -36,11 +35,9 @@ from functools import lru_cache
 import numpy as np
 
 from knn_core import KNNClassifier, Method, load_mnist, stratified_subset
-from knn_core.classifier import fit_classifier
 from knn_core.errors import KnnLabError
 from knn_core.jobs import DONE, JobQueue, QueueFull
 from knn_core.threads import limit_blas_threads
-from knn_core.worker import task
 
 from . import fair
 from .settings import Settings
@@ -230,8 +227,7 @@ class _FittedClassifiers:
         job = self.startup.get(key)
         if job is None or job.ended:
             queue = self.queue if background else self.startup
-            job = queue.submit(key, lambda progress: self._fit(key, progress),
-                               owner=owner or f"thread {threading.get_ident()}")
+            job = queue.submit(key, lambda progress: self._fit(key), owner=owner or f"thread {threading.get_ident()}")
         while not job.ended:
             job.touch()  # someone still waits for it
             time.sleep(0.05)
@@ -240,18 +236,13 @@ class _FittedClassifiers:
         self._keep(key, job.result)
         return job.result
 
-    def _fit(self, key, progress=None) -> KNNClassifier:
-        """Classic metrics are fitted here (0.1-0.2 s, and their search shares the dataset's arrays); a
-        method's fit (deskewing, blurring, shifted copies: up to ~6 s of CPU at 60,000) in the queue
-        worker's child process at idle priority (knn_core.worker), not in the server's interpreter."""
+    def _fit(self, key) -> KNNClassifier:
         search, train_size = key
         with self._lock:  # room first: a fit can take as much as what it replaces
             while len(self._done) >= self.size:
                 self._done.popitem(last=False)
         X, y = _training_digits(train_size)
-        if search.is_classic:
-            return fit_classifier(search, X, y, n_jobs=SERVER_SEARCH_THREADS)
-        return task(fit_classifier, search, X, y, n_jobs=SERVER_SEARCH_THREADS)(progress)
+        return KNNClassifier(method=search, random_state=0, n_jobs=SERVER_SEARCH_THREADS).fit(X, y)
 
     def _keep(self, key, clf: KNNClassifier) -> None:
         with self._lock:
