@@ -8,7 +8,7 @@ the job queues' searches and fits run as a :class:`Task` in a child process:
 
 - its own interpreter (one BLAS and OpenMP thread), started once per job
   queue worker and reused; it exits by itself after ``IDLE_EXIT_S`` without
-  work, so its memory goes back too;
+  work, so its memory (~0.3 GB while it searches) goes back too;
 - its own session, hence its own scheduling group on Linux (the kernel's
   autogroup: without it a child at nice 19 still shares the server's group
   weight with the server), at nice 19 and SCHED_IDLE: it takes what the class
@@ -37,7 +37,7 @@ from typing import Any, Callable, Optional
 from .errors import KnnLabError
 
 ENV = "KNN_LAB_WORKER_PROCESS"
-IDLE_EXIT_S = 120.0  # a child with no work for this long exits (the next task starts a new one)
+IDLE_EXIT_S = 30.0  # a child with no work for this long exits, its memory with it (the next task starts one)
 HEARTBEAT_S = 0.5  # a busy child says so this often: a cancelled job's child is killed within it
 _ONE_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
@@ -150,6 +150,8 @@ class ChildProcess:
         # the modules this process imports, importable there too (the app's folder, a test's)
         path = os.pathsep.join(p or os.getcwd() for p in sys.path)
         env = {**os.environ, **_ONE_THREAD, "PYTHONPATH": path}
+        # freed big arrays go back to the system at once, as in the server (ui.resources.give_freed_memory_back)
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "knn_core.worker"],
             stdin=subprocess.PIPE,
