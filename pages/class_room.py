@@ -379,19 +379,36 @@ def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
     if image is None:
         image = ui.drawing_canvas(key="room_canvas", pen_width=ui.PEN_DEFAULT)
     digit = ui.drawn_digit(image)
-    sent_now = False
     if digit is not None:
         send_box = st.container()  # above the prediction (in view on a phone), filled once kNN has answered
         vote = ui.show_prediction(digit, settings).vote
+        st.session_state[_SHOWN] = (digit, int(vote.winner))
         with send_box:
-            sent_now = _send_controls(store, room, digit, int(vote.winner))
+            _send_box(store, code)
     else:
+        st.session_state.pop(_SHOWN, None)
         st.info("Draw a digit in the box, then send it to the class.", icon="✏️")
-    mine = ui.my_drawings(store, code, reread=sent_now)
+    mine = ui.my_drawings(store, code, reread=st.session_state.pop(_SENT_SINCE, False))
     if mine:
         st.caption(f"Your drawings in this class ({len(mine)}), newest first")
         pictures = st.session_state.setdefault("room_my_pictures", {})  # drawn once per drawing, not per stroke
         st.html(ui.drawings_html(mine[::-1][:24], scale=2, pictures=pictures, css_class="my-drawings"))
+
+
+_SHOWN = "room_shown"  # session key: (the digit on screen, kNN's answer for it), what "Send" sends
+_SENT_SINCE = "room_sent_since"  # session key: a send since the student's own drawings were last read
+
+
+@st.fragment
+def _send_box(store, code: str) -> None:
+    """"Send to the class": a fragment of its own, so that a send stores the drawing on screen and says
+    "Sent ✓" without drawing the canvas and the prediction again (as costly as a stroke, and a class
+    sends as often as it draws).  The student's own drawings below are read again at the next stroke."""
+    shown = st.session_state.get(_SHOWN)
+    if shown is None:
+        return
+    if _send_controls(store, ui.fresh_room(store, code), *shown):
+        st.session_state[_SENT_SINCE] = True
 
 
 def _send_controls(store, room, digit: np.ndarray, predicted: int) -> bool:
