@@ -307,14 +307,13 @@ def test_fit_exponents_picks_the_grid_point_refusing_the_most_design_nondigits()
     assert refused[tuple(e[1:])] == max(refused.values())
 
 
-def test_exponents_come_from_validation_digits_and_design_nondigits_only(mnist, monkeypatch):
-    """Replacing every held-out non-digit (and the test set) changes nothing in the fitted exponents."""
+def _held_out_and_test_set_replaced(mnist, monkeypatch) -> tuple:
+    """From here on every held-out non-digit is a white square; returns the dataset with its test set
+    reversed, and the list of the `part`s the non-digits are asked for."""
     import knn_core.nondigits as nondigits
-    from knn_core.abstain import fit_method_exponents
 
-    before = fit_method_exponents(mnist, "euclidean", train_size=SIZE)
     real = nondigits.nondigit_drawings
-    calls = []
+    calls: list = []
 
     def only_design(*args, part=None, **kw):
         calls.append(part)
@@ -323,7 +322,15 @@ def test_exponents_come_from_validation_digits_and_design_nondigits_only(mnist, 
                      for x in items)
 
     monkeypatch.setattr(nondigits, "nondigit_drawings", only_design)
-    other_tests = dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[])
+    return dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[]), calls
+
+
+def test_exponents_come_from_validation_digits_and_design_nondigits_only(mnist, monkeypatch):
+    """Replacing every held-out non-digit (and the test set) changes nothing in the fitted exponents."""
+    from knn_core.abstain import fit_method_exponents
+
+    before = fit_method_exponents(mnist, "euclidean", train_size=SIZE)
+    other_tests, calls = _held_out_and_test_set_replaced(mnist, monkeypatch)
     after = fit_method_exponents(other_tests, "euclidean", train_size=SIZE)
     np.testing.assert_array_equal(before, after)
     assert calls == ["design"]
@@ -419,20 +426,8 @@ def test_fit_gate_share_picks_the_share_whose_calibrated_rules_refuse_the_most_d
 
 def test_the_gate_share_comes_from_validation_digits_and_design_nondigits_only(mnist, monkeypatch):
     """Replacing every held-out non-digit (and the test set) changes no fitted share."""
-    import knn_core.nondigits as nondigits
-
     before = fit_method_gate_share(mnist, "deskew", train_size=SIZE)
-    real = nondigits.nondigit_drawings
-    calls = []
-
-    def only_design(*args, part=None, **kw):
-        calls.append(part)
-        items = real(*args, part=part, **kw)
-        return tuple(x if x.part == "design" else dataclasses.replace(x, digit=np.full((28, 28), 255, np.uint8))
-                     for x in items)
-
-    monkeypatch.setattr(nondigits, "nondigit_drawings", only_design)
-    other_tests = dataclasses.replace(mnist, test_images=mnist.test_images[::-1].copy(), _fingerprint=[])
+    other_tests, calls = _held_out_and_test_set_replaced(mnist, monkeypatch)
     assert fit_method_gate_share(other_tests, "deskew", train_size=SIZE) == before
     assert calls == ["design", "design"] and before in GATE_GRID
 
