@@ -108,10 +108,12 @@ class ChildProcess:
         exception from `progress` (a cancellation) kills the child and propagates."""
         for attempt in (1, 2):  # a child that exited idle just as it was asked: once more, with a new one
             proc = self._start()
+            requests = proc.stdin
+            assert requests is not None  # a pipe (_start)
             try:
                 try:
-                    pickle.dump(("run", work), proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                    proc.stdin.flush()
+                    pickle.dump(("run", work), requests, protocol=pickle.HIGHEST_PROTOCOL)
+                    requests.flush()
                 except OSError:  # it has gone: its exit code says how
                     self._proc = None
                     raise _ChildGone(proc.wait(), False) from None
@@ -124,9 +126,11 @@ class ChildProcess:
     def _answer(self, proc: subprocess.Popen, progress) -> Any:
         done = total = 0
         heard = False
+        replies = proc.stdout
+        assert replies is not None  # a pipe (_start)
         while True:
             try:
-                message = pickle.load(proc.stdout)
+                message = pickle.load(replies)
             except (EOFError, pickle.UnpicklingError, OSError):
                 self._proc = None
                 raise _ChildGone(proc.wait(), heard) from None
