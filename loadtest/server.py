@@ -144,46 +144,31 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
-def _descendants(root: int) -> list[int]:
-    parent = {}
+def _descendants(root: int, exclude: tuple[int, ...] = ()) -> dict[int, list[str]]:
+    """The living descendants of process `root` with their /proc stat fields, leaving out the processes
+    in `exclude` and their descendants."""
+    stats = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                parent[int(entry)] = int(_stat_fields(entry)[1])
+                stats[int(entry)] = _stat_fields(entry)
             except OSError:
                 continue
-    out = []
-    for pid in parent:
+    parent = {pid: int(fields[1]) for pid, fields in stats.items()}
+    out = {}
+    for pid, fields in stats.items():
         p = pid
-        while p in parent and p != root and p > 1:
+        while p in parent and p != root and p not in exclude and p > 1:
             p = parent[p]
         if p == root and pid != root:
-            out.append(pid)
+            out[pid] = fields
     return out
 
 
 def descendants_cpu_seconds(root: int, exclude: tuple[int, ...] = ()) -> float:
     """CPU seconds used so far by all living descendants of process `root` (e.g. the browsers we
     started), leaving out the processes in `exclude` and their descendants (e.g. our servers)."""
-    parent, cpu = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = _stat_fields(entry)
-        except OSError:
-            continue
-        pid = int(entry)
-        parent[pid] = int(fields[1])
-        cpu[pid] = _cpu_of(fields)
-    total = 0.0
-    for pid in cpu:
-        p = pid
-        while p in parent and p != root and p not in exclude:
-            p = parent[p]
-        if p == root and pid != root:
-            total += cpu[pid]
-    return total
+    return sum(_cpu_of(fields) for fields in _descendants(root, exclude).values())
 
 
 class MemoryWatch:

@@ -27,6 +27,8 @@ from knn_core.evaluate import report
 from knn_core.room import BadDrawing, RoomError, export
 
 NICKNAME_MAX = 30
+_SHOWN = "room_shown"  # session key: (the digit on screen, kNN's answer for it), what "Send" sends
+_SENT_SINCE = "room_sent_since"  # session key: a send since the student's own drawings were last read
 COMPARE_SIZES = (1000, 5000, 10000, 60000)  # training digits for the methods side by side
 
 
@@ -393,10 +395,6 @@ def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
         st.caption(f"Your drawings in this class ({len(mine)}), newest first")
         pictures = st.session_state.setdefault("room_my_pictures", {})  # drawn once per drawing, not per stroke
         st.html(ui.drawings_html(mine[::-1][:24], scale=2, pictures=pictures, css_class="my-drawings"))
-
-
-_SHOWN = "room_shown"  # session key: (the digit on screen, kNN's answer for it), what "Send" sends
-_SENT_SINCE = "room_sent_since"  # session key: a send since the student's own drawings were last read
 
 
 @st.fragment

@@ -98,7 +98,7 @@ def abstain_judgement(settings: Settings, nb: Neighbours, digit=None) -> Judgeme
 
 def _gate_search(settings: Settings, digit, k: int) -> dict:
     """The digit gate's inputs for one drawing: one plain euclidean query of the same training digits (the
-    default method's shared classifier at the default size)."""
+    shared euclidean classifier at this view's training size)."""
     d, i = classifier(with_search(settings, Method.parse(GATE_METHOD))).kneighbors(digit[None], k)
     ds = get_dataset()
     rows = get_subset(settings.size)[i]
