@@ -161,7 +161,7 @@ def _wait(job, n_train: int) -> None:
     """Show the job's progress until it ends, telling the queue someone still waits."""
     label = f"Computing the baselines on {n_train:,} training digits (about {ui.fmt_seconds(job.estimate)} estimated)"
     t0 = time.monotonic()
-    with st.status(label, expanded=True) as status:
+    with ui.fair.waiting_for_work(), st.status(label, expanded=True) as status:
         bar = st.progress(0.0)
         while not job.ended:
             job.touch()

@@ -24,11 +24,10 @@ import streamlit as st
 
 import ui
 from knn_core.evaluate import report
-from knn_core.room import BadDrawing, RoomError, export
+from knn_core.room import BadDrawing, Drawing, RoomError, export
 
 NICKNAME_MAX = 30
 _SHOWN = "room_shown"  # session key: (the digit on screen, kNN's answer for it), what "Send" sends
-_SENT_SINCE = "room_sent_since"  # session key: a send since the student's own drawings were last read
 COMPARE_SIZES = (1000, 5000, 10000, 60000)  # training digits for the methods side by side
 
 
@@ -390,7 +389,7 @@ def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
     else:
         st.session_state.pop(_SHOWN, None)
         st.info("Draw a digit in the box, then send it to the class.", icon="✏️")
-    mine = ui.my_drawings(store, code, reread=st.session_state.pop(_SENT_SINCE, False))
+    mine = ui.my_drawings(store, code)
     if mine:
         st.caption(f"Your drawings in this class ({len(mine)}), newest first")
         pictures = st.session_state.setdefault("room_my_pictures", {})  # drawn once per drawing, not per stroke
@@ -401,18 +400,19 @@ def _student_draw(store, code: str, settings: ui.Settings, image) -> None:
 def _send_box(store, code: str) -> None:
     """"Send to the class": a fragment of its own, so that a send stores the drawing on screen and says
     "Sent ✓" without drawing the canvas and the prediction again (as costly as a stroke, and a class
-    sends as often as it draws).  The student's own drawings below are read again at the next stroke."""
+    sends as often as it draws).  The student's own drawings below show the new one at the next stroke."""
     shown = st.session_state.get(_SHOWN)
     if shown is None:
         return
-    if _send_controls(store, ui.fresh_room(store, code), *shown):
-        st.session_state[_SENT_SINCE] = True
+    sent = _send_controls(store, ui.fresh_room(store, code), *shown)
+    if sent is not None:
+        ui.remember_my_drawing(code, sent)
 
 
-def _send_controls(store, room, digit: np.ndarray, predicted: int) -> bool:
-    """The label, the nickname and "Send to the class"; True when this run stored the drawing."""
+def _send_controls(store, room, digit: np.ndarray, predicted: int) -> Drawing | None:
+    """The label, the nickname and "Send to the class"; the drawing as stored when this run sent it."""
     state = st.session_state
-    sent_now = False
+    sent_now = None
     label = room.prompt
     if label is None:
         label = st.pills("Which digit did you mean?", list(range(10)), key="room_meant")
@@ -441,7 +441,7 @@ def _send_controls(store, room, digit: np.ndarray, predicted: int) -> bool:
                 )
             else:
                 sent[sid] = d.id
-                sent_now = True
+                sent_now = d
     if sid in sent:
         st.success(f"Sent ✓ (#{sent[sid]})", icon="📨")
     return sent_now

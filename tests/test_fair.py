@@ -44,6 +44,7 @@ def clean_thread(monkeypatch):
     """Each test starts with nobody drawing recently and the long runs' budget full (and, but for the
     test of it, large enough never to apply)."""
     monkeypatch.setattr(fair, "LONG_RUNS_BURST_S", 1e9)
+    monkeypatch.setattr(fair, "_slots", [None])  # no turns (the tests of them set their own)
     fair._short_ended[0] = float("-inf")
     fair._bucket[:] = [0.0, time.monotonic()]
     yield
@@ -324,3 +325,93 @@ def test_a_session_that_keeps_the_server_busy_starts_its_runs_long_and_a_drawing
         fair.run_ended()
         fair._sessions["student"][1] -= 1.0  # as if a second had passed
     assert fair._sessions["student"][0] < burst / 2
+
+
+def _start_short_run(started: list, name: str, release: threading.Event) -> threading.Thread:
+    """A short run in a thread of its own: it notes when it got its turn, then waits to be released."""
+
+    def run():
+        fair.run_started()
+        started.append(name)
+        release.wait(10)
+        fair.run_ended()
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def _until(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_short_runs_take_turns_in_the_order_they_came(monkeypatch):
+    monkeypatch.setattr(fair, "_slots", [threading.Semaphore(2)])
+    started, releases = [], {name: threading.Event() for name in "abcd"}
+    threads = {}
+    for name in "abcd":
+        threads[name] = _start_short_run(started, name, releases[name])
+        if name in "ab":
+            assert _until(lambda: name in started)  # two turns: a and b go at once
+        time.sleep(0.1)  # c and d queue, in this order
+    assert started == ["a", "b"] and fair.short_running() == 4  # the waiting ones count as drawing
+    releases["b"].set()
+    assert _until(lambda: len(started) == 3) and started[2] == "c"  # the first in line
+    time.sleep(0.1)
+    assert started == ["a", "b", "c"]
+    releases["a"].set()
+    assert _until(lambda: len(started) == 4) and started[3] == "d"
+    for name in "cd":
+        releases[name].set()
+    for t in threads.values():
+        t.join(5)
+    assert fair.short_running() == 0 and fair._slots[0]._value == 2  # every turn given back
+
+
+def test_a_run_that_turns_long_gives_its_turn_to_the_short_ones(monkeypatch):
+    monkeypatch.setattr(fair, "_slots", [threading.Semaphore(1)])
+    monkeypatch.setattr(fair, "MAX_WAIT_S", 0.05)
+    started, release = [], threading.Event()
+    fair.run_started()  # this thread: a run with the only turn
+    waiting = _start_short_run(started, "stroke", release)
+    time.sleep(0.2)
+    assert started == []  # no turn free
+    _burn(fair.LONG_RUN_CPU_S * 1.5)
+    fair.checkpoint()  # long now: its turn goes to the stroke
+    assert _until(lambda: started == ["stroke"])
+    release.set()
+    waiting.join(5)
+    fair.run_ended()
+    assert fair._slots[0]._value == 1
+
+
+def test_a_run_waiting_for_other_work_lets_others_take_its_turn(monkeypatch):
+    monkeypatch.setattr(fair, "_slots", [threading.Semaphore(1)])
+    started, release = [], threading.Event()
+    fair.run_started()
+    with fair.waiting_for_work():  # e.g. a page waiting for a fit in the job queue
+        other = _start_short_run(started, "stroke", release)
+        assert _until(lambda: started == ["stroke"])
+        back = threading.Event()
+
+        def release_soon():
+            time.sleep(0.2)
+            back.set()
+            release.set()
+
+        threading.Thread(target=release_soon).start()
+    assert back.is_set()  # this run took its turn again only once the stroke had given it back
+    other.join(5)
+    fair.run_ended()
+    assert fair._slots[0]._value == 1
+
+
+def test_turns_are_configured_by_the_environment(monkeypatch):
+    for value, slots in (("3", 3), ("0", 0), ("many", fair.SCRIPT_SLOTS), ("-1", fair.SCRIPT_SLOTS)):
+        monkeypatch.setenv(fair.SLOTS_ENV, value)
+        assert fair.script_slots() == slots

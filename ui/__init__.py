@@ -91,6 +91,7 @@ from .room import (
     my_drawings,
     qr_html,
     read_wall,
+    remember_my_drawing,
     room_store,
     send_id,
     student_id,
@@ -151,7 +152,7 @@ __all__ = [
     # the class room
     "CLASS_PAGE", "ROOM_PARAM", "TEACHER_PARAM", "WALL_REFRESH_S", "WALL_SHOWN", "Wall", "code_html",
     "drawing_caption", "drawings_html", "fresh_room", "join_link", "labelled", "my_drawings", "qr_html",
-    "read_wall", "room_store", "send_id", "student_id", "tally_html", "teacher_link", "wall_html",
+    "read_wall", "remember_my_drawing", "room_store", "send_id", "student_id", "tally_html", "teacher_link", "wall_html",
     # safe output
     "error_message", "md_escape", "shown", "valid_index",
 ]

@@ -28,6 +28,7 @@ from knn_core import neighbor_lists as search_neighbor_lists
 from knn_core.jobs import CANCELLED, DONE, FAILED, Job, QueueFull, queue_from_environment
 from knn_core.worker import Task, task
 
+from . import fair
 from .resources import get_dataset, session_owner
 from .safe import error_message
 from .settings import Settings, cli_command, search_label, with_search
@@ -169,7 +170,7 @@ def _wait(ds, jobs: list[Job]) -> None:
     label = f"Searching ({fmt_seconds(est)} estimated): " + "; ".join(describe_search(ds, j.key) for j in jobs)
     t0 = time.monotonic()
     weight = [max(j.estimate, 0.5) for j in jobs]
-    with st.status(label, expanded=True) as status:
+    with fair.waiting_for_work(), st.status(label, expanded=True) as status:
         bar = st.progress(0.0)
         while True:
             for j in jobs:

@@ -39,7 +39,7 @@ from knn_core.errors import KnnLabError
 from knn_core.jobs import DONE, JobQueue, QueueFull
 from knn_core.threads import limit_blas_threads
 
-from . import fair
+from . import coalesce, fair
 from .settings import Settings
 
 SERVER_BLAS_THREADS = 1
@@ -50,6 +50,7 @@ MMAP_THRESHOLD = 1 << 20  # bytes: glibc gives larger blocks back to the system 
 GIL_SWITCH_MS = 1.0  # how long a thread running Python keeps the GIL from one that waits (Python's default: 5)
 GIL_SWITCH_ENV = "KNN_LAB_GIL_SWITCH_MS"  # the operator's value, e.g. 5 for Python's default
 FAIR_ENV = "KNN_LAB_STROKES_FIRST"  # 0: no scheduling of script runs (for an A/B in the load tests)
+COALESCE_ENV = "KNN_LAB_COALESCE"  # 0: one event-loop wake-up per message, as Streamlit does (A/B)
 DEFAULT_SEARCH = Settings().search
 
 
@@ -74,6 +75,8 @@ def start_server() -> None:
     sys.setswitchinterval(gil_switch_ms() / 1000)
     if os.environ.get(FAIR_ENV, "1") != "0":
         fair.install()  # strokes first: long script runs step aside for short ones (ui/fair.py)
+    if os.environ.get(COALESCE_ENV, "1") != "0":
+        coalesce.install()  # a session's messages reach the event loop in batches (ui/coalesce.py)
     threading.Thread(target=warm_up, name="knn-lab-warm-up", daemon=True).start()
 
 
@@ -228,9 +231,10 @@ class _FittedClassifiers:
         if job is None or job.ended:
             queue = self.queue if background else self.startup
             job = queue.submit(key, lambda progress: self._fit(key), owner=owner or f"thread {threading.get_ident()}")
-        while not job.ended:
-            job.touch()  # someone still waits for it
-            time.sleep(0.05)
+        with fair.waiting_for_work():
+            while not job.ended:
+                job.touch()  # someone still waits for it
+                time.sleep(0.05)
         if job.state != DONE:
             raise job.error if job.error is not None else KnnLabError("preparing this method was cancelled; try again")
         self._keep(key, job.result)

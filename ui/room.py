@@ -88,15 +88,25 @@ def fresh_room(store: RoomStore, code: str, *, max_age: float = ROOM_FRESH_S) ->
     return room
 
 
-def my_drawings(store: RoomStore, code: str, *, reread: bool = False) -> list[Drawing]:
-    """This student's drawings in this class: read from the store when the page opens and after each of
-    their sends (reread=True), not on every stroke, since nobody else adds to them."""
+def my_drawings(store: RoomStore, code: str) -> list[Drawing]:
+    """This student's drawings in this class: read from the store when the page opens (or the student
+    comes back to it on another server process), then kept up to date by :func:`remember_my_drawing`,
+    not read on every stroke: nobody else adds to them, and a query in a stroke's rerun is a wait for the
+    database and for the GIL while the class is drawing."""
     key = (code, student_id())
     mine = st.session_state.get(_MINE)
-    if reread or mine is None or mine[0] != key:
+    if mine is None or mine[0] != key:
         mine = (key, store.student_drawings(code, key[1]))
         st.session_state[_MINE] = mine
     return mine[1]
+
+
+def remember_my_drawing(code: str, drawing: Drawing) -> None:
+    """A drawing this student just sent, added to their own list as the store has it (once: a send pressed
+    again returns the drawing already stored)."""
+    mine = st.session_state.get(_MINE)
+    if mine is not None and mine[0] == (code, student_id()) and all(d.id != drawing.id for d in mine[1]):
+        st.session_state[_MINE] = (mine[0], [*mine[1], drawing])
 
 
 def student_id() -> str:

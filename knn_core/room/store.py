@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from . import codes
 from .config import database_url, days_text, retention
@@ -184,7 +185,8 @@ class RoomStore:
     ) -> Drawing:
         """Store a student's drawing; committed when this returns. Idempotent per (room, send_id).
 
-        The room's row is locked for the few milliseconds of the insert (see `_room_row`).
+        The room's row is locked until the insert commits (see `_room_row`); on PostgreSQL that is one
+        statement (`_send_in_one_statement`), so the lock is held inside the server only.
         """
         blob = _pixels_blob(pixels)
         send_id = _id_text(send_id or uuid.uuid4().hex, "send_id")
@@ -197,6 +199,10 @@ class RoomStore:
             student=_id_text(student, "student"),
             hidden=False,
         )
+
+        if not self._sqlite:
+            at_once = partial(self._send_in_one_statement, code=code, values=values, now=now)
+            return self._run(at_once, write=True, autocommit=True)
 
         def work(conn: sa.Connection) -> Drawing:
             room_id, room = self._room_row(conn, code, now, lock=True)
@@ -274,6 +280,43 @@ class RoomStore:
             token,
         )
 
+    def _send_in_one_statement(self, conn: sa.Connection, *, code: str, values: dict, now: datetime | None) -> Drawing:
+        """PostgreSQL's send: lock the room's row, insert unless this send_id is there or the class has
+        ended, and read the room back, in one statement run in autocommit, so it commits as it ends.
+
+        With a transaction of several statements the lock was held across round trips to this process,
+        each a wait for its GIL while thirty students draw: sends to one class queued behind each other
+        and held pooled connections meanwhile (loadtest/run_serve.py).  The lock still orders a room's
+        drawings by id as they commit."""
+        canonical = _canonical_code(code)
+        at = now or utc_now()
+        room = sa.select(rooms).where(rooms.c.code == canonical).with_for_update().cte("room")
+        open_ = sa.and_(room.c.expires_at > at, room.c.created_at > at - self.retention)  # as in _expiry
+        columns = [c for c in drawings.c if c.name != "id"]
+        given = dict(values, created_at=at)
+        computed = {"room_id": room.c.id, "approved": sa.not_(room.c.review_first)}
+        source = sa.select(
+            *[computed.get(c.name, sa.cast(sa.literal(given.get(c.name), c.type), c.type)) for c in columns]
+        ).where(open_)
+        inserted = (
+            postgresql.insert(drawings)
+            .from_select(columns, source)
+            .on_conflict_do_nothing(index_elements=[drawings.c.room_id, drawings.c.send_id])
+            .returning(drawings.c.id, drawings.c.approved)
+            .cte("inserted")
+        )
+        row = conn.execute(
+            sa.select(room, inserted.c.id.label("new_id"), inserted.c.approved.label("new_approved")).select_from(
+                room.outerjoin(inserted, sa.true())
+            )
+        ).first()
+        if row is None:
+            raise RoomNotFound(f"No class with code {canonical}: check the code on the projector")
+        found = self._open_room(row, canonical, now)
+        if row.new_id is None:  # sent before (a retry): the drawing as first stored
+            return self._resend(conn, code, values["send_id"], now)
+        return _drawing(dict(given, id=row.new_id, approved=row.new_approved), found.code)
+
     def _room_row(
         self, conn: sa.Connection, code: str, now: datetime | None, *, lock: bool = False
     ) -> tuple[int, Room]:
@@ -283,23 +326,22 @@ class RoomStore:
         hands out ids at insert time, and without the lock id 6 could commit before id 5: a wall
         that had read up to 6 would never show 5). SQLite's write lock already serializes sends.
         """
-        canonical = codes.normalize_code(code)
-        shown = str(code).strip()[:20] if isinstance(code, str) else repr(code)[:20]
-        if canonical is None:
-            raise RoomNotFound(
-                f"No class with code {shown}: a class code looks like K7M-4QX; check the code on the projector"
-            )
+        canonical = _canonical_code(code)
         query = sa.select(rooms).where(rooms.c.code == canonical)
         row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise RoomNotFound(f"No class with code {canonical}: check the code on the projector")
+        return row.id, self._open_room(row, canonical, now)
+
+    def _open_room(self, row, canonical: str, now: datetime | None) -> Room:
+        """The room of this row; RoomExpired when its class has ended."""
         room = self._to_room(row)
         if room.expires_at <= (now or utc_now()):
             raise RoomExpired(
                 f"The class {canonical} has ended: classes are kept for {days_text(self.retention)} and then deleted. "
                 "Ask your teacher for a new code"
             )
-        return row.id, room
+        return room
 
     def _teacher_row(
         self, conn, token: str, now: datetime | None, *, allow_expired: bool = False, lock: bool = False
@@ -361,14 +403,16 @@ class RoomStore:
 
     # ------------------------------------------------------------------ transactions and failures
 
-    def _run(self, work: Callable[[sa.Connection], T], *, write: bool) -> T:
-        """`work` in one transaction; on a lost connection, once more on a fresh one, then StoreUnavailable.
+    def _run(self, work: Callable[[sa.Connection], T], *, write: bool, autocommit: bool = False) -> T:
+        """`work` in one transaction (autocommit: each statement its own); on a lost connection, once more
+        on a fresh one, then StoreUnavailable.
 
         Retrying is safe: a send whose commit did happen is found again by its send_id.
         """
+        options = {"knn_write": write} | ({"isolation_level": "AUTOCOMMIT"} if autocommit else {})
         for attempt in (1, 2):
             try:
-                with self._engine.connect().execution_options(knn_write=write) as conn, conn.begin():
+                with self._engine.connect().execution_options(**options) as conn, conn.begin():
                     return work(conn)
             except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
                 lost = getattr(exc, "connection_invalidated", False) or not self._sqlite
@@ -391,6 +435,17 @@ def _insert_room(conn: sa.Connection, values: dict) -> None:
 
 
 # ---------------------------------------------------------------------- input checks
+
+
+def _canonical_code(code) -> str:
+    """The class code as stored; RoomNotFound for anything that cannot be one."""
+    canonical = codes.normalize_code(code)
+    if canonical is None:
+        shown = str(code).strip()[:20] if isinstance(code, str) else repr(code)[:20]
+        raise RoomNotFound(
+            f"No class with code {shown}: a class code looks like K7M-4QX; check the code on the projector"
+        )
+    return canonical
 
 
 def _pixels_blob(pixels) -> bytes:
