@@ -53,6 +53,7 @@ ratio = np.median(I[:, :10] ** 2) / np.median(P[:, :10] ** 2)
 print("median IDM^2/P2D^2", ratio)
 for f in (0.25, 1, 4):
     report(f"sqrt(IDM^2 + {f} x ratio P2D^2) (w2 dev1)", np.sqrt(I**2 + f * ratio * P**2), CL)
+report(f"min(IDM, {ratio:.2f}^.5 x P2D w2 dev1), top 100", np.minimum(I, np.sqrt(ratio) * P), CL)
 try:
     dpos = np.load(out + "val_dist_pos.npy").astype(np.int64)[:n]
     didm = np.load(out + "val_dist_idm.npy").astype(np.float64)[:n]
@@ -64,10 +65,10 @@ if dpos is not None:
     A = np.minimum(I[:, :K], didm.min(2))
     report("IDM min over six affine copies, top 50 (the 0.48% of round 2)", A, CL[:, :K])
     ra = np.median(A[:, :10] ** 2) / np.median(P[:, :10] ** 2)
-    for j in (0, 1, 3):
+    for j in (0, 1, 2, 3):
         Pj = p2d[:, :K, j]
         rj = np.median(A[:, :10] ** 2) / np.median(Pj[:, :10] ** 2)
-        report(f"min(affine IDM, {rj:.2f}^.5 x P2D {NAMES[j]})", np.minimum(A, np.sqrt(rj) * Pj), CL[:, :K])
+        report(f"min(affine IDM, {rj:.2f}^.5 x P2D {NAMES[j]})", np.minimum(A, np.sqrt(rj) * Pj), CL[:, :K], full=True)
         for f in (0.25, 1, 4):
             report(f"sqrt(affine IDM^2 + {f} x ratio P2D {NAMES[j]}^2)", np.sqrt(A**2 + f * rj * Pj**2), CL[:, :K])
     del ra
