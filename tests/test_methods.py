@@ -1,6 +1,8 @@
 """knn_core.methods: Method, recipes, shifted copies without copies, two-stage L3, IDM re-ranking."""
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 import time
 
@@ -21,7 +23,9 @@ from knn_core.methods import (
     MetricSearch,
     Recipe,
     brute_force_neighbors,
+    displacement_costs,
     idm_distances,
+    p2dhmdm_distances,
     pad_frame,
     resolve_recipe,
     shift_offsets,
@@ -522,6 +526,80 @@ def test_idm_tolerates_one_pixel_shifts(small):
         assert idm_distances(moved, digit[None], window=0)[0] > 0
     assert idm_distances(translate(digit, 2, 0), digit[None], window=1)[0] > 0
     assert idm_distances(translate(digit, 2, 0), digit[None], window=2)[0] == 0
+
+# ------------------------------------------------------------------ P2DHMDM
+
+
+def p2d_reference(q, y, w, v, penalty, c=1):
+    """Plain enumeration of every alignment of the pseudo-2D model (no dynamic programming)."""
+    H, W = q.shape
+    pad = c + w + v
+    Fq = context_features(q, c)
+    g = sobel_gradients(y[None], pad)[0].astype(np.float64)
+    side = 2 * c + 1
+
+    @functools.cache
+    def cost(py, px, dy, dx):  # the candidate's patch of query pixel (py, px) displaced by (dy, dx)
+        r, s = py + dy - c + pad, px + dx - c + pad
+        return ((Fq[py, px] - g[:, r : r + side, s : s + side].ravel()) ** 2).sum()
+
+    def paths(length):  # offset sequences in -w..w changing by at most one per step, with their penalties
+        for seq in itertools.product(range(-w, w + 1), repeat=length):
+            if all(abs(a - b) <= 1 for a, b in zip(seq, seq[1:])):
+                yield seq, penalty * sum(a != b for a, b in zip(seq, seq[1:]))
+
+    col = {}
+    for px in range(W):
+        for dxc in range(-w, w + 1):
+            best = np.inf
+            for dys, pen in paths(H):
+                total = pen
+                for py, dy in enumerate(dys):
+                    total += min(cost(py, px, dy, dxc + dev) + penalty * abs(dev) for dev in range(-v, v + 1))
+                best = min(best, total)
+            col[px, dxc] = best
+    return np.sqrt(min(pen + sum(col[px, d] for px, d in enumerate(dxs)) for dxs, pen in paths(W)))
+
+
+@pytest.mark.parametrize("w, v, penalty, rows", [(1, 1, 0.0, 7), (1, 0, 2e6, 7), (2, 1, 1e7, 5)])
+def test_p2dhmdm_matches_loop_reference(small, w, v, penalty, rows):
+    # rows x 6 crops of digits (the enumeration is exponential in the size): from row 9, columns 10..15
+    X = small[0][20:23, 9 : 9 + rows, 10:16]
+    q = small[2][1, 9 : 9 + rows, 10:16]
+    assert q.max() > 0 and all(x.max() > 0 for x in X)
+    want = [p2d_reference(q, y, w, v, penalty) for y in X]
+    np.testing.assert_allclose(p2dhmdm_distances(q, X, w, v, penalty=penalty), want, rtol=1e-12)
+
+
+def test_displacement_costs_are_idm_local_costs(small):
+    X = small[0][:4]
+    q = small[2][2]
+    costs = displacement_costs(q, X, 1, 2)
+    assert costs.shape == (3, 5, 28, 28, 4) and costs.dtype == np.int64
+    # the IDM is the per-pixel minimum over the displacements
+    want = np.sqrt(costs[:, 1:4].min(axis=(0, 1)).sum(axis=(0, 1)))
+    np.testing.assert_allclose(idm_distances(q, X, window=1), want, rtol=1e-12)
+
+
+def test_p2dhmdm_bounds_and_shifts(small):
+    X = small[0][:8]
+    q = small[2][3]
+    d = p2dhmdm_distances(q, X, 2, 1)
+    # its alignments are a subset of IDM's with window 3, a superset of the identity
+    assert np.all(d >= idm_distances(q, X, window=3) - 1e-9)
+    np.testing.assert_allclose(p2dhmdm_distances(q, X, 0, 0), idm_distances(q, X, window=0), rtol=1e-12)
+    assert np.all(d <= idm_distances(q, X, window=0))
+    # tying the pixels together costs something against the free IDM with the same window
+    assert np.all(p2dhmdm_distances(q, X, 2, 0) >= idm_distances(q, X, window=2) - 1e-9)
+    assert np.any(p2dhmdm_distances(q, X, 2, 0) > idm_distances(q, X, window=2) + 1e-6)
+    # a whole digit shifted by up to the window is a perfect match; a penalty does not charge a constant shift
+    digit = small[0][3]
+    for dy, dx in [(2, 0), (0, -2), (1, 2)]:
+        moved = translate(digit, dy, dx)
+        assert p2dhmdm_distances(moved, digit[None], 2, 0, penalty=1e6)[0] == 0
+    assert p2dhmdm_distances(translate(digit, 3, 0), digit[None], 2, 1)[0] > 0
+    assert p2dhmdm_distances(translate(digit, 0, 3), digit[None], 2, 1)[0] == 0  # column offset 2 + deviation 1
+    assert len(p2dhmdm_distances(q, X[:0])) == 0
 
 
 def test_idm_classifier_neighbours_sorted_by_idm(small):

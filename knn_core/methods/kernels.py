@@ -132,6 +132,120 @@ def idm_distances(query: np.ndarray, candidates: np.ndarray, window: int = 2, co
     return np.sqrt(np.maximum(total, 0).astype(np.float64))
 
 
+def displacement_costs(query: np.ndarray, candidates: np.ndarray, max_dy: int, max_dx: int,
+                       context: int = 1) -> np.ndarray:
+    """Local context costs of every query pixel against every displaced candidate pixel.
+
+    cost[dy + max_dy, dx + max_dx, py, px, j] = || F_q(py, px) - F_j(py + dy, px + dx) ||^2,
+    F the (2c+1) x (2c+1) patch of Sobel gradients of ``idm_distances`` (outside the
+    image blank), for |dy| <= max_dy, |dx| <= max_dx: (2max_dy+1, 2max_dx+1, H, W, C),
+    int64 for uint8 images, else float64. The building block of ``p2dhmdm_distances``.
+    """
+    H, W = query.shape
+    c = context
+    side = 2 * c + 1
+    n = len(candidates)
+    pad = c + max(max_dy, max_dx)
+    gq = sobel_gradients(query[None], c)[0][:, :, :, None]  # (2, H+2c, W+2c, 1)
+    g = np.ascontiguousarray(sobel_gradients(candidates, pad).transpose(1, 2, 3, 0))  # (2, H+2pad, W+2pad, C)
+    acc = np.int64 if g.dtype == np.int32 else np.float64
+    out = np.empty((2 * max_dy + 1, 2 * max_dx + 1, H, W, n), acc)
+    e = np.empty((H + 2 * c, W + 2 * c, n), g.dtype)
+    t = np.empty_like(e)
+    rows = np.empty((H, W + 2 * c, n), g.dtype)
+    for iy, dy in enumerate(range(-max_dy, max_dy + 1)):
+        for ix, dx in enumerate(range(-max_dx, max_dx + 1)):
+            # the candidate's patch of query pixel (py, px) starts at frame row py + dy - c + pad
+            win = (slice(pad - c + dy, pad - c + dy + H + 2 * c), slice(pad - c + dx, pad - c + dx + W + 2 * c))
+            np.subtract(g[0][win], gq[0], out=e)
+            e *= e
+            np.subtract(g[1][win], gq[1], out=t)
+            t *= t
+            e += t
+            np.copyto(rows, e[:H])
+            for o in range(1, side):
+                rows += e[o : o + H]
+            b = out[iy, ix]
+            b[...] = rows[:, :W]
+            for o in range(1, side):
+                b += rows[:, o : o + W]
+    return out
+
+
+def _min_with_neighbours(a: np.ndarray, penalty: float) -> np.ndarray:
+    """m[s] = min(a[s], a[s-1] + penalty, a[s+1] + penalty) along axis 0 (a state may move by one per step)."""
+    m = a.copy()
+    if penalty:
+        a = a + penalty
+    np.minimum(m[1:], a[:-1], out=m[1:])
+    np.minimum(m[:-1], a[1:], out=m[:-1])
+    return m
+
+
+def p2dhmdm_from_costs(costs: np.ndarray, window: int = 2, deviation: int = 1, penalty: float = 0.0) -> np.ndarray:
+    """The pseudo-2D distortion distance from ``displacement_costs`` (see ``p2dhmdm_distances``).
+
+    costs: (2a+1, 2b+1, H, W, C) with a >= window and b >= window + deviation -> (C,) sqrt of the
+    cheapest alignment's cost.
+    """
+    a = (costs.shape[0] - 1) // 2
+    b = (costs.shape[1] - 1) // 2
+    w, v = window, deviation
+    if a < w or b < w + v:
+        raise ValueError("costs do not cover the window and deviation")
+    H, W = costs.shape[2:4]
+    c = costs[a - w : a + w + 1]  # (2w+1, 2b+1, H, W, C): vertical offsets -w..w
+
+    def local(py):  # (2w+1 dy, 2w+1 dxc, W, C) for row py: the column offset dxc's best pixel deviation -v..v
+        out = c[:, b - w : b + w + 1, py].astype(np.float64)
+        for dev in range(-v, v + 1):
+            if dev:
+                other = c[:, b - w + dev : b + w + 1 + dev, py]
+                np.minimum(out, other + penalty * abs(dev) if penalty else other, out=out)
+        return out
+
+    # down each column (all columns and column offsets at once): the vertical offset moves by <= 1 per row
+    d = local(0)
+    for py in range(1, H):
+        d = _min_with_neighbours(d, penalty)
+        d += local(py)
+    col = d.min(axis=0)  # (2w+1 dxc, W, C): each query column against each column offset
+    # across the columns: the column offset moves by <= 1 per column
+    e = col[:, 0].copy()
+    for px in range(1, W):
+        e = _min_with_neighbours(e, penalty)
+        e += col[:, px]
+    return np.sqrt(np.maximum(e.min(axis=0), 0))
+
+
+def p2dhmdm_distances(query: np.ndarray, candidates: np.ndarray, window: int = 2, deviation: int = 1,
+                      context: int = 1, penalty: float = 0.0) -> np.ndarray:
+    """Pseudo-2D hidden Markov distortion model distances (P2DHMDM, Keysers et al. 2007, PAMI).
+
+    Like ``idm_distances`` each query pixel p is matched to a candidate pixel by its
+    3x3 (2c+1) gradient context, but the matches are tied together: every query column
+    x is aligned to a candidate column x + dx(x), |dx| <= ``window``, dx changing by at most
+    one from column to column (a monotone column warp: the candidate's columns advance by
+    0, 1 or 2 per query column); down a query column, row y is matched to candidate row
+    y + dy(y), |dy| <= ``window``, dy changing by at most one from row to row, and each pixel
+    may deviate horizontally from its column's dx by up to ``deviation`` pixels. The
+    distance is sqrt of the least total cost of such an alignment (found by dynamic
+    programming: first down every column for every column offset, then across the columns),
+    each change of offset and each pixel's deviation adding ``penalty``:
+
+        P2D(q, y) = min over dx(.), dy(., .), dev(., .) of
+                    sum_p || F_q(p) - F_y(p + (dy, dx + dev)) ||^2 + penalty * (changes + |dev|)
+
+    Its alignments are a subset of the IDM's with window ``window + deviation``, so
+    P2D >= that IDM; with window 0 and deviation 0 it is the euclidean distance of
+    the context features. query: (H, W); candidates: (C, H, W) -> (C,).
+    """
+    if len(candidates) == 0:
+        return np.zeros(0)
+    costs = displacement_costs(query, candidates, window, window + deviation, context)
+    return p2dhmdm_from_costs(costs, window, deviation, penalty)
+
+
 
 TANGENT_NAMES = ("x-shift", "y-shift", "rotation", "scaling", "parallel hyperbolic", "diagonal hyperbolic", "thickness")
 
