@@ -25,11 +25,12 @@ import os
 import threading
 import time
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Optional
 
 from .errors import KnnLabError
-from .threads import lower_thread_priority, mark_background_thread, openmp_threads, pause_point
+from .threads import lower_thread_priority, mark_background_thread, openmp_threads, pause_point, stop_check
 from .worker import stop_thread_child
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -68,12 +69,17 @@ class Job:
 
     def progress(self, done: int, total: int) -> None:
         """The work's progress callback: records progress, and stops the work once cancelled."""
+        self.done, self.total = done, total
+        pause_point()  # stops if cancelled; between two chunks: the server's requests first (knn_core.threads)
+
+    def stop_if_cancelled(self) -> None:
+        """Raise JobCancelled once the job is cancelled or nobody has waited for it for abandon_after s.
+        Called at every pause point of its work (knn_core.threads.stop_check), also deep inside work that
+        reports no progress, such as a fit's preprocessing."""
         if time.monotonic() - self.last_seen > self.abandon_after:
             self._cancel.set()  # nobody waits for it any more
         if self._cancel.is_set():
             raise JobCancelled(f"job {self.key!r} was cancelled")
-        self.done, self.total = done, total
-        pause_point()  # between two chunks: the server's requests first (knn_core.threads)
 
     def touch(self) -> None:
         """Someone is still waiting for this job."""
@@ -211,10 +217,7 @@ class JobQueue:
                 job = self._queue.popleft()
                 job.state, job.started = RUNNING, time.monotonic()
             try:
-                if self.background:
-                    with openmp_threads(1):
-                        result = job.work(job.progress)
-                else:
+                with stop_check(job.stop_if_cancelled), (openmp_threads(1) if self.background else nullcontext()):
                     result = job.work(job.progress)
             except JobCancelled:
                 state, result, error = CANCELLED, None, None

@@ -78,7 +78,23 @@ def set_pause_hook(hook) -> None:
     _pause_hook[:] = [hook] if hook is not None else []
 
 
+@contextmanager
+def stop_check(check) -> Iterator[None]:
+    """While inside, every :func:`pause_point` on this thread calls `check` first, which may raise to
+    stop the work (a job queue's job nobody waits for any more: knn_core.jobs)."""
+    before = getattr(_background, "check", None)
+    _background.check = check
+    try:
+        yield
+    finally:
+        _background.check = before
+
+
 def pause_point() -> None:
-    """Between two steps of long work: on a background thread, let the server's requests go first."""
+    """Between two steps of long work: stop here if this thread's work was cancelled (:func:`stop_check`);
+    on a background thread, let the server's requests go first."""
+    check = getattr(_background, "check", None)
+    if check is not None:
+        check()
     if _pause_hook and getattr(_background, "on", False):
         _pause_hook[0]()

@@ -163,7 +163,7 @@ def _wait(job, n_train: int) -> None:
     t0 = time.monotonic()
     with ui.fair.waiting_for_work(), st.status(label, expanded=True) as status:
         bar = st.progress(0.0)
-        while not job.ended:
+        while not job.ended and ui.browser_connected():  # a closed page waits for nothing
             job.touch()
             where = (f"waiting for {ui.QUEUE.position(job) + 1} other search(es) to finish" if job.started is None
                      else f"step {job.done + 1} of {job.total or '…'}")

@@ -357,7 +357,7 @@ def test_short_runs_take_turns_in_the_order_they_came(monkeypatch):
     for name in "abcd":
         threads[name] = _start_short_run(started, name, releases[name])
         if name in "ab":
-            assert _until(lambda: name in started)  # two turns: a and b go at once
+            assert _until(lambda name=name: name in started)  # two turns: a and b go at once
         time.sleep(0.1)  # c and d queue, in this order
     assert started == ["a", "b"] and fair.short_running() == 4  # the waiting ones count as drawing
     releases["b"].set()

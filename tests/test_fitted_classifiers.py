@@ -99,6 +99,49 @@ def test_a_session_waits_for_one_fit_at_a_time_others_are_not_held_up(monkeypatc
     fitted.queue.shutdown()
 
 
+def test_a_closed_page_stops_waiting_for_its_fit_and_the_fit_is_cancelled(monkeypatch):
+    """A script whose browser went away stops touching the fit (ui.resources.browser_connected), and
+    the fit stops at its next pause point once abandoned, instead of running on for nobody."""
+    from knn_core.jobs import CANCELLED
+    from knn_core.threads import pause_point
+
+    fit_started = threading.Event()
+
+    def endless_fit(self, X, y):
+        fit_started.set()
+        while True:
+            pause_point()
+            time.sleep(0.01)
+
+    monkeypatch.setattr(KNNClassifier, "fit", endless_fit)
+    fitted = _FittedClassifiers(3)
+    fitted.queue.abandon_after = 0.3
+    connected = [True]
+    monkeypatch.setattr(resources, "browser_connected", lambda: connected[0])
+    errors = []
+
+    def page():
+        try:
+            fitted.get(EUCLIDEAN, 500, "s1")
+        except Exception as exc:  # noqa: BLE001 (what the page's script would see)
+            errors.append(exc)
+
+    waiting = threading.Thread(target=page)
+    waiting.start()
+    assert fit_started.wait(10)
+    time.sleep(0.5)
+    job = fitted.queue.get((EUCLIDEAN, 500))
+    assert not job.ended  # touched while the page waits: longer than abandon_after, not cancelled
+    connected[0] = False  # the tab is closed
+    waiting.join(5)
+    assert not waiting.is_alive() and "page was closed" in str(errors[0])
+    deadline = time.monotonic() + 10
+    while not job.ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.state == CANCELLED and fitted.keys() == []
+    fitted.queue.shutdown()
+
+
 def test_a_failed_fit_raises_its_error_to_whoever_waits(monkeypatch):
     def broken(self, X, y):
         raise MemoryError("no room")

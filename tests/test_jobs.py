@@ -108,6 +108,32 @@ def test_a_job_nobody_waits_for_is_cancelled_queued_or_running():
         q.shutdown()
 
 
+def test_work_that_reports_no_progress_stops_at_its_pause_points_when_cancelled():
+    """A fit reports no progress; its preprocessing's pause points (here a real deskew) stop it."""
+    import numpy as np
+
+    from knn_core.features import deskew
+
+    q = JobQueue(1, per_owner=5, abandon_after=0.3)
+    try:
+        reached = []
+        digits = np.random.default_rng(0).integers(0, 256, (200_000, 28, 28), dtype=np.uint8)
+
+        def fit_like(progress):
+            reached.append("started")
+            deskew(digits)  # minutes of work, a pause point every 256 digits
+            reached.append("finished")
+
+        job = q.submit("fit", fit_like, owner="s1")
+        wait_for(lambda: job.state == RUNNING)
+        t0 = time.monotonic()
+        wait_for(lambda: job.ended, timeout=30)  # nobody touches it: abandoned after 0.3 s
+        assert job.state == CANCELLED and reached == ["started"]
+        assert time.monotonic() - t0 < 10
+    finally:
+        q.shutdown()
+
+
 def test_a_job_that_is_touched_is_not_abandoned():
     q = JobQueue(1, abandon_after=0.3)
     try:

@@ -67,6 +67,7 @@ from .radar import EXTRA_SHOWN, LABEL_COLOURS, QUERY_COLOUR, radial_figure, show
 from .resources import (
     SERVER_BLAS_THREADS,
     Neighbours,
+    browser_connected,
     classifier,
     get_dataset,
     get_fitted,
@@ -126,7 +127,7 @@ __all__ = [
     "Settings", "cli_command", "current_settings", "search_label", "set_setting", "settings_caption",
     "settings_from_query", "shared_sidebar", "show_command", "with_search",
     # resources
-    "SERVER_BLAS_THREADS", "Neighbours", "classifier", "get_dataset", "get_fitted", "get_subset", "nearest",
+    "SERVER_BLAS_THREADS", "Neighbours", "browser_connected", "classifier", "get_dataset", "get_fitted", "get_subset", "nearest",
     "start_server",
     # jobs
     "CONFIRM_SECONDS", "QUEUE", "fill_cache_command", "fmt_seconds", "forget_loaded", "max_browser_seconds",

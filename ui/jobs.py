@@ -29,7 +29,7 @@ from knn_core.jobs import CANCELLED, DONE, FAILED, Job, QueueFull, queue_from_en
 from knn_core.worker import Task, task
 
 from . import fair
-from .resources import get_dataset, session_owner
+from .resources import browser_connected, get_dataset, session_owner
 from .safe import error_message
 from .settings import Settings, cli_command, search_label, with_search
 
@@ -187,7 +187,7 @@ def _wait(ds, jobs: list[Job]) -> None:
             else:
                 text = f"{describe_search(ds, now.key)}: {now.done:,} of {now.total or '…'} digits"
             bar.progress(min(frac, 1.0), text=f"{text} · {time.monotonic() - t0:.0f} s")
-            if not waiting:
+            if not waiting or not browser_connected():  # done, or the page was closed: nobody waits
                 break
             time.sleep(0.2)
         bad = any(j.state != DONE for j in jobs)

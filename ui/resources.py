@@ -232,9 +232,11 @@ class _FittedClassifiers:
             queue = self.queue if background else self.startup
             job = queue.submit(key, lambda progress: self._fit(key), owner=owner or f"thread {threading.get_ident()}")
         with fair.waiting_for_work():
-            while not job.ended:
+            while not job.ended and browser_connected():
                 job.touch()  # someone still waits for it
                 time.sleep(0.05)
+        if not job.ended:  # the page was closed: nobody waits, and the fit is cancelled in a few seconds
+            raise KnnLabError("the page was closed while this method was being prepared")
         if job.state != DONE:
             raise job.error if job.error is not None else KnnLabError("preparing this method was cancelled; try again")
         self._keep(key, job.result)
@@ -277,6 +279,20 @@ def get_fitted(search: Method, train_size: int, owner: str | None = None, *, bac
 def is_fitted(search: Method, train_size: int) -> bool:
     """Whether get_fitted would answer at once (for a spinner while it fits)."""
     return (search, train_size) in _FITTED.keys()
+
+
+def browser_connected() -> bool:
+    """Whether the browser of this script run is still connected (True outside a script run).
+
+    A script that waits for a job touches it to say someone waits (knn_core.jobs); a closed tab's
+    script would wait on, touching it, and keep the server busy for nobody."""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return True
+    return runtime.get_instance().is_active_session(ctx.session_id)
 
 
 def session_owner() -> str:
