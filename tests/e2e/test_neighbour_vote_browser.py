@@ -142,8 +142,9 @@ def test_a_shared_link_on_a_fresh_server_runs_the_app(browser):
             page.goto(srv.url + "/neighbour_vote?k=7")
             page.locator(K_SLIDER).wait_for(timeout=90_000)  # the vote page's own k slider
             assert page.locator(K_SLIDER).input_value() == "7"
-            menu = page.locator(".st-key-page_menu").inner_text()  # app.py's menu: the app ran
-            assert "Neighbour vote" in menu and "Draw" in menu, menu
+            menu = page.locator(".st-key-page_menu")  # app.py's menu: the app ran (its text may come a moment later)
+            expect(menu).to_contain_text("Neighbour vote", timeout=30_000)
+            expect(menu).to_contain_text("Draw")
             page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached")  # the run is over
             assert page.evaluate("window.__streamlitMenus") == []
         finally:
