@@ -324,7 +324,7 @@ def test_predict_a_photo_goes_through_the_photo_path(capsys, ds, tmp_path, ext):
     assert clf.predict(digit[None])[0] == 7 == ds.test_labels[0]
 
 
-@pytest.mark.parametrize("name", ["deskew", "idm+blur", "idm+affine+p2d"])
+@pytest.mark.parametrize("name", ["deskew", "idm+blur"])
 def test_predict_with_a_method_uses_its_neighbours_and_vote(capsys, ds, tmp_path, name):
     preset = PRESETS[name]  # no --k, no --weights: the preset's (e.g. k=3, distance), not the classic defaults
     assert (preset.k, preset.weights) != (5, "uniform")
