@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import re
 import time
 
@@ -16,12 +17,15 @@ from knn_core.data import Dataset, stratified_subset
 from knn_core.errors import KnnLabError, ParameterError
 from knn_core.lists import is_cached, neighbor_lists
 from knn_core.methods import (
+    AFFINE_NAMES,
     CLASSIC_P,
     PRESETS,
     Method,
     MethodSearch,
     MetricSearch,
     Recipe,
+    affine_copies,
+    affine_matrices,
     brute_force_neighbors,
     displacement_costs,
     idm_distances,
@@ -255,6 +259,14 @@ def test_k_larger_than_the_copies_raises(small):
         (dict(rerank="idm", tangent_weight=-1.0), "tangent_weight"),
         (dict(rerank="idm", tangent_penalty=float("nan")), "tangent_penalty"),
         (dict(rerank="idm", tangent_candidates=0), "tangent_candidates"),
+        (dict(affine_copies=True), "rerank='idm'"),
+        (dict(p2d_scale=1.0), "rerank='idm'"),
+        (dict(rerank="idm", p2d_scale=-1.0), "p2d_scale"),
+        (dict(rerank="idm", p2d_scale=1.0, p2d_penalty=float("inf")), "p2d_penalty"),
+        (dict(rerank="idm", p2d_window=6), "p2d_window"),
+        (dict(rerank="idm", match_candidates=0), "match_candidates"),
+        (dict(rerank="idm", affine_copies=True, tangent_weight=1.0), "cannot be combined with tangent_weight"),
+        (dict(rerank="idm", affine_copies=True, downsample=True), "downsample=False"),
     ],
 )
 def test_bad_recipe_raises(kwargs, words):
@@ -298,6 +310,10 @@ def test_method_parse_metric_names(metric):
     assert Method.parse(m) is m
 
 
+_FIELDS_BEFORE_TANGENTS = ("deskew", "blur_sigma", "downsample", "pca", "metric", "p", "shifts", "one_vote_per_digit",
+                           "rerank", "candidates", "idm_window", "idm_context")
+
+
 def test_method_classic_power_and_cache_id():
     assert Method.classic("minkowski", 4).label == "minkowski (p=4)"
     assert Method.classic("minkowski", 4).p == 4.0 and isinstance(Method.classic("minkowski", 4).p, float)
@@ -311,6 +327,17 @@ def test_method_classic_power_and_cache_id():
     assert Method.parse(idm.recipe.replace(tangent_penalty=0.5)).cache_id() == idm.cache_id()
     with_td = Method.parse(idm.recipe.replace(tangent_weight=1.0))
     assert with_td.cache_id() != Method.parse(idm.recipe.replace(tangent_weight=2.0)).cache_id() != idm.cache_id()
+    # So do the extra matches' (affine copies, P2DHMDM): idm+blur's cached lists stay valid.
+    blur = Method.parse("idm+blur")
+    for name in ("affine_copies", "p2d_scale", "p2d_window", "p2d_deviation", "p2d_penalty", "match_candidates"):
+        assert name not in blur.cache_id() and name not in idm.cache_id()
+    assert blur.cache_id() == json.dumps({"recipe": {k: v for k, v in blur.recipe.to_dict().items()
+                                                     if k in _FIELDS_BEFORE_TANGENTS}}, sort_keys=True)
+    assert Method.parse(blur.recipe.replace(p2d_penalty=5.0, match_candidates=9)).cache_id() == blur.cache_id()
+    best = Method.parse("idm+affine+p2d")
+    assert '"affine_copies": true' in best.cache_id() and '"p2d_scale": 0.9311' in best.cache_id()
+    assert best.cache_id() != Method.parse(best.recipe.replace(p2d_scale=1.0)).cache_id() != blur.cache_id()
+    assert best.cache_id() != Method.parse(best.recipe.replace(affine_copies=False)).cache_id()
     # frozen and hashable: it keys caches
     assert len({Method.parse("idm"), Method.parse("idm"), Method.classic()}) == 2
     with pytest.raises(AttributeError):
@@ -696,6 +723,100 @@ def test_idm_with_tangent_distance_ranks_the_idm_best_by_the_sum(small):
         np.testing.assert_allclose(nb.distances[j], both[want], rtol=1e-12)
     assert clf.distance_name == "IDM + tangent distance"
     assert "tangent distance (x3, penalty 0.2) on the top 15 by IDM" in r.describe()
+
+
+# ------------------------------------------------------------------ affine copies and the nearest match
+
+
+def explicit_affine_copies(images, blur_sigma):
+    """Reference: each image transformed one by one with scipy, rounded, then blurred (as issue #22's stage3.py)."""
+    from scipy.ndimage import affine_transform
+
+    from knn_core.features import blur
+
+    c = np.array([(images.shape[1] - 1) / 2, (images.shape[2] - 1) / 2])
+    out = []
+    for M in affine_matrices():
+        f = np.stack([affine_transform(im.astype(np.float32), M, offset=c - M @ c, order=1, mode="constant")
+                      for im in images])
+        r = np.clip(np.rint(f), 0, 255).astype(np.uint8)
+        out.append(blur(r, blur_sigma) if blur_sigma else r)
+    return np.stack(out)
+
+
+def test_affine_copies_are_the_explicitly_built_copies(small):
+    from knn_core.features import deskew
+
+    X = small[0]
+    dk = deskew(X[:40], progress=False)
+    for sigma in (0.0, 0.5):
+        got = affine_copies(dk, sigma)
+        assert got.shape == (6, 40, 28, 28) and got.dtype == np.uint8 and len(AFFINE_NAMES) == 6
+        np.testing.assert_array_equal(got, explicit_affine_copies(dk, sigma))
+    M = affine_matrices()
+    # rotations by +-8 degrees, scalings by 0.9 and 1.1 (output -> input: 1/s), 10% wider / taller
+    assert np.allclose([np.degrees(np.arctan2(m[1, 0], m[0, 0])) for m in M[:2]], [8, -8])
+    np.testing.assert_allclose([np.linalg.det(m) for m in M[:2]], 1)
+    np.testing.assert_allclose(M[2], np.eye(2) / 0.9)
+    np.testing.assert_allclose(M[4], np.diag([1 / 0.9, 1 / 1.1]))
+    # a scaled-up copy has more ink, a scaled-down one less; a blank digit stays blank
+    ink = affine_copies(dk, 0.0).reshape(6, 40, -1).astype(np.int64).sum(-1)
+    assert np.all(ink[3] > ink[2])  # scale 1.1 against 0.9
+    assert not affine_copies(np.zeros((1, 28, 28), np.uint8), 0.5).any()
+
+
+def test_nearest_match_distance_against_plain_reference(small):
+    from knn_core.features import blur, deskew
+
+    X, y, Q, _ = small
+    X = X[:150]
+    r = Recipe(deskew=True, blur_sigma=0.5, rerank="idm", candidates=30, idm_window=1, affine_copies=True,
+               p2d_scale=0.9, p2d_window=1, p2d_penalty=500.0, match_candidates=10)
+    nb = MethodSearch(r, n_jobs=1).fit(X).kneighbors(Q[:4], 6)
+    dk, dq = deskew(X, progress=False), deskew(Q[:4], progress=False)
+    T, P = blur(dk, 0.5).astype(np.float64), blur(dq, 0.5)
+    ways_won = set()
+    for j in range(4):
+        l2 = ((T.reshape(len(T), -1) - P[j].reshape(-1)) ** 2).sum(1)
+        cand = np.lexsort((np.arange(len(X)), l2))[:30]
+        idm = idm_distances(P[j], blur(dk[cand], 0.5), 1)
+        top = cand[np.lexsort((cand, idm))[:10]]  # the 10 best by IDM get the extra matches
+        ways = [idm_distances(P[j], blur(dk[top], 0.5), 1)]
+        ways += [idm_distances(P[j], c, 1) for c in explicit_affine_copies(dk[top], 0.5)]
+        ways.append(0.9 * p2dhmdm_distances(P[j], blur(dk[top], 0.5), 1, 1, penalty=500.0))
+        ways = np.stack(ways)
+        want = ways.min(0)
+        ways_won |= set(np.argmin(ways, 0).tolist())
+        o = np.lexsort((top, want))[:6]
+        assert np.array_equal(nb.indices[j], top[o])
+        np.testing.assert_allclose(nb.distances[j], want[o], rtol=1e-12)
+    assert len(ways_won) >= 3  # IDM, copies and P2D each give some candidate's distance
+    # one query on two threads (the Draw page's way) gives the same
+    one = MethodSearch(r, n_jobs=2).fit(X).kneighbors(Q[1:2], 6)
+    assert np.array_equal(one.indices, nb.indices[1:2]) and np.array_equal(one.distances, nb.distances[1:2])
+    assert r.distance_name == "nearest-match distance (IDM, affine copies, P2DHMDM)"
+    assert "the top 10 by IDM also against 6 affine copies and P2DHMDM (w=1" in r.describe()
+    assert Method.parse(r.replace(affine_copies=False)).distance_name == "nearest-match distance (IDM, P2DHMDM)"
+
+
+def test_nearest_match_preset_round_trips_through_the_command_line(small, tmp_path, monkeypatch, capsys):
+    import knn_core.cli as cli
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    X, y, Q, qy = small
+    ds = Dataset(X[:150], y[:150], Q[:10], qy[:10], n_val=50)
+    monkeypatch.setattr(cli, "_dataset", lambda args: ds)
+    preset = PRESETS["idm+affine+p2d"]
+    assert cli.main(["evaluate", "--method", "idm+affine+p2d"]) == 0
+    out = capsys.readouterr().out
+    assert preset.recipe.describe() in out and "test error" in out
+    lists = neighbor_lists(ds, "idm+affine+p2d", "test")  # what evaluate computed, read back from the cache
+    clf = KNNClassifier(preset.k, method="idm+affine+p2d", weights=preset.weights).fit(X[:150], y[:150])
+    d, i = clf.kneighbors(Q[:10])
+    np.testing.assert_array_equal(lists.indices[:, : preset.k], i)
+    np.testing.assert_array_equal(lists.distances[:, : preset.k], d)
+    err = 100 * np.mean(clf.predict(Q[:10]) != qy[:10])
+    assert f"(test error {err:.2f}%; literature 0.52% (Keysers et al., TPAMI 2007 (P2DHMDM)))" in out
 
 
 # ------------------------------------------------------------------ cached lists

@@ -119,6 +119,9 @@ class Method:
         if not d["tangent_weight"]:  # IDM alone: the lists cached before the tangent distance existed stay valid
             for name in ("tangent_weight", "tangent_penalty", "tangent_candidates"):
                 del d[name]
+        if not d["affine_copies"] and not d["p2d_scale"]:  # likewise for the lists before the extra matches
+            for name in ("affine_copies", "p2d_scale", "p2d_window", "p2d_deviation", "p2d_penalty", "match_candidates"):
+                del d[name]
         return json.dumps({"recipe": d}, sort_keys=True)
 
     # -- what it does
@@ -143,6 +146,8 @@ class Method:
         seconds += n_queries * 2e-4 + n_train * n_queries / 2e8 * copies * (1 + copies / 5)
         if r.rerank == "idm":
             seconds += n_queries * r.candidates * 8e-5
+            if r.extra_matches:  # IDM on 6 copies and P2DHMDM (~3.5 IDMs) of each of the match candidates
+                seconds += n_queries * r.match_candidates * 8e-5 * (6 * r.affine_copies + 3.5 * bool(r.p2d_scale))
         elif r.uses_lp:
             seconds += n_queries * r.candidates * copies * 2e-6
         return seconds

@@ -24,12 +24,17 @@ How each step is computed
   changes the result against a brute-force exact Lp search.
 * ``rerank="idm"``: the ``candidates`` nearest digits by euclidean distance
   are re-ranked by the image distortion model; see `idm_distances`.
+  With ``affine_copies`` and/or ``p2d_scale`` the ``match_candidates`` best by
+  IDM are also matched against six affine copies of each (`affine_copies`,
+  made on the fly from the deskewed, unblurred training digits the search
+  keeps) and by the scaled P2DHMDM; the distance is the nearest of the matches.
 
 Neighbours are ordered by (distance, training index, shift number); shift
 number 0 is the unshifted copy (see `shift_offsets`).
 """
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, NamedTuple, Optional
 
@@ -38,7 +43,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..search import ExactSearch
 from ..threads import one_blas_thread
-from .kernels import idm_distances, lp_distances, tangent_distances
+from .kernels import idm_distances, lp_distances, p2dhmdm_distances, tangent_distances
 from .recipes import Recipe, resolve_recipe
 
 _CHUNK = 512  # queries per step: bounds memory, and the granularity of progress
@@ -106,6 +111,73 @@ def translate(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+AFFINE_DEGREES = 8.0
+AFFINE_NAMES = ("rotated +8°", "rotated -8°", "scaled 0.9", "scaled 1.1", "10% wider", "10% taller")
+
+
+def affine_matrices() -> np.ndarray:
+    """The six distortions of `affine_copies`: (6, 2, 2) matrices mapping an output (row, column),
+    from the image centre, to the input's (scipy.ndimage.affine_transform's convention)."""
+    a = np.deg2rad(AFFINE_DEGREES)
+    c, s = np.cos(a), np.sin(a)
+    return np.array([
+        [[c, -s], [s, c]], [[c, s], [-s, c]],
+        np.eye(2) / 0.9, np.eye(2) / 1.1,
+        np.diag([1 / 0.9, 1 / 1.1]), np.diag([1 / 1.1, 1 / 0.9]),
+    ])
+
+
+@functools.lru_cache(maxsize=4)
+def _affine_gathers(h: int, w: int):
+    """Each distortion's bilinear interpolation as a gather: (6, h*w, K) source pixels and weights.
+
+    Read off scipy.ndimage.affine_transform (order=1, mode="constant") applied
+    to every unit impulse, so the copies are scipy's, made in one array pass.
+    """
+    from scipy.ndimage import affine_transform
+
+    n = h * w
+    impulses = np.eye(n).reshape(n, h, w)
+    centre = np.array([(h - 1) / 2, (w - 1) / 2])
+    idx, wts = [], []
+    for M in affine_matrices():
+        M3 = np.eye(3)
+        M3[1:, 1:] = M
+        off = np.concatenate([[0.0], centre - M @ centre])
+        T = affine_transform(impulses, M3, offset=off, order=1, mode="constant").reshape(n, n).T  # (out, in)
+        K = max(1, int((T != 0).sum(axis=1).max()))
+        order = np.argsort(T == 0, axis=1, kind="stable")[:, :K]  # each output pixel's sources, in pixel order
+        idx.append(order)
+        wts.append(np.take_along_axis(T, order, 1))
+    K = max(a.shape[1] for a in idx)  # fewer sources: padded with pixel 0 at weight 0
+    return (np.stack([np.pad(a, [(0, 0), (0, K - a.shape[1])]) for a in idx]),
+            np.stack([np.pad(a, [(0, 0), (0, K - a.shape[1])]) for a in wts]))
+
+
+def affine_copies(images, blur_sigma: float = 0.0) -> np.ndarray:
+    """Six affine copies of each image (`AFFINE_NAMES`): (6, N, H, W) uint8.
+
+    Each copy is the image rotated by +-8 degrees, scaled by 0.9 and 1.1, or
+    made 10% wider or taller, about its centre (bilinear interpolation, blank
+    outside; the same as scipy.ndimage.affine_transform(image, M, order=1,
+    mode="constant") with `affine_matrices`), rounded to whole pixel values,
+    then blurred by ``blur_sigma`` (`knn_core.features.blur`). Meant for
+    deskewed digits before their blur, as the recipes compare them.
+    """
+    from ..features import blur
+
+    a = np.asarray(images)
+    n, h, w = a.shape
+    idx, wts = _affine_gathers(h, w)
+    flat = a.reshape(n, h * w).astype(np.float64)
+    out = np.empty((len(idx), n, h, w), np.uint8)
+    for j in range(len(idx)):
+        f = np.einsum("npk,pk->np", flat[:, idx[j]], wts[j]).astype(np.float32)
+        c = np.clip(np.rint(f), 0, 255).astype(np.uint8).reshape(n, h, w)
+        out[j] = blur(c, blur_sigma) if blur_sigma else c
+    return out
+
+
 def pad_frame(images: np.ndarray, s: int) -> np.ndarray:
     """Images in a frame s pixels larger on each side (where shifts up to s lose no ink)."""
     if s == 0:
@@ -163,7 +235,13 @@ class MethodSearch:
         if len(imgs) == 0:
             raise ParameterError("training data is empty")
         self.image_shape_ = imgs.shape[1:]
-        self.prepared_ = prepare_images(imgs, r)  # (N, h, w), for re-ranking and display
+        if r.affine_copies:  # the copies are made from the deskewed digits before the blur
+            from ..features import blur
+
+            self.unblurred_ = prepare_images(imgs, Recipe(deskew=r.deskew))
+            self.prepared_ = blur(self.unblurred_, r.blur_sigma) if r.blur_sigma else self.unblurred_
+        else:
+            self.prepared_ = prepare_images(imgs, r)  # (N, h, w), for re-ranking and display
         self.n_samples_ = len(imgs)
         n_feat = int(np.prod(self.prepared_.shape[1:]))
         if r.pca is not None and r.pca > n_feat:
@@ -333,6 +411,9 @@ class MethodSearch:
         if r.tangent_weight:
             D, cand = self._add_tangent(Q, cand, D, k)
             C = cand.shape[1]
+        elif r.extra_matches:
+            D, cand = self._add_matches(Q, cand, D, k)
+            C = cand.shape[1]
         rows = np.repeat(np.arange(m), C)
         return _sort_pairs(rows, D.ravel(), cand.ravel(), np.zeros(m * C, np.int64), m, k, False)
 
@@ -349,6 +430,38 @@ class MethodSearch:
 
         td = np.stack(self._parallel(one, len(Q)))
         return np.sqrt(idm**2 + r.tangent_weight * td**2), top
+
+    def _add_matches(self, Q, cand, D, k):
+        """The IDM-best candidates re-measured as the nearest of their matches (IDM, IDM against the
+        affine copies, scaled P2DHMDM): (m, T) distances and indices."""
+        r = self.recipe
+        T = min(max(r.match_candidates, k), cand.shape[1])
+        order = np.stack([np.lexsort((c, d))[:T] for c, d in zip(cand, D)])  # by IDM, then training index
+        top = np.take_along_axis(cand, order, 1)
+        best = np.take_along_axis(D, order, 1)
+
+        def nearest(j, sel):
+            idx = top[j, sel]
+            out = best[j, sel].copy()
+            if r.affine_copies:
+                copies = affine_copies(self.unblurred_[idx], r.blur_sigma)  # (6, n, H, W)
+                d = idm_distances(Q[j], copies.reshape(-1, *copies.shape[2:]), r.idm_window, r.idm_context)
+                np.minimum(out, d.reshape(len(copies), -1).min(axis=0), out=out)
+            if r.p2d_scale:
+                p = p2dhmdm_distances(Q[j], self.prepared_[idx], r.p2d_window, r.p2d_deviation, r.idm_context,
+                                      r.p2d_penalty)
+                np.minimum(out, r.p2d_scale * p, out=out)
+            return out
+
+        m = len(Q)
+        if m == 1 and self.n_jobs and self.n_jobs > 1 and T >= 2 * self.n_jobs:
+            # One query (the Draw page): its candidates split between the threads.
+            parts = np.array_split(np.arange(T), self.n_jobs)
+            with ThreadPoolExecutor(self.n_jobs) as pool:
+                D = np.concatenate(list(pool.map(lambda sel: nearest(0, sel), parts)))[None]
+        else:
+            D = np.stack(self._parallel(lambda j: nearest(j, slice(None)), m))
+        return D, top
 
 
 # --------------------------------------------------------------------------- exactness of the two-stage Lp
