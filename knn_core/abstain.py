@@ -71,6 +71,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .errors import ParameterError
+from .threads import pause_point
 from .vote import TIE_BREAKS, WEIGHTS, decide, tally
 
 __all__ = [
@@ -187,6 +188,7 @@ class AbstainRule:
         distance_per_class: bool = True,
         gate: Optional[dict] = None,
         gate_share: Optional[float] = None,
+        shape_factors=None,
     ) -> "AbstainRule":
         """Thresholds from the neighbour lists of validation digits (never test digits).
 
@@ -198,6 +200,8 @@ class AbstainRule:
         validation digits' (IDM, `distance_per_class`).
         gate: the same validation digits' `gate_inputs` (their plain euclidean search): a digit gate refusing
         `gate_share` (0-1] of the refused, the other tests the rest among the digits it answers (`GATES`).
+        shape_factors: instead of queries and neighbor_images, their (m, 5) `chunked_shape_factors`, computed
+        beforehand a chunk of digits at a time (the pictures of 10,000 digits' k neighbours at once took 1-2 GB).
         """
         if not 0.5 <= coverage < 1:
             raise ParameterError(
@@ -208,7 +212,8 @@ class AbstainRule:
         classes = np.unique(labels) if classes is None else np.asarray(classes)
         d = np.asarray(distances, np.float64)
         winners, score, share, scales, exponents = _calibration_scores(
-            d, labels, classes, k, weights, tie_break, queries, neighbor_images, exponents, distance_per_class
+            d, labels, classes, k, weights, tie_break, queries, neighbor_images, exponents, distance_per_class,
+            shape_factors,
         )
         gate_rule, gated = (None, None) if gate is None else cls._gate(gate, gate_share, 1 - coverage, classes, tie_break)
         min_share, limits = _limits(score, winners, share, 1 - coverage, len(classes), gated)
@@ -481,8 +486,27 @@ def abstain_rule(
         distance_per_class=distance_per_class(method),
         gate=raw,
         gate_share=share,
-        **(compared_pictures(method, ds.val_images, ds.train_images, val.neighbor_rows(k), val.shifts) if pictures else {}),
+        shape_factors=chunked_shape_factors(method, ds.val_images, ds.train_images, val, k, weights, tie_break,
+                                            np.unique(ds.train_labels)) if pictures else None,
     )
+
+
+def chunked_shape_factors(method, queries, train_images, lists, k, weights, tie_break, classes) -> np.ndarray:
+    """(m, 5) `_shape_factors` of the queries whose NeighborLists are `lists`, their neighbours' pictures
+    prepared (`compared_pictures`) a chunk of CALIBRATION_CHUNK_PICTURES at a time: the same numbers as all at
+    once, in bounded memory (10,000 validation digits' 47 deskewed neighbours are 1.5 GB in float32)."""
+    rows, d = lists.neighbor_rows(k), np.asarray(lists.distances, np.float64)
+    labels = lists.neighbor_labels(lists.k_max)
+    step = max(1, CALIBRATION_CHUNK_PICTURES // k)
+    out = []
+    for a in range(0, len(rows), step):
+        part = slice(a, a + step)
+        shifts = None if lists.shifts is None else lists.shifts[part]
+        pics = compared_pictures(method, queries[part], train_images, rows[part], shifts)
+        winners = _vote(d[part], labels[part], classes, k, weights, tie_break)[0]
+        out.append(_shape_factors(pics["queries"], pics["neighbor_images"], d[part], labels[part], classes, winners, k))
+        pause_point()  # a long calibration lets the server's requests go first, and stops when cancelled
+    return np.concatenate(out) if out else np.empty((0, len(FACTORS)))
 
 
 def gate_share(method) -> Optional[float]:
@@ -696,9 +720,10 @@ def answered_accuracy(judgement: Judgement, true_labels) -> float:
 
 
 def _calibration_scores(d, labels, classes, k, weights, tie_break, queries, neighbor_images, exponents,
-                        distance_per_class):
+                        distance_per_class, raw=None):
     """(winners, what is held against the limits, the winner's share of the vote, the scales, the exponents) of
-    calibration digits: the shape score when there are pictures (`AbstainRule.calibrate`), else the distance."""
+    calibration digits: the shape score when there are pictures or their factors `raw` (`AbstainRule.calibrate`),
+    else the distance."""
     winners, nearest, share = _vote(d, labels, classes, k, weights, tie_break)
     scales = None
     if exponents is not None:
@@ -709,10 +734,13 @@ def _calibration_scores(d, labels, classes, k, weights, tie_break, queries, neig
             raise ParameterError(
                 f"exponents must be {len(FACTORS)} non-negative numbers ({', '.join(FACTORS)}); got {exponents!r}"
             )
-    if queries is None and neighbor_images is None:
+    if queries is None and neighbor_images is None and raw is None:
         exponents = None  # no pictures: the distance alone
     else:
-        raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
+        if raw is None:
+            raw = _shape_factors(queries, neighbor_images, d, labels, classes, winners, k)
+        elif np.shape(raw) != (len(d), len(FACTORS)):
+            raise ParameterError(f"shape_factors must be ({len(d)}, {len(FACTORS)}); got {np.shape(raw)}")
         scales = np.stack([_per_class(raw[:, j], winners, len(classes), np.median) for j in range(len(FACTORS))],
                           axis=1)
         if not distance_per_class:
@@ -737,6 +765,8 @@ def _vote(distances, labels, classes, k, weights, tie_break):
 
 
 FACTORS = ("distance", "patch", "ink", "directions", "pieces")  # the shape score's ratios, in this order
+SHAPE_CHUNK_PICTURES = 8192  # neighbours' pictures compared at once (float32, ~30 MB an array)
+CALIBRATION_CHUNK_PICTURES = 100_000  # neighbours' pictures prepared at once when calibrating (`chunked_shape_factors`)
 
 
 def _shape_factors(queries, neighbor_images, distances, labels, classes, winners, k) -> np.ndarray:
@@ -761,17 +791,19 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
     patch = np.empty((m, k))
     turns = np.empty((m, k))
     neighbour_turns = _directions_once(Y[:, :k])  # (m, k, 8)
-    for a in range(0, m, 2048):  # chunks: (2048, k, 30, 30) float32 at most
-        q = Q[a : a + 2048].astype(np.float32)
-        y = Y[a : a + 2048, :k].astype(np.float32)
+    step = max(1, SHAPE_CHUNK_PICTURES // k)
+    for a in range(0, m, step):  # chunks of (step, k, 30, 30) float32: SHAPE_CHUNK_PICTURES pictures at most
+        q = Q[a : a + step].astype(np.float32)
+        y = Y[a : a + step, :k].astype(np.float32)
         diff = np.pad((q[:, None] - y) ** 2, ((0, 0), (0, 0), (1, 1), (1, 1)))
         box = np.zeros(diff.shape[:2] + (H, W), np.float32)  # the mean over each 3x3 patch
         for i in range(3):
             for j in range(3):
                 box += diff[:, :, i : i + H, j : j + W]
         box /= 9
-        patch[a : a + 2048] = box.reshape(len(q), k, -1).max(axis=2)
-        turns[a : a + 2048] = np.abs(_directions(q)[:, None] - neighbour_turns[a : a + 2048]).sum(axis=2)
+        patch[a : a + step] = box.reshape(len(q), k, -1).max(axis=2)
+        turns[a : a + step] = np.abs(_directions(q)[:, None] - neighbour_turns[a : a + step]).sum(axis=2)
+        pause_point()  # in a calibration (a background job): the server's requests first
     out[:, 1] = np.where(voters, patch, np.inf).min(axis=1)
     out[:, 2] = np.sqrt(np.square(Q.reshape(m, -1).astype(np.float64)).sum(axis=1))
     out[:, 3] = np.where(voters, turns, np.inf).min(axis=1)

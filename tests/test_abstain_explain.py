@@ -625,3 +625,26 @@ def test_cli_evaluate_abstain_prints_coverage_and_accuracy_on_the_answered(mnist
     line = next(x for x in out.splitlines() if x.startswith("abstaining"))
     assert f"coverage {j.coverage:.4f} ({int(j.refused.sum())} test digits refused)" in line
     assert f"accuracy on the answered {answered_accuracy(j, test.query_labels):.4f}" in line
+
+
+def test_the_shape_factors_of_a_calibration_in_chunks_are_those_of_all_at_once(mnist, monkeypatch):
+    """abstain_rule prepares the neighbours' pictures a chunk of digits at a time (all 10,000 validation
+    digits' at once took 1-2 GB): the factors are the same numbers, for a method whose neighbours are
+    matched at a shift too, and in chunks that do not divide the digits evenly."""
+    import knn_core.abstain as ab
+
+    method, k = "deskew+blur+L3+shift1", 4
+    lists = neighbor_lists(mnist, method, "val", train_size=SIZE)
+    part = slice(0, 700)
+    sub = dataclasses.replace(lists, distances=lists.distances[part], indices=lists.indices[part],
+                              shifts=None if lists.shifts is None else lists.shifts[part])
+    assert sub.shifts is not None and (sub.shifts[:, :k] != 0).any()  # some neighbours matched at a shift
+    Q = mnist.val_images[part]
+    pics = compared_pictures(method, Q, mnist.train_images, sub.neighbor_rows(k), sub.shifts)
+    d, labels = sub.distances.astype(np.float64), sub.neighbor_labels(sub.k_max)
+    winners = ab._vote(d, labels, np.arange(10), k, "distance", "smallest")[0]
+    whole = ab._shape_factors(pics["queries"], pics["neighbor_images"], d, labels, np.arange(10), winners, k)
+    monkeypatch.setattr(ab, "CALIBRATION_CHUNK_PICTURES", 4 * 97)  # 97 digits a chunk
+    monkeypatch.setattr(ab, "SHAPE_CHUNK_PICTURES", 4 * 13)
+    chunked = ab.chunked_shape_factors(method, Q, mnist.train_images, sub, k, "distance", "smallest", np.arange(10))
+    np.testing.assert_array_equal(chunked, whole)

@@ -415,3 +415,22 @@ def test_turns_are_configured_by_the_environment(monkeypatch):
     for value, slots in (("3", 3), ("0", 0), ("many", fair.SCRIPT_SLOTS), ("-1", fair.SCRIPT_SLOTS)):
         monkeypatch.setenv(fair.SLOTS_ENV, value)
         assert fair.script_slots() == slots
+
+
+def test_background_work_is_not_held_back_by_the_run_waiting_for_it(monkeypatch):
+    """A page waiting for its own fit or calibration is no class drawing: the job neither waits for that run
+    nor keeps to the background budget because of it (a teacher alone waited 50 s for a 9-s calibration)."""
+    monkeypatch.setattr(fair, "_short_ended", [float("-inf")])
+    monkeypatch.setattr(fair, "_background_bucket", [0.0, 0.0])
+    fair.run_started()  # a stroke: short
+    assert fair.short_running() == 1
+    with fair.waiting_for_work():
+        assert fair.short_running() == 0
+        t0 = time.perf_counter()
+        for _ in range(10):
+            _burn(0.03)  # 0.3 s of background work in all, beyond its burst
+            fair.background_pause()
+        spent = time.perf_counter() - t0
+    assert fair.short_running() == 1  # a short run again, with its turn
+    fair.run_ended()
+    assert spent < 0.3 + 0.2  # neither 10 waits of BACKGROUND_WAIT_S nor sleeps for the budget (~0.8 s)

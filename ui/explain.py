@@ -12,7 +12,6 @@ and the class room's student view:
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
 
 import cv2
 import numpy as np
@@ -29,9 +28,10 @@ from knn_core.abstain import (
     gate_share,
 )
 from knn_core.explain import NeighbourExplanation, difference, explain_neighbour, why_not
+from knn_core.jobs import JobQueue, QueueFull
 
 from .digits import digit_grid, enlarge, to_uint8
-from .resources import Neighbours, classifier, get_dataset, get_subset
+from .resources import Neighbours, classifier, get_dataset, get_subset, session_owner, wait_for_job
 from .settings import Settings, with_search
 
 DRAWING_ONLY = (255, 140, 0)  # orange: ink the drawing has and the neighbour lacks
@@ -46,6 +46,9 @@ FIELD_SCALE = 10  # px per pixel of the displacement-field picture
 _RULES: dict = {}  # (method, size, k, weights, tie) -> AbstainRule, process-wide (a few KB each)
 _RULES_MAX = 32
 _RULES_LOCK = threading.Lock()  # the sessions share the process
+# A calibration is 2-20 s of CPU (all 10,000 validation digits' neighbours compared, knn_core.abstain): in the
+# background, at the lowest priority and stepping aside for the class's requests, one at a time, once per key.
+_CALIBRATIONS = JobQueue(1, per_owner=1, keep=0)
 
 
 def rule(settings: Settings, *, spinner: bool = True) -> AbstainRule | None:
@@ -64,15 +67,19 @@ def rule(settings: Settings, *, spinner: bool = True) -> AbstainRule | None:
         for s in searches
     ) > CALIBRATE_NOW_SECONDS:
         return None
-    with st.spinner("Calibrating the non-digit refusal on the validation digits (once)…") if spinner else nullcontext():
-        found = abstain_rule(
-            ds,
-            settings.search,
-            k=settings.k,
-            weights=settings.weights,
-            tie_break=settings.tie,
-            train_size=settings.size,
-        )
+    def calibrate(progress=None) -> AbstainRule:
+        return abstain_rule(ds, settings.search, k=settings.k, weights=settings.weights, tie_break=settings.tie,
+                            train_size=settings.size)
+
+    if not spinner:  # the server's warm-up, before anyone draws: at once
+        found = calibrate()
+    else:
+        with st.spinner("Calibrating the non-digit refusal on the validation digits (once)…"):
+            try:
+                job = _CALIBRATIONS.submit(key, calibrate, owner=session_owner())
+            except QueueFull:
+                return None  # this session waits for another calibration: this drawing is answered without
+            found = wait_for_job(job, "calibrating the refusal")
     with _RULES_LOCK:
         if len(_RULES) >= _RULES_MAX:
             _RULES.pop(next(iter(_RULES)))

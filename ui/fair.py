@@ -85,6 +85,7 @@ class Counters:
 _cond = threading.Condition()
 _short_running = 0
 _running = 0  # script runs under way, short or long
+_waiting = 0  # of those, runs waiting for background work (`waiting_for_work`)
 _bucket = [0.0, 0.0]  # long runs' CPU not yet drained (s), and when it was last drained (monotonic)
 _short_ended = [float("-inf")]  # when the last short run ended (monotonic)
 _background_bucket = [0.0, 0.0]  # background work's CPU not yet drained (s), and when last drained
@@ -170,13 +171,25 @@ def _take_slot() -> None:
 
 @contextmanager
 def waiting_for_work():
-    """A script run that waits for work done elsewhere (a fit, a search in the job queue) gives its
-    turn to the others meanwhile, and takes one again after."""
+    """A script run that waits for work done elsewhere (a fit, a search, a calibration in a job queue) gives
+    its turn to the others meanwhile, and takes one again after.  Meanwhile it is neither a short run nor a
+    run under way for the background work, which otherwise throttled the very work it waits for: a teacher
+    alone changing k waited 50 s for a 9-s calibration."""
+    global _short_running, _waiting
     had = getattr(_run, "slot", None) is not None
     _give_slot()
+    in_run = getattr(_run, "cpu0", None) is not None
+    was_short = in_run and getattr(_run, "short", False)
+    with _cond:
+        _short_running -= was_short
+        _waiting += in_run
+        _cond.notify_all()
     try:
         yield
     finally:
+        with _cond:
+            _short_running += was_short
+            _waiting -= in_run
         if had:
             _take_slot()
 
@@ -274,8 +287,8 @@ def background_pause() -> None:
     used, _background.charged = now_cpu - getattr(_background, "charged", now_cpu), now_cpu
     _charge(_background_bucket, used, BACKGROUND_CORES)
     with _cond:
-        if _running:
-            _cond.wait_for(lambda: _running == 0, timeout=BACKGROUND_WAIT_S)
+        if _running > _waiting:
+            _cond.wait_for(lambda: _running <= _waiting, timeout=BACKGROUND_WAIT_S)
 
 
 def running() -> int:

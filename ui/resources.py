@@ -231,16 +231,9 @@ class _FittedClassifiers:
         if job is None or job.ended:
             queue = self.queue if background else self.startup
             job = queue.submit(key, lambda progress: self._fit(key), owner=owner or f"thread {threading.get_ident()}")
-        with fair.waiting_for_work():
-            while not job.ended and browser_connected():
-                job.touch()  # someone still waits for it
-                time.sleep(0.05)
-        if not job.ended:  # the page was closed: nobody waits, and the fit is cancelled in a few seconds
-            raise KnnLabError("the page was closed while this method was being prepared")
-        if job.state != DONE:
-            raise job.error if job.error is not None else KnnLabError("preparing this method was cancelled; try again")
-        self._keep(key, job.result)
-        return job.result
+        result = wait_for_job(job, "preparing this method")
+        self._keep(key, result)
+        return result
 
     def _fit(self, key) -> KNNClassifier:
         search, train_size = key
@@ -279,6 +272,21 @@ def get_fitted(search: Method, train_size: int, owner: str | None = None, *, bac
 def is_fitted(search: Method, train_size: int) -> bool:
     """Whether get_fitted would answer at once (for a spinner while it fits)."""
     return (search, train_size) in _FITTED.keys()
+
+
+def wait_for_job(job, what: str):
+    """The result of a background job this script run waits for (touching it, without holding its turn),
+    or its error. Raises KnnLabError when it was cancelled, or when the page closed meanwhile (nobody waits:
+    the job is cancelled in a few seconds). `what`: for those messages, e.g. "preparing this method"."""
+    with fair.waiting_for_work():
+        while not job.ended and browser_connected():
+            job.touch()  # someone still waits for it
+            time.sleep(0.05)
+    if not job.ended:
+        raise KnnLabError(f"the page was closed while {what}")
+    if job.state != DONE:
+        raise job.error if job.error is not None else KnnLabError(f"{what} was cancelled; try again")
+    return job.result
 
 
 def browser_connected() -> bool:
