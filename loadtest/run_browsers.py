@@ -5,6 +5,7 @@
     .venv/bin/python -m loadtest.run_browsers --pages 2 --seconds 10 --rounds 1
     .venv/bin/python -m loadtest.run_browsers --design fresh  # a newly opened page for every drawing
     .venv/bin/python -m loadtest.run_browsers --phone --design fresh --pages 1 --rounds 2
+    .venv/bin/python -m loadtest.run_browsers --design attacker   # 5 students, 1 attacking browser
 
 Real browsers are heavy: a handful of headless Chromium pages saturate two
 cores by themselves, so their latency says as much about the browsers as
@@ -56,6 +57,8 @@ from .browser import CHROMIUM_ARGS, CLEAR, METRIC, ONE, SEVEN
 from .server import Server, cpu_seconds, descendants_cpu_seconds
 
 TARGET_RATIO = 2.0
+ATTACK_RATIO = 1.5  # issue #16: the students' p95 with the attacking browser / without
+ATTACK_RSS_MB = 1500
 FIRST_DRAWING_TARGET_S = 1.0
 CPU_SLOWDOWN = 4  # the phone profile's Emulation.setCPUThrottlingRate
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
@@ -192,10 +195,11 @@ async def draw_loop(browser, url: str, seconds: float, think: float, seed: int, 
 
 async def one_phase(urls: list[str], seconds: float, think: float, seed: int,
                     cpu: dict | None = None, servers: tuple[int, ...] = (), fresh: bool = False,
-                    phone: bool = False) -> list[tuple[dict, list]]:
+                    phone: bool = False, attack=None) -> list[tuple[dict, list]]:
     """One page per url, all drawing at once in one Chromium; returns each page's (results, errors),
     results as draw_loop fills them.  `cpu` gets the browsers' CPU seconds while they draw (our
-    descendants but the `servers`' processes)."""
+    descendants but the `servers`' processes).  `attack`: an AttackLog: the attacking browser
+    (loadtest/attack_browser.py) works on urls[0]'s server while the pages draw, and fills it."""
     from playwright.async_api import async_playwright
 
     per_page = [({"latency": [], "opened": [], "wrong": []}, []) for _ in urls]
@@ -210,6 +214,11 @@ async def one_phase(urls: list[str], seconds: float, think: float, seed: int,
             await asyncio.sleep(0.2)
         c0 = descendants_cpu_seconds(os.getpid(), exclude=servers)
         start.set()
+        if attack is not None:
+            from .attack_browser import attacking_browser
+
+            tasks.append(asyncio.create_task(attacking_browser(pw, urls[0], time.monotonic() + seconds, attack,
+                                                               seed=seed)))
         await asyncio.sleep(seconds)  # measured before the pages close (a closed page's CPU is not counted)
         if cpu is not None:
             cpu["browsers"] = descendants_cpu_seconds(os.getpid(), exclude=servers) - c0
@@ -301,15 +310,110 @@ def print_report(summary: dict) -> None:
               f"its page open to canvas {f['page_open_ms']} ms")
 
 
+def attacker_run(args) -> dict:
+    """Issue #16's browser run: pages - 1 students draw on the app; each round has a phase without and a
+    phase with the attacking browser (the order alternates: slow spells of the machine hit both alike).
+    After each attacked phase everyone has left: the server's CPU is watched until it is idle."""
+    from .attacker import AttackLog, all_settings, search_targets
+    from .attacker import summary as attack_summary
+    from .run_protocol import IDLE_MORE_S, watch_idle
+    from .server import MemoryWatch
+
+    students = args.pages - 1
+    kinds = ("quiet", "attacked")
+    lat = {kind: [] for kind in kinds}
+    errors = {kind: [] for kind in kinds}
+    round_p95 = {kind: [] for kind in kinds}
+    logs, idles = [], []
+    with Server("app.py") as app:
+        warm(app.url)
+        with MemoryWatch(app.pid) as memory:
+            for r in range(args.rounds):
+                for kind in (kinds if r % 2 == 0 else kinds[::-1]):
+                    log = None
+                    if kind == "attacked":
+                        log = AttackLog(url_start=sum(g.urls_visited for g in logs) % len(all_settings()),
+                                        target_start=sum(g.targets_opened for g in logs) % len(search_targets()))
+                    per_page = asyncio.run(one_phase([app.url] * students, args.seconds, args.think, 100 * r,
+                                                     servers=(app.pid,), phone=args.phone, attack=log))
+                    got = [v for page, _ in per_page for v in page["latency"]]
+                    lat[kind].extend(got)
+                    errors[kind].extend(e for _, errs in per_page for e in errs)
+                    round_p95[kind].append(_pct(got, 95))
+                    print(f"round {r + 1} {kind:8s}: {len(got)} strokes, p50 {_pct(got, 50) * 1000:.0f} ms, "
+                          f"p95 {round_p95[kind][-1] * 1000:.0f} ms", flush=True)
+                    if log is not None:
+                        logs.append(log)
+                        idles.append(watch_idle(app.pid, log.t_left, args.idle, args.idle + IDLE_MORE_S))
+                        print(f"  the attacker left: idle after {idles[-1]['idle_after_s']} s; "
+                              f"{len(log.attacks)} checks, {len(log.failures)} failed", flush=True)
+        tracebacks = app.log_text().count("Traceback")
+    attacks = [attack_summary(g) for g in logs]
+    summary = {"design": "attacker", "pages": args.pages, "students": students, "rounds": args.rounds,
+               "seconds_per_phase": args.seconds, "phone": args.phone, "think_s": args.think,
+               "server_tracebacks": tracebacks, "peak_rss_mb": round(max(memory.peak_mb, *(i["peak_rss_mb"] for i in idles)), 1),
+               "idle": idles, "attacker": {"checks": sum(a["checks"] for a in attacks),
+                                           "failures": sum(a["failures"] for a in attacks),
+                                           "failure_samples": sum((a["failure_samples"] for a in attacks), [])[:10],
+                                           "session_errors": sum((a["session_errors"] for a in attacks), [])[:10],
+                                           "urls_visited": sum(a["urls_visited"] for a in attacks),
+                                           "searches_pressed": sum(a["searches_pressed"] for a in attacks),
+                                           "cases": attacks[-1]["cases"] if attacks else {}}}
+    for kind in kinds:
+        summary[kind] = {"strokes": len(lat[kind]), "errors": len(errors[kind]), "error_samples": errors[kind][:5],
+                         "p50_ms": _ms(lat[kind], 50), "p95_ms": _ms(lat[kind], 95)}
+    summary["p95_ratio"] = round((summary["attacked"]["p95_ms"] or 0) / max(1, summary["quiet"]["p95_ms"] or 0), 2)
+    summary["p95_ratio_per_round"] = [round(a / q, 2) for a, q in zip(round_p95["attacked"], round_p95["quiet"])
+                                      if q > 0]
+    return summary
+
+
+def attacker_check(summary: dict) -> list[str]:
+    """What missed issue #16's targets in an attacker run."""
+    problems = []
+    if summary["p95_ratio"] > ATTACK_RATIO:
+        problems.append(f"students' p95 with the attacker / without = {summary['p95_ratio']} > {ATTACK_RATIO}")
+    errors = summary["quiet"]["errors"] + summary["attacked"]["errors"] + summary["attacker"]["failures"]
+    if errors or summary["server_tracebacks"]:
+        problems.append(f"{errors} errors, {summary['server_tracebacks']} tracebacks in the server's log")
+    if summary["peak_rss_mb"] > ATTACK_RSS_MB:
+        problems.append(f"peak RSS {summary['peak_rss_mb']} MB > {ATTACK_RSS_MB} MB")
+    late = [i["idle_after_s"] for i in summary["idle"] if i["idle_after_s"] is None or i["idle_after_s"] > 30]
+    if late:
+        problems.append(f"not idle within 30 s of the attacker leaving: {late}")
+    return problems
+
+
+def print_attacker_report(summary: dict) -> None:
+    a = summary["attacker"]
+    print(f"\n{summary['students']} students' Chromium pages on the app, {summary['rounds']} rounds of a "
+          f"{summary['seconds_per_phase']:.0f}-s phase without and one with an attacking browser (3 tabs, nice 19)")
+    for kind in ("quiet", "attacked"):
+        s = summary[kind]
+        print(f"  {kind:8s}  strokes {s['strokes']:4d}  errors {s['errors']}  p50 {s['p50_ms']} ms  p95 {s['p95_ms']} ms")
+    print(f"  students' p95 with / without the attacker = {summary['p95_ratio']:.2f} (target <= {ATTACK_RATIO}); "
+          f"each round: {', '.join(f'{r:.2f}' for r in summary['p95_ratio_per_round'])}")
+    print(f"  attacker: {a['checks']} checks, {a['failures']} failed, {a['urls_visited']} links drawn on, "
+          f"{a['searches_pressed']} searches started; session errors {len(a['session_errors'])}")
+    for sample in a["failure_samples"] + a["session_errors"]:
+        print(f"    {sample}")
+    print(f"  peak RSS (server and its children) {summary['peak_rss_mb']:.0f} MB (target <= {ATTACK_RSS_MB}); idle "
+          f"after the attacker left: {', '.join(str(i['idle_after_s']) for i in summary['idle'])} s (target <= 30); "
+          f"tracebacks in the server's log: {summary['server_tracebacks']}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pages", type=int, default=6, help="browser pages at once (default %(default)s)")
     p.add_argument("--seconds", type=float, default=30, help="seconds per phase (default %(default)s)")
     p.add_argument("--rounds", type=int, default=4, help="rounds of two phases (default %(default)s)")
-    p.add_argument("--design", choices=("mixed", "phases", "fresh"), default="mixed",
+    p.add_argument("--design", choices=("mixed", "phases", "fresh", "attacker"), default="mixed",
                    help="mixed: app and bare pages draw at the same time, swapping each phase; phases: all "
                         "pages on the bare page, then all on the app; fresh: mixed, with a newly opened page "
-                        "for every drawing (default %(default)s)")
+                        "for every drawing; attacker: pages - 1 students on the app, each round a phase "
+                        "without and one with an attacking browser (issue #16) (default %(default)s)")
+    p.add_argument("--idle", type=float, default=30,
+                   help="attacker: seconds to watch the server after the attacker left (default %(default)s)")
     p.add_argument("--phone", action="store_true",
                    help=f"Pixel 7 profile, touch strokes, the pages' CPU slowed {CPU_SLOWDOWN}x")
     p.add_argument("--think", type=float, default=1.0, help="mean pause after clearing (default %(default)s s)")
@@ -319,6 +423,19 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not (1 <= args.pages <= 12 and 1 <= args.seconds <= 600 and 1 <= args.rounds <= 10):
         p.error("--pages 1..12, --seconds 1..600, --rounds 1..10")
+
+    if args.design == "attacker":
+        if args.pages < 2:
+            p.error("--design attacker needs --pages 2 or more (one is the attacker)")
+        summary = attacker_run(args)
+        print_attacker_report(summary)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(summary, f, indent=2)
+        problems = attacker_check(summary)
+        for problem in problems:
+            print(f"  MISSED: {problem}")
+        return 1 if (args.check and problems) else 0
 
     load_avg = [round(v, 2) for v in os.getloadavg()]
     fresh_server = None if args.no_fresh_server else first_drawing(args.phone)
