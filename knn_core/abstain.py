@@ -505,7 +505,6 @@ def chunked_shape_factors(method, queries, train_images, lists, k, weights, tie_
         pics = compared_pictures(method, queries[part], train_images, rows[part], shifts)
         winners = _vote(d[part], labels[part], classes, k, weights, tie_break)[0]
         out.append(_shape_factors(pics["queries"], pics["neighbor_images"], d[part], labels[part], classes, winners, k))
-        pause_point()  # a long calibration lets the server's requests go first, and stops when cancelled
     return np.concatenate(out) if out else np.empty((0, len(FACTORS)))
 
 
@@ -803,7 +802,7 @@ def _shape_factors(queries, neighbor_images, distances, labels, classes, winners
         box /= 9
         patch[a : a + step] = box.reshape(len(q), k, -1).max(axis=2)
         turns[a : a + step] = np.abs(_directions(q)[:, None] - neighbour_turns[a : a + step]).sum(axis=2)
-        pause_point()  # in a calibration (a background job): the server's requests first
+        pause_point()  # in a calibration (a background job): the server's requests first, and stop when cancelled
     out[:, 1] = np.where(voters, patch, np.inf).min(axis=1)
     out[:, 2] = np.sqrt(np.square(Q.reshape(m, -1).astype(np.float64)).sum(axis=1))
     out[:, 3] = np.where(voters, turns, np.inf).min(axis=1)
