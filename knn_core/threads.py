@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 _controller: list = []
 _lock = threading.Lock()
-_background = threading.local()  # .on: this thread does background work (a job queue's worker)
+_background = threading.local()  # .on: background work (a job queue's worker); .child_cpu: see work_cpu_time
 _pause_hook: list = []  # [fn]: what background work calls between two steps (set by the server)
 
 
@@ -76,6 +77,25 @@ def set_pause_hook(hook) -> None:
     one that waits while students' requests run (ui/fair.py): in one Python process a busy background
     thread makes every request wait for the interpreter, however low its CPU priority."""
     _pause_hook[:] = [hook] if hook is not None else []
+
+
+@contextmanager
+def work_in_child(cpu_seconds: Callable[[], float]) -> Iterator[None]:
+    """While inside, this thread's work runs in a child process whose CPU seconds so far `cpu_seconds()`
+    says (knn_core.worker): :func:`work_cpu_time` counts them, so the server's background budget does."""
+    before = getattr(_background, "child_cpu", None)
+    _background.child_cpu = cpu_seconds
+    try:
+        yield
+    finally:
+        _background.child_cpu = before
+
+
+def work_cpu_time() -> float:
+    """CPU seconds of the calling thread's work: its own, plus its child process's (:func:`work_in_child`).
+    A search relayed to a child uses next to no CPU in the relaying thread itself."""
+    child = getattr(_background, "child_cpu", None)
+    return time.thread_time() + (child() if child is not None else 0.0)
 
 
 @contextmanager

@@ -13,6 +13,11 @@ the job queues' searches and fits run as a :class:`Task` in a child process:
   autogroup: without it a child at nice 19 still shares the server's group
   weight with the server), at nice 19 and SCHED_IDLE: it takes what the class
   leaves;
+- stopped (SIGSTOP) while its job queue's thread pauses at a pause point, and its CPU counted as
+  that thread's work (``knn_core.threads.work_in_child``): the server's background budget (ui/fair.py)
+  holds it as it holds background threads. SCHED_IDLE alone is not enough: each time a student's
+  request wakes up, it may wait for the running child's time slice to end, and a stroke wakes up
+  dozens of times (measured: the analysis-page searches alone took the class's p95 from 98 to 146 ms);
 - killed at once when its job is cancelled (the job queue's progress callback
   raises ``JobCancelled``; the child sends progress, and a heartbeat while a
   step runs, so this is noticed within ``HEARTBEAT_S``), and dying with the
@@ -31,10 +36,12 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import KnnLabError
+from .threads import work_in_child
 
 ENV = "KNN_LAB_WORKER_PROCESS"
 IDLE_EXIT_S = 30.0  # a child with no work for this long exits, its memory with it (the next task starts one)
@@ -124,6 +131,10 @@ class ChildProcess:
         raise AssertionError("unreachable")
 
     def _answer(self, proc: subprocess.Popen, progress) -> Any:
+        with work_in_child(lambda: _cpu_seconds(proc.pid)):
+            return self._relay(proc, progress)
+
+    def _relay(self, proc: subprocess.Popen, progress) -> Any:
         done = total = 0
         heard = False
         replies = proc.stdout
@@ -143,7 +154,8 @@ class ChildProcess:
                 done, total = message[1:]
             if progress is not None:
                 try:
-                    progress(done, total)
+                    with _stopped(proc):  # the progress callback may pause (the server's background budget)
+                        progress(done, total)
                 except BaseException:
                     self.stop()  # cancelled: the child's work is not wanted any more
                     raise
@@ -171,6 +183,37 @@ class ChildProcess:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def _stopped(proc: subprocess.Popen) -> Iterator[None]:
+    """The child stopped (SIGSTOP) while inside, continued afterwards (POSIX; elsewhere it runs on)."""
+    stop, cont = getattr(signal, "SIGSTOP", None), getattr(signal, "SIGCONT", None)
+    if stop is None or cont is None or proc.poll() is not None:
+        yield
+        return
+    try:
+        os.kill(proc.pid, stop)
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.kill(proc.pid, cont)
+        except OSError:  # it has gone meanwhile: reading its answer says how
+            pass
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (Linux's /proc; 0 where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 # ------------------------------------------------------------------------------------------------ the child

@@ -31,6 +31,7 @@ import urllib.parse
 
 from .attacker import AttackLog, all_settings, file_rounds, search_targets
 from .browser import CANVAS, CHROMIUM_ARGS, METRIC, ONE, SEVEN, STATUS
+from .run_browsers import stroke
 
 EXCEPTION = '[data-testid="stException"]'
 MESSAGE = '[data-testid="stAlertContentError"], [data-testid="stAlertContentWarning"]'
@@ -99,14 +100,8 @@ async def check(page, log: AttackLog, stream: str, case: str, t0: float, *, want
 
 
 async def draw(page, points) -> None:
-    """One mouse stroke through canvas points (280 x 280)."""
-    box = await page.locator(CANVAS).bounding_box()
-    s = box["width"] / 280
-    await page.mouse.move(box["x"] + points[0][0] * s, box["y"] + points[0][1] * s)
-    await page.mouse.down()
-    for x, y in points[1:]:
-        await page.mouse.move(box["x"] + x * s, box["y"] + y * s, steps=3)
-    await page.mouse.up()
+    """One mouse stroke through canvas points (280 x 280), then the pointer off the canvas."""
+    await stroke(page, page.locator(CANVAS), None, points)
     await page.mouse.move(5, 5)
 
 

@@ -294,6 +294,41 @@ def test_background_work_shares_a_cpu_budget_while_the_class_draws(monkeypatch):
     assert pauses[0] < 0.02 and 0.25 <= pauses[1] <= 1.0
 
 
+def test_a_child_processs_cpu_is_charged_to_the_background_budget(monkeypatch):
+    """A search relayed to knn_core.worker's child uses next to no CPU in its own thread: the child's
+    CPU (threads.work_in_child) is what the budget charges, so the relaying thread pauses (and the
+    worker stops the child meanwhile) as a background thread that did the work itself would."""
+    from knn_core import threads
+
+    fair.install()
+    monkeypatch.setattr(fair, "BACKGROUND_CORES", 0.5)
+    monkeypatch.setattr(fair, "LONG_RUNS_BURST_S", 0.05)
+    monkeypatch.setattr(fair, "BACKGROUND_WAIT_S", 0.0)
+    child_cpu = [5.0]  # a child that has already run a while
+    pauses = []
+
+    def relay():
+        threads.mark_background_thread()
+        with threads.work_in_child(lambda: child_cpu[0]):
+            threads.pause_point()  # the first pause point starts the count
+            fair._background_bucket[:] = [0.0, time.monotonic()]
+            child_cpu[0] += 0.2  # the child worked; this thread did not
+            t0 = time.perf_counter()
+            threads.pause_point()
+            pauses.append(time.perf_counter() - t0)
+            child_cpu[0] = 0.1  # a new child (the old one exited): nothing to charge, no negative charge
+            t0 = time.perf_counter()
+            threads.pause_point()
+            pauses.append(time.perf_counter() - t0)
+
+    with class_drawing():
+        t = threading.Thread(target=relay)
+        t.start()
+        t.join(10)
+    assert 0.25 <= pauses[0] <= 1.0  # 0.2 s charged, minus 0.05 of burst, at 0.5 s of CPU per s
+    assert fair._background_bucket[0] >= 0.0
+
+
 def test_a_session_that_keeps_the_server_busy_starts_its_runs_long_and_a_drawing_student_never_does(monkeypatch):
     """Many runs, each under a long run's CPU, one after the other from one tab: once the tab has used
     more than SESSION_BURST_S beyond its own SESSION_CORES, its runs start long (they let strokes go

@@ -54,6 +54,18 @@ def fails_unpicklably(*, progress=None):
     raise Local("a local exception class")
 
 
+def burns(seconds: float, *, progress=None) -> float:
+    """CPU-bound work reporting progress every ~10 ms of CPU: returns the CPU seconds it used."""
+    t0 = time.process_time()
+    while time.process_time() - t0 < seconds:
+        t1 = time.process_time()
+        while time.process_time() - t1 < 0.01:
+            pass
+        if progress is not None:
+            progress(1, 1)
+    return time.process_time() - t0
+
+
 def sleeps_silently(seconds: float, *, progress=None) -> str:
     time.sleep(seconds)  # no progress calls: only the heartbeat says it is alive
     return "woke"
@@ -136,6 +148,42 @@ def test_a_child_that_left_idle_is_replaced_without_the_caller_noticing(child):
     os.kill(first, 9)  # as if it had exited by itself, idle: the next task must still run
     time.sleep(0.2)
     assert child.run(task(chunks, 1))[0] != first
+
+
+@linux_only
+def test_the_child_is_stopped_while_its_thread_pauses_and_its_cpu_counts_as_that_threads_work(child):
+    """The server's background budget holds a search in the child as it holds a background thread: its
+    pause hook sees the child's CPU in threads.work_cpu_time(), and the child does not run while the hook
+    sleeps (ui/fair.py sleeps there when background work has used its share of the CPU)."""
+    from knn_core import threads
+
+    seen: dict = {"calls": 0}
+
+    def hook():
+        seen["calls"] += 1
+        if seen["calls"] == 20:  # ~0.2 s of the child's CPU in: a pause of 0.5 s
+            seen["before"] = threads.work_cpu_time()
+            time.sleep(0.5)
+            seen["after"] = threads.work_cpu_time()
+
+    def relay():
+        threads.mark_background_thread()
+        seen["thread_cpu_before"] = threads.work_cpu_time()
+        seen["used"] = child.run(task(burns, 0.6), lambda done, total: threads.pause_point())
+        seen["thread_cpu_after"] = threads.work_cpu_time()
+
+    hooks = list(threads._pause_hook)
+    threads.set_pause_hook(hook)
+    try:
+        t = threading.Thread(target=relay)
+        t.start()
+        t.join(60)
+    finally:
+        threads._pause_hook[:] = hooks
+    assert seen["calls"] > 20 and seen["used"] >= 0.6
+    assert seen["before"] >= 0.1  # the child's CPU counted: the relaying thread itself uses next to none
+    assert seen["after"] - seen["before"] < 0.05  # stopped for the 0.5 s the hook slept
+    assert seen["thread_cpu_after"] - seen["thread_cpu_before"] < 0.5 * seen["used"]  # outside the task: own CPU
 
 
 def test_tasks_run_in_the_calling_thread_when_the_operator_says_so(monkeypatch):

@@ -51,7 +51,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
-from knn_core.threads import set_pause_hook
+from knn_core.threads import set_pause_hook, work_cpu_time
 
 LONG_RUN_CPU_S = 0.06  # a stroke on the Draw page: ~30 ms of its thread's CPU (loadtest/README.md)
 MAX_WAIT_S = 0.25  # per checkpoint: a long run waits at most this for the short ones at a time
@@ -89,7 +89,7 @@ _waiting = 0  # of those, runs waiting for background work (`waiting_for_work`)
 _bucket = [0.0, 0.0]  # long runs' CPU not yet drained (s), and when it was last drained (monotonic)
 _short_ended = [float("-inf")]  # when the last short run ended (monotonic)
 _background_bucket = [0.0, 0.0]  # background work's CPU not yet drained (s), and when last drained
-_background = threading.local()  # per background thread: charged (its thread CPU at the last pause point)
+_background = threading.local()  # per background thread: charged (its work's CPU at the last pause point)
 _run = threading.local()  # per script thread: cpu0 (thread CPU at the start), short (still counted)
 _sessions: dict = {}  # session id -> [its script CPU not yet drained (s), when last drained (monotonic)]
 _slots: list = [None]  # the Semaphore of the short runs' turns (None: no limit), set by install()
@@ -283,8 +283,8 @@ def background_pause() -> None:
     """Background work's pause point (knn_core.threads.pause_point): wait while script runs are under
     way, at most BACKGROUND_WAIT_S; and while the class draws, sleep when background work has used more
     than its BACKGROUND_CORES."""
-    now_cpu = time.thread_time()
-    used, _background.charged = now_cpu - getattr(_background, "charged", now_cpu), now_cpu
+    now_cpu = work_cpu_time()  # a child process's too: a search in knn_core.worker's child is background work
+    used, _background.charged = max(0.0, now_cpu - getattr(_background, "charged", now_cpu)), now_cpu
     _charge(_background_bucket, used, BACKGROUND_CORES)
     with _cond:
         if _running > _waiting:

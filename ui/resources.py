@@ -85,6 +85,12 @@ def warm_up() -> None:
     and its non-digit refusal calibrated.
     At normal priority: it is every student's, and the first drawing waits for it. scripts/run_app.sh
     also runs it beside the starting server, so even a first start finds the fit in the disk cache."""
+    # knn_core imports scikit-learn's neighbours (and with them its model selection and metrics) only
+    # where it needs them, so that the command line starts fast; the server would otherwise import
+    # them in the first session that opens an analysis page or a manhattan link: 0.4 s holding the
+    # interpreter, every other session's stroke waiting. Before anyone connects, nobody waits.
+    import sklearn.neighbors  # noqa: F401
+
     clf = get_fitted(DEFAULT_SEARCH, Settings().size, background=False)
     clf.kneighbors(get_dataset().test_images[:1], 1)
     from .explain import rule  # the non-digit refusal's calibration (~1 s), also before the first drawing
