@@ -30,6 +30,7 @@ _UNIT_ROUNDOFF_F32 = 2.0**-24
 _BLOCK = 128  # training rows per block when bounding the k-th distance
 _DENSE_MAX = 8192  # uint8 training sets up to this size are searched without pruning
 _FIT_CHUNK = 8192  # training rows per step when fitting the bound (bounds memory)
+_SPARSE_MAX_QUERIES = 16  # up to this many queries (a drawing, a page's few): ExactSearch._sparse_power_chunk
 _FAR = 1e30  # padding rows: farther than anything real, finite so products stay finite
 _BATCH_LOCK = threading.Lock()
 _CACHED_FIT_ROWS = (20_000, 200_000)  # fits of this many training rows are kept in the disk cache
@@ -112,7 +113,26 @@ class ExactSearch:
             # and half the memory; other powers need float64. No float copy of the whole training set
             # is kept (376 MB at 60,000 digits): each search converts one block of rows at a time.
             self._sk_dtype = np.float32 if self.metric == "manhattan" and X.dtype == np.uint8 else np.float64
+            self._fit_sparse_power()
         return self
+
+    def _fit_sparse_power(self):
+        """For a few uint8 queries at a time (a drawing): manhattan and whole-number minkowski powers
+        summed over the query's inked pixels only (see :meth:`_sparse_power_chunk`).
+
+        Needs uint8 rows and sums that stay whole numbers below 2**53, so that the result is exact and
+        equal to scikit-learn's (p=3 on 784 pixels: at most 1.3e10).
+        """
+        self._power_table = None
+        power = 1.0 if self.metric == "manhattan" else float(self.p)
+        if self.X_.dtype != np.uint8 or power != int(power) or 255.0**power * self.n_features_ >= 2.0**53:
+            return
+        levels = np.arange(256, dtype=np.float64)
+        own = levels**power  # |x - 0|^p: a pixel the query left blank
+        # table[q, x] = |x - q|^p - |x|^p: what a pixel inked q in the query changes in the sum
+        self._power_table = np.abs(levels[None, :] - levels[:, None]) ** power - own[None, :]
+        self._power_sums = np.concatenate([own[self.X_[s : s + _FIT_CHUNK]].sum(axis=1)
+                                           for s in range(0, self.n_samples_, _FIT_CHUNK)])
 
     def _fit_product(self):
         """The lower bound's arrays (see :meth:`_bound_arrays`), from the disk cache for big training sets.
@@ -211,6 +231,8 @@ class ExactSearch:
             ex = None if exclude is None else exclude[sl]
             if self._dense and Q.dtype == np.uint8:
                 chunk = self._dense_chunk
+            elif getattr(self, "_power_table", None) is not None and Q.dtype == np.uint8 and m <= _SPARSE_MAX_QUERIES:
+                chunk = self._sparse_power_chunk
             else:
                 chunk = self._product_chunk if self.metric in _PRODUCT_METRICS else self._sklearn_chunk
             dist[sl], ind[sl] = chunk(Q[sl], k, ex)
@@ -310,6 +332,32 @@ class ExactSearch:
                 cos = np.divide(dot, denom, out=np.zeros_like(dot), where=denom > 0)
                 out[s : s + batch] = 2.0 - 2.0 * cos
         return out
+
+    def _sparse_power_chunk(self, Q, k, exclude):
+        """Manhattan or minkowski distances of a few uint8 queries to every training row, exactly.
+
+        sum_i |x_i - q_i|^p = sum_i |x_i|^p + sum over the query's inked pixels of (|x_i - q_i|^p - |x_i|^p):
+        the first sum is kept from the fit, the second is one table look-up per inked pixel (a fifth of
+        a digit's). One drawing against 60,000 digits with p=3: ~70 ms instead of scikit-learn's ~0.9 s
+        of a core that nothing can interrupt (a curious student choosing minkowski on the Draw page).
+        """
+        c = len(Q)
+        dist = np.empty((c, k))
+        ind = np.empty((c, k), dtype=np.int64)
+        for r, q in enumerate(Q):
+            inked = np.flatnonzero(q)
+            rows_of_q = self._power_table[q[inked]]  # (inked, 256)
+            sums = self._power_sums.copy()
+            for s in range(0, self.n_samples_, _FIT_CHUNK):
+                block = self.X_[s : s + _FIT_CHUNK, inked]
+                sums[s : s + _FIT_CHUNK] += rows_of_q[np.arange(len(inked)), block].sum(axis=1)
+            if exclude is not None and exclude[r] >= 0:
+                sums[exclude[r]] = np.inf
+            kth = np.partition(sums, k - 1)[k - 1]
+            near = np.flatnonzero(sums <= kth)  # the k nearest and whatever ties the k-th
+            d, i = _select_k(np.zeros(len(near), dtype=np.int64), near, sums[near], 1, k)
+            dist[r], ind[r] = (d[0] if self.metric == "manhattan" else d[0] ** (1.0 / self.p)), i[0]
+        return dist, ind
 
     def _sklearn_chunk(self, Q, k, exclude):
         """scikit-learn's brute force over blocks of training rows (converted to float one block at a

@@ -358,6 +358,26 @@ def test_many_exact_ties_sklearn_backend(metric):
         assert_matches_sklearn(X, Q, k, metric, d, i)
 
 
+@pytest.mark.parametrize("metric,p", [("manhattan", 1), ("minkowski", 3), ("minkowski", 4)])
+def test_a_few_uint8_queries_summed_over_their_ink_equal_scikit_learns_path_exactly(mnist, metric, p):
+    """A drawing's manhattan/minkowski distances are summed over its inked pixels only (a fifth of them):
+    the same numbers, bit for bit, as scikit-learn's brute force over every pixel, and the same order."""
+    X, Q = mnist.train_images[:5000], mnist.test_images[:16]
+    sparse = ExactSearch(metric, p=p).fit(X)
+    assert sparse._power_table is not None
+    full = ExactSearch(metric, p=p).fit(X)
+    full._power_table = None  # scikit-learn's path
+    for exclude in (None, np.arange(16) * 7):
+        d, i = sparse.kneighbors(Q, 10, exclude=exclude)
+        fd, fi = full.kneighbors(Q, 10, exclude=exclude)
+        np.testing.assert_array_equal(i, fi)
+        np.testing.assert_array_equal(d, fd)
+    # where the sums would not be whole numbers below 2**53, scikit-learn's path
+    assert ExactSearch("minkowski", p=2.5).fit(X)._power_table is None
+    assert ExactSearch("minkowski", p=7).fit(X)._power_table is None
+    assert ExactSearch(metric, p=p).fit(X.astype(np.float64))._power_table is None
+
+
 # --------------------------------------------------------------------------- exclude (leave-one-out)
 
 
