@@ -314,7 +314,7 @@ def attacker_run(args) -> dict:
     """Issue #16's browser run: pages - 1 students draw on the app; each round has a phase without and a
     phase with the attacking browser (the order alternates: slow spells of the machine hit both alike).
     After each attacked phase everyone has left: the server's CPU is watched until it is idle."""
-    from .attacker import AttackLog, all_settings, search_targets
+    from .attacker import AttackLog, all_settings, prepare, search_targets
     from .attacker import summary as attack_summary
     from .run_protocol import IDLE_MORE_S, watch_idle
     from .server import MemoryWatch
@@ -325,6 +325,7 @@ def attacker_run(args) -> dict:
     errors = {kind: [] for kind in kinds}
     round_p95 = {kind: [] for kind in kinds}
     logs, idles = [], []
+    prepare()  # the attacker's files and links, before anything is timed
     with Server("app.py") as app:
         warm(app.url)
         with MemoryWatch(app.pid) as memory:

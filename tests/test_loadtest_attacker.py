@@ -113,3 +113,16 @@ def test_a_short_attack_on_a_server_of_its_own_is_answered_without_exceptions(tm
     streams = {case.split(":")[0] for case in a["cases"]}
     assert streams == set(attacker.STREAMS)
     assert result["server_log_tracebacks"] == 0
+
+
+def test_the_load_generator_builds_its_payloads_once_before_anything_is_timed():
+    """Built as a phase started, the attacker's files (2.5 s) and the garbage session's huge PNG (0.9 s)
+    stalled the load generator's event loop, and every stroke it was timing then looked that much slower."""
+    from loadtest import run_protocol
+
+    attacker.prepare()
+    assert attacker.file_rounds() is attacker.file_rounds()
+    assert attacker.all_settings() is attacker.all_settings()
+    assert attacker.search_targets() is attacker.search_targets()
+    assert run_protocol.huge_png() is run_protocol.huge_png()
+    assert isinstance(attacker.file_rounds(), tuple)  # shared: nobody may change them
