@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, ContextManager, Iterator
 
 _controller: list = []
 _lock = threading.Lock()
@@ -80,15 +80,20 @@ def set_pause_hook(hook) -> None:
 
 
 @contextmanager
-def work_in_child(cpu_seconds: Callable[[], float]) -> Iterator[None]:
-    """While inside, this thread's work runs in a child process whose CPU seconds so far `cpu_seconds()`
-    says (knn_core.worker): :func:`work_cpu_time` counts them, so the server's background budget does."""
-    before = getattr(_background, "child_cpu", None)
-    _background.child_cpu = cpu_seconds
+def _for_this_thread(name: str, value) -> Iterator[None]:
+    """Attribute `name` of this thread's background state set to `value` while inside."""
+    before = getattr(_background, name, None)
+    setattr(_background, name, value)
     try:
         yield
     finally:
-        _background.child_cpu = before
+        setattr(_background, name, before)
+
+
+def work_in_child(cpu_seconds: Callable[[], float]) -> ContextManager[None]:
+    """While inside, this thread's work runs in a child process whose CPU seconds so far `cpu_seconds()`
+    says (knn_core.worker): :func:`work_cpu_time` counts them, so the server's background budget does."""
+    return _for_this_thread("child_cpu", cpu_seconds)
 
 
 def work_cpu_time() -> float:
@@ -98,16 +103,10 @@ def work_cpu_time() -> float:
     return time.thread_time() + (child() if child is not None else 0.0)
 
 
-@contextmanager
-def stop_check(check) -> Iterator[None]:
+def stop_check(check) -> ContextManager[None]:
     """While inside, every :func:`pause_point` on this thread calls `check` first, which may raise to
     stop the work (a job queue's job nobody waits for any more: knn_core.jobs)."""
-    before = getattr(_background, "check", None)
-    _background.check = check
-    try:
-        yield
-    finally:
-        _background.check = before
+    return _for_this_thread("check", check)
 
 
 def pause_point() -> None:

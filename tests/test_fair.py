@@ -18,6 +18,13 @@ def _burn(seconds: float) -> None:
         sum(range(1000))
 
 
+def _timed(fn) -> float:
+    """Seconds fn() took."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 @contextlib.contextmanager
 def class_drawing():
     """A short run (a stroke) under way in another thread while inside."""
@@ -279,9 +286,7 @@ def test_background_work_shares_a_cpu_budget_while_the_class_draws(monkeypatch):
         threads.pause_point()  # the first pause point starts the count
         fair._background_bucket[:] = [0.0, time.monotonic()]
         _burn(0.2)
-        t0 = time.perf_counter()
-        threads.pause_point()
-        pauses.append(time.perf_counter() - t0)
+        pauses.append(_timed(threads.pause_point))
 
     def run_background():
         t = threading.Thread(target=background)
@@ -313,13 +318,9 @@ def test_a_child_processs_cpu_is_charged_to_the_background_budget(monkeypatch):
             threads.pause_point()  # the first pause point starts the count
             fair._background_bucket[:] = [0.0, time.monotonic()]
             child_cpu[0] += 0.2  # the child worked; this thread did not
-            t0 = time.perf_counter()
-            threads.pause_point()
-            pauses.append(time.perf_counter() - t0)
+            pauses.append(_timed(threads.pause_point))
             child_cpu[0] = 0.1  # a new child (the old one exited): nothing to charge, no negative charge
-            t0 = time.perf_counter()
             threads.pause_point()
-            pauses.append(time.perf_counter() - t0)
 
     with class_drawing():
         t = threading.Thread(target=relay)
