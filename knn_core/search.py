@@ -100,6 +100,7 @@ class ExactSearch:
             raise ParameterError("training data is empty")
         self.X_ = X
         self.n_samples_, self.n_features_ = X.shape
+        self._power_table = None  # manhattan/minkowski on uint8 rows: see _fit_sparse_power
         # Small uint8 training sets: all distances exactly in one float64
         # product (integer sums stay below 2**53) beat pruning, which has
         # little to prune when k is a sizeable share of the set.
@@ -123,7 +124,6 @@ class ExactSearch:
         Needs uint8 rows and sums that stay whole numbers below 2**53, so that the result is exact and
         equal to scikit-learn's (p=3 on 784 pixels: at most 1.3e10).
         """
-        self._power_table = None
         power = 1.0 if self.metric == "manhattan" else float(self.p)
         if self.X_.dtype != np.uint8 or power != int(power) or 255.0**power * self.n_features_ >= 2.0**53:
             return
@@ -231,7 +231,7 @@ class ExactSearch:
             ex = None if exclude is None else exclude[sl]
             if self._dense and Q.dtype == np.uint8:
                 chunk = self._dense_chunk
-            elif getattr(self, "_power_table", None) is not None and Q.dtype == np.uint8 and m <= _SPARSE_MAX_QUERIES:
+            elif self._power_table is not None and Q.dtype == np.uint8 and m <= _SPARSE_MAX_QUERIES:
                 chunk = self._sparse_power_chunk
             else:
                 chunk = self._product_chunk if self.metric in _PRODUCT_METRICS else self._sklearn_chunk
@@ -347,10 +347,10 @@ class ExactSearch:
         for r, q in enumerate(Q):
             inked = np.flatnonzero(q)
             rows_of_q = self._power_table[q[inked]]  # (inked, 256)
+            columns = np.arange(len(inked))
             sums = self._power_sums.copy()
             for s in range(0, self.n_samples_, _FIT_CHUNK):
-                block = self.X_[s : s + _FIT_CHUNK, inked]
-                sums[s : s + _FIT_CHUNK] += rows_of_q[np.arange(len(inked)), block].sum(axis=1)
+                sums[s : s + _FIT_CHUNK] += rows_of_q[columns, self.X_[s : s + _FIT_CHUNK, inked]].sum(axis=1)
             if exclude is not None and exclude[r] >= 0:
                 sums[exclude[r]] = np.inf
             kth = np.partition(sums, k - 1)[k - 1]

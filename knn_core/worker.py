@@ -206,12 +206,18 @@ def _stopped(proc: subprocess.Popen) -> Iterator[None]:
             pass
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process `pid` (all its threads) has used so far (Linux's /proc; raises
+    OSError where that cannot be read: the process has gone, or this is not Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold anything
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process `pid` so far (Linux's /proc; 0 where it cannot be read)."""
+    """process_cpu_seconds, or 0 where it cannot be read (the budget then charges nothing for it)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(pid)
     except (OSError, ValueError, IndexError):
         return 0.0
 

@@ -14,6 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from knn_core.worker import process_cpu_seconds as cpu_seconds  # noqa: F401  (one process's CPU seconds, re-exported)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -118,11 +120,6 @@ def _stat_fields(pid) -> list[str]:
 
 def _cpu_of(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process (all its threads) has used, in seconds."""
-    return _cpu_of(_stat_fields(pid))
 
 
 def tree_cpu_seconds(pid: int) -> float:
